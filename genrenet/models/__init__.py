@@ -1,0 +1,1 @@
+"""One module per model family; each registers its builders with :func:`genrenet.register_model`."""

@@ -1,0 +1,146 @@
+"""One registry for every architecture: ``build_model("crnn_attention")``.
+
+A builder is a plain function ``fn(num_classes, features, window_seconds, **kwargs) -> keras.Model``
+decorated with :func:`register_model`; the registry-wide tests pick it up automatically.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from typing import Callable, Optional
+
+import keras
+
+from .features import FeatureConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one architecture."""
+
+    name: str
+    builder: Callable[..., keras.Model]
+    description: str
+    reference: str
+    features: FeatureConfig
+    window_seconds: float
+    pretrained: tuple = ()
+    family: str = ""
+
+    def window_samples(self, features: Optional[FeatureConfig] = None) -> int:
+        return int(round(self.window_seconds * (features or self.features).sample_rate))
+
+    def defaults(self) -> dict:
+        """The builder's keyword arguments and their default values (its hyper-parameters)."""
+        params = inspect.signature(self.builder).parameters
+        return {
+            k: p.default
+            for k, p in params.items()
+            if p.default is not inspect.Parameter.empty and k not in ("num_classes", "features", "window_seconds")
+        }
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_FAMILIES = ("cnn", "rnn", "crnn", "fusion", "fcn", "musicnn", "short_chunk", "sample_cnn", "transformer")
+_loaded = False
+
+
+def register_model(
+    name: str,
+    *,
+    description: str,
+    reference: str = "",
+    features: FeatureConfig = FeatureConfig(),
+    window_seconds: float = 3.0,
+    pretrained: tuple = (),
+):
+    """Decorator registering a builder under ``name``. Registering a name twice raises ``ValueError``."""
+
+    def decorate(fn):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].builder.__module__})")
+        _REGISTRY[name] = ModelSpec(
+            name=name,
+            builder=fn,
+            description=description,
+            reference=reference,
+            features=features,
+            window_seconds=float(window_seconds),
+            pretrained=tuple(pretrained),
+            family=fn.__module__.rsplit(".", 1)[-1],
+        )
+        return fn
+
+    return decorate
+
+
+def _load_builtin_models():
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for family in _FAMILIES:
+        try:
+            importlib.import_module(f"genrenet.models.{family}")
+        except ModuleNotFoundError as e:
+            if e.name != f"genrenet.models.{family}":
+                raise
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    _load_builtin_models()
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    _load_builtin_models()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def model_info(name: str) -> dict:
+    """Description, reference, default FeatureConfig, window length, pretrained tags and hyper-parameters."""
+    spec = get_spec(name)
+    return {
+        "name": spec.name,
+        "family": spec.family,
+        "description": spec.description,
+        "reference": spec.reference,
+        "features": spec.features.to_dict(),
+        "window_seconds": spec.window_seconds,
+        "pretrained": list(spec.pretrained),
+        "defaults": spec.defaults(),
+    }
+
+
+def build_model(
+    name: str,
+    num_classes: Optional[int] = 10,
+    *,
+    features: FeatureConfig | dict | None = None,
+    window_seconds: Optional[float] = None,
+    **overrides,
+) -> keras.Model:
+    """Build a registered model: input ``waveform`` [batch, samples], output ``probabilities`` [batch, C].
+
+    ``features`` and ``window_seconds`` default to the model's own; other keyword arguments override the
+    builder's hyper-parameters (unknown ones raise ``TypeError`` naming the valid ones).
+    """
+    spec = get_spec(name)
+    if isinstance(features, dict):
+        features = FeatureConfig.from_dict(features)
+    unknown = set(overrides) - set(spec.defaults())
+    if unknown:
+        raise TypeError(
+            f"{name} does not take {sorted(unknown)}; its hyper-parameters are {sorted(spec.defaults())}"
+        )
+    return spec.builder(
+        num_classes=num_classes,
+        features=features or spec.features,
+        window_seconds=window_seconds or spec.window_seconds,
+        **overrides,
+    )

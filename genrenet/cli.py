@@ -1,0 +1,221 @@
+"""The ``genrenet`` command line (DESIGN.md §4). Known errors end with one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter is not for users
+
+DEMO_DATA = "synthetic"
+DEMO_TEST_DATA = "synthetic:seed=1,clips=10"
+
+
+def _known_errors():
+    from .data import AudioError, DatasetError
+    from .export import ExportError
+    from .runs import RunError
+    from .training import TrainingError
+
+    return (KeyError, TypeError, FileNotFoundError, AudioError, DatasetError, ExportError, RunError, TrainingError)
+
+
+def _print_json(obj):
+    print(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def cmd_models(args):
+    from . import registry
+
+    infos = [registry.model_info(n) for n in registry.list_models()]
+    if args.json:
+        _print_json(infos)
+        return
+    width = max(len(i["name"]) for i in infos)
+    for i in infos:
+        pre = f"  [pretrained: {', '.join(i['pretrained'])}]" if i["pretrained"] else ""
+        print(f"{i['name']:<{width}}  {i['description']}{pre}")
+
+
+def _model_kwargs(pairs):
+    out = {}
+    for item in pairs or []:
+        if "=" not in item:
+            raise TypeError(f"--set {item!r} is not name=value")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+        if isinstance(out[k], list):
+            out[k] = tuple(out[k])
+    return out
+
+
+def cmd_train(args):
+    from .training import train
+
+    run = train(args.model, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
+                learning_rate=args.learning_rate, seed=args.seed, patience=args.patience,
+                val_fraction=args.val_fraction, window_seconds=args.window_seconds,
+                model_kwargs=_model_kwargs(args.set), verbose=args.verbose)
+    print(f"run saved to {run.path}")
+
+
+def cmd_evaluate(args):
+    from .evaluation import evaluate
+
+    metrics = evaluate(args.run, args.data, args.split, batch_size=args.batch_size, aggregate=args.aggregate,
+                       verbose=0 if args.json else 1)
+    if args.json:
+        _print_json(metrics)
+        return
+    print(f"{metrics['data']} ({metrics['split']}): clip accuracy {metrics['clip_accuracy']:.3f}, "
+          f"macro-F1 {metrics['macro_f1']:.3f}, window accuracy {metrics['window_accuracy']:.3f} "
+          f"on {metrics['num_clips']} clips")
+    print(f"wrote {metrics['out']}/metrics.json, predictions.csv, confusion.png")
+
+
+def _expand_files(paths):
+    from .data.audio import is_audio_file
+
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            files += sorted(os.path.join(d, f) for d, _, fs in os.walk(p) for f in fs if is_audio_file(f))
+        else:
+            files.append(p)
+    if not files:
+        raise FileNotFoundError("no audio files given")
+    return files
+
+
+def cmd_predict(args):
+    from .predict import predict
+
+    results = predict(args.source, _expand_files(args.files), top_k=args.top_k, batch_size=args.batch_size,
+                      verbose=0 if args.json else 1)
+    if args.json:
+        _print_json(results)
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['file']}: error: {r['error']}")
+            else:
+                print(f"{r['file']}: " + ", ".join(f"{l} {p:.3f}" for l, p in r["top"]))
+    if all("error" in r for r in results):
+        raise FileNotFoundError("none of the files could be classified")
+
+
+def cmd_export(args):
+    from .export import export
+
+    export(args.run, args.out, name=args.name, version=args.version, force=args.force)
+
+
+def cmd_demo(args):
+    from .evaluation import evaluate
+    from .export import export
+    from .training import train
+
+    out = args.out
+    print(f"genrenet demo: training crnn_attention on the built-in synthetic music ({DEMO_DATA}) into {out}")
+    run = train("crnn_attention", DEMO_DATA, out, epochs=args.epochs, seed=args.seed, verbose=args.verbose)
+    metrics = evaluate(run, DEMO_TEST_DATA, verbose=0)
+    target = export(run, os.path.join(out, "export"), verbose=0)
+    print()
+    print(f"clip accuracy on held-out synthetic music: {metrics['clip_accuracy']:.3f} "
+          f"(macro-F1 {metrics['macro_f1']:.3f}, {metrics['num_clips']} clips never seen in training)")
+    print(f"run:         {run.path}")
+    print(f"evaluation:  {metrics['out']} (confusion.png, predictions.csv)")
+    print(f"export:      {target} (TF Serving layout, signature serving_default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genrenet", description="Music genre classification with Keras: train, "
+                                "evaluate, export and predict from raw audio.")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("models", help="list the registered architectures")
+    s.add_argument("--json", action="store_true", help="print model_info of every model as JSON")
+    s.set_defaults(fn=cmd_models)
+
+    s = sub.add_parser("demo", help="train crnn_attention on built-in synthetic music, evaluate and export")
+    s.add_argument("--out", default=os.path.join("runs", "demo"), help="run directory (default runs/demo)")
+    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras verbosity (1: progress bars)")
+    s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("train", help="train a model on a dataset into a run directory")
+    s.add_argument("model", help="a registered model name (see `genrenet models`)")
+    s.add_argument("--data", default="synthetic", help="synthetic[:k=v,..] | PATH | gtzan:PATH | fma:PATH | csv:FILE")
+    s.add_argument("--out", default=None, help="run directory (default runs/<model>-<time>)")
+    s.add_argument("--epochs", type=int, default=30)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--learning-rate", type=float, default=1e-3)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
+    s.add_argument("--val-fraction", type=float, default=0.2,
+                   help="held-out validation part for datasets without their own split")
+    s.add_argument("--window-seconds", type=float, default=None, help="window length (default: the model's)")
+    s.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="override a model hyper-parameter, e.g. --set dropout=0.5 --set filters=[16,32,64]")
+    s.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("evaluate", help="clip-level metrics, predictions and a confusion matrix")
+    s.add_argument("run")
+    s.add_argument("--data", required=True)
+    s.add_argument("--split", default=None, choices=("all", "train", "val", "test"),
+                   help="default: test when the dataset has a split, else all")
+    s.add_argument("--aggregate", default="mean", choices=("mean", "vote"),
+                   help="clip = mean of window probabilities, or majority vote of windows")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
+    s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="classify audio files (any format, length and sample rate)")
+    s.add_argument("source", metavar="RUN_OR_SAVEDMODEL")
+    s.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders")
+    s.add_argument("--top-k", type=int, default=3)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_predict)
+
+    s = sub.add_parser("export", help="write a SavedModel for TF Serving: OUT/<name>/<version>/")
+    s.add_argument("run")
+    s.add_argument("--out", required=True)
+    s.add_argument("--name", default="genrenet")
+    s.add_argument("--version", type=int, default=1)
+    s.add_argument("--force", action="store_true", help="replace an existing version")
+    s.set_defaults(fn=cmd_export)
+    return p
+
+
+def _version():
+    from . import __version__
+
+    return f"genrenet {__version__}"
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except KeyboardInterrupt:
+        print("genrenet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if isinstance(e, _known_errors()):
+            message = e.args[0] if isinstance(e, KeyError) and e.args else e
+            print(f"genrenet: error: {message}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Decoding and resampling: soundfile (wav/flac/ogg/mp3/au/aiff) and soxr, mono float32 at the model's rate."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".w64", ".caf", ".snd")
+
+# A decoded file longer than this is refused rather than allocated (a corrupt header can claim days).
+MAX_SECONDS = 4 * 3600
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio; the message names the file and the problem."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def is_audio_file(path) -> bool:
+    return str(path).lower().endswith(AUDIO_EXTENSIONS)
+
+
+def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Band-limited resampling with soxr (high quality); a no-op when the rates agree."""
+    if orig_rate == target_rate or audio.size == 0:
+        return audio.astype(np.float32, copy=False)
+    import soxr
+
+    return soxr.resample(audio, orig_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """[samples, channels] or [samples] → [samples], averaging the channels."""
+    if audio.ndim == 2:
+        if audio.shape[1] == 0:
+            raise ValueError("the file has no channels")
+        audio = audio.mean(axis=1)
+    return audio.astype(np.float32, copy=False)
+
+
+def load_audio(path, sample_rate: int, *, max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """Decode ``path`` to mono float32 at ``sample_rate``. Raises :class:`AudioError` on anything unusable."""
+    import soundfile as sf
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise AudioError(path, "is a directory, not an audio file")
+    if not os.path.exists(path):
+        raise AudioError(path, "file not found")
+    try:
+        with sf.SoundFile(path) as f:
+            if f.channels < 1:
+                raise AudioError(path, "the file has no channels")
+            if f.samplerate <= 0:
+                raise AudioError(path, f"invalid sample rate {f.samplerate}")
+            if f.frames > max_seconds * f.samplerate:
+                raise AudioError(path, f"declares {f.frames / f.samplerate:.0f} s of audio, more than the "
+                                       f"{max_seconds:.0f} s limit")
+            audio = f.read(dtype="float32", always_2d=True)
+            rate = f.samplerate
+    except AudioError:
+        raise
+    except Exception as e:  # libsndfile's errors are RuntimeError/TypeError/ValueError/LibsndfileError
+        raise AudioError(path, f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})") from None
+    if audio.shape[0] == 0:
+        raise AudioError(path, "contains no audio (zero length)")
+    audio = to_mono(audio)
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(path, "contains NaN or infinite samples")
+    return resample(audio, rate, sample_rate)

@@ -1,0 +1,167 @@
+"""``evaluate``: clip-level metrics (a clip is the mean of its windows' probabilities), predictions and a
+confusion-matrix plot, written to ``RUN/eval-<dataset>-<split>/``."""
+from __future__ import annotations
+
+import csv
+import os
+import re
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .data import ClipDataset, DatasetError, SkipLog, load_dataset, window_dataset
+from .runs import Run, atomic_path, write_json
+
+
+def predict_clips(model, clips, *, sample_rate: int, window_samples: int, hop_samples: Optional[int] = None,
+                  batch_size: int = 32, log: Optional[SkipLog] = None, verbose: int = 1):
+    """Window probabilities aggregated per clip: returns (mean_probs [N, C], votes [N, C], windows [N]).
+
+    Streams windows, so memory does not grow with the number or length of clips. A clip that failed to
+    decode has zero windows (its row is NaN in mean_probs).
+    """
+    num_classes = int(model.output_shape[-1])
+    sums = np.zeros((len(clips), num_classes), np.float64)
+    votes = np.zeros((len(clips), num_classes), np.int64)
+    counts = np.zeros(len(clips), np.int64)
+    ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, hop_samples=hop_samples,
+                        batch_size=batch_size, log=log)
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    bar = keras.utils.Progbar(len(clips), unit_name="clip", verbose=verbose) if verbose else None
+    for windows, index in ds:
+        probs = forward(windows).numpy().astype(np.float64)
+        index = index.numpy()
+        np.add.at(sums, index, probs)
+        np.add.at(votes, (index, probs.argmax(1)), 1)
+        np.add.at(counts, index, 1)
+        if bar is not None:
+            bar.update(int(index.max()) + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums / counts[:, None]
+    if bar is not None:
+        bar.update(len(clips), finalize=True)
+    return mean, votes, counts
+
+
+def clip_metrics(y_true, y_pred, labels, window_correct: int, window_total: int) -> dict:
+    """The contract's metrics: clip accuracy, macro-F1 over classes, per-class P/R/F1, confusion matrix."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    idx = list(range(len(labels)))
+    present = sorted(set(y_true))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=idx, zero_division=0)
+    return {
+        "clip_accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if len(y_true) else 0.0,
+        "macro_f1": float(np.mean([f[i] for i in present])) if present else 0.0,
+        "window_accuracy": window_correct / window_total if window_total else 0.0,
+        "num_clips": len(y_true),
+        "labels": list(labels),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=idx).tolist(),
+        "per_class": {labels[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                                  "support": int(s[i])} for i in idx},
+    }
+
+
+def evaluate_clips(model, labels, clips, *, sample_rate, window_samples, batch_size=32, aggregate="mean",
+                   hop_samples=None, log=None, verbose=1, return_predictions=False):
+    """Metrics of ``model`` on ``clips`` (whose labels must be among ``labels``)."""
+    log = log or SkipLog()
+    index = {name: i for i, name in enumerate(labels)}
+    mean, votes, counts = predict_clips(model, clips, sample_rate=sample_rate, window_samples=window_samples,
+                                        hop_samples=hop_samples, batch_size=batch_size, log=log, verbose=verbose)
+    ok = counts > 0
+    y_true = np.array([index[c.label] for c in clips])
+    scores = mean if aggregate == "mean" else votes / np.maximum(counts, 1)[:, None]
+    y_pred = np.where(ok, np.nan_to_num(scores).argmax(1), -1)
+    window_correct = int(sum(votes[i, y_true[i]] for i in np.flatnonzero(ok)))
+    metrics = clip_metrics(y_true[ok].tolist(), y_pred[ok].tolist(), labels, window_correct, int(counts.sum()))
+    metrics["aggregate"] = aggregate
+    metrics["skipped_files"] = int((~ok).sum())
+    if return_predictions:
+        return metrics, mean, y_pred, counts
+    return metrics
+
+
+def plot_confusion(matrix, labels, path, title="Confusion matrix (clips)"):
+    """Row-normalised confusion matrix with counts, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix, dtype=float)
+    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    size = max(4.0, 0.55 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if m[i, j]:
+                ax.text(j, i, int(m[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "data"
+
+
+def evaluate(run, data="synthetic", split: Optional[str] = None, *, batch_size: int = 32, aggregate: str = "mean",
+             hop_seconds: Optional[float] = None, out: Optional[str] = None, verbose: int = 1) -> dict:
+    """Evaluate a run directory on ``data``; writes ``metrics.json``, ``predictions.csv``, ``confusion.png``.
+
+    ``split`` defaults to ``test`` for datasets with their own split and ``all`` otherwise. Clips whose label
+    the model does not know are reported and left out. Returns the metrics dict (with ``out`` added).
+    """
+    run = run if isinstance(run, Run) else Run(run)
+    dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
+    split = split or ("test" if dataset.has_splits and dataset.split("test") else "all")
+    clips = dataset.split(split)
+    if not clips:
+        raise DatasetError(f"{dataset.spec}: split {split!r} has no clips")
+    labels = run.labels
+    unknown = sorted({c.label for c in clips} - set(labels))
+    if unknown:
+        if verbose:
+            print(f"note: leaving out clips of classes the model does not know: {unknown}")
+        clips = [c for c in clips if c.label in labels]
+        if not clips:
+            raise DatasetError(f"{dataset.spec}: none of its classes {unknown} are known to the model ({labels})")
+    model = run.load_model()
+    log = SkipLog(dataset.skipped)
+    hop = int(round(hop_seconds * run.sample_rate)) if hop_seconds else None
+    metrics, mean, y_pred, counts = evaluate_clips(
+        model, labels, clips, sample_rate=run.sample_rate, window_samples=run.window_samples,
+        batch_size=batch_size, aggregate=aggregate, hop_samples=hop, log=log, verbose=verbose,
+        return_predictions=True)
+    metrics.update({"data": dataset.spec, "split": split, "run": run.path})
+    out = out or os.path.join(run.path, f"eval-{_slug(dataset.name)}-{split}")
+    os.makedirs(out, exist_ok=True)
+    with atomic_path(os.path.join(out, "predictions.csv")) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["clip", "path", "label", "predicted", "windows"] + [f"p_{l}" for l in labels])
+            for c, pred, probs, n in zip(clips, y_pred, mean, counts):
+                w.writerow([c.id, c.path or "", c.label, labels[pred] if pred >= 0 else "", int(n)]
+                           + [f"{p:.6f}" for p in np.nan_to_num(probs)])
+    plot_confusion(metrics["confusion_matrix"], labels, os.path.join(out, "confusion.png"),
+                   title=f"{run.config.get('model', '')} on {dataset.name} ({split}): "
+                         f"clip accuracy {metrics['clip_accuracy']:.2f}")
+    skipped = log.summary()
+    metrics["skipped"] = [f"{n}: {r}" for n, r in sorted(log.skipped.items())]
+    write_json(os.path.join(out, "metrics.json"), metrics)
+    metrics["out"] = out
+    if verbose:
+        for line in skipped:
+            print(line)
+    return metrics

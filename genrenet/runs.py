@@ -1,0 +1,120 @@
+"""The run directory: what training leaves behind and everything after it reads.
+
+``model.keras``, ``labels.json``, ``config.json`` (model name, hyper-parameters, FeatureConfig, window,
+data spec, seed, versions), ``history.csv``, ``metrics.json``, ``skipped.tsv``. Every file is written to a
+temporary name and renamed, so a crash never leaves a file that looks complete but is not.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+from functools import cached_property
+
+from .features import FeatureConfig
+
+
+class RunError(ValueError):
+    """A run directory that is missing or incomplete."""
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` in one step."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix or os.path.splitext(path)[1],
+                               dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text: str):
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@dataclasses.dataclass
+class Run:
+    """A finished (or resumable) training run on disk."""
+
+    path: str
+
+    def __post_init__(self):
+        self.path = os.fspath(self.path)
+        if not os.path.isdir(self.path):
+            raise RunError(f"{self.path}: run directory not found")
+        for name in ("model.keras", "labels.json", "config.json"):
+            if not os.path.isfile(os.path.join(self.path, name)):
+                raise RunError(f"{self.path}: not a finished genrenet run ({name} is missing)")
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+    @cached_property
+    def config(self) -> dict:
+        with open(self.file("config.json"), encoding="utf-8") as f:
+            return json.load(f)
+
+    @cached_property
+    def labels(self) -> list:
+        with open(self.file("labels.json"), encoding="utf-8") as f:
+            return json.load(f)
+
+    @property
+    def features(self) -> FeatureConfig:
+        return FeatureConfig.from_dict(self.config["features"])
+
+    @property
+    def sample_rate(self) -> int:
+        return self.features.sample_rate
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.config["window_samples"])
+
+    @property
+    def metrics(self) -> dict:
+        path = self.file("metrics.json")
+        if not os.path.isfile(path):
+            return {}
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def load_model(self):
+        import keras
+
+        import genrenet.models  # noqa: F401  (registers custom layers)
+
+        from . import registry
+
+        registry.list_models()  # import every family so its custom layers deserialise
+        return keras.saving.load_model(self.file("model.keras"), compile=False)
+
+
+def is_run_dir(path) -> bool:
+    return os.path.isfile(os.path.join(path, "config.json")) and os.path.isfile(os.path.join(path, "model.keras"))

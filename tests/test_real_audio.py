@@ -1,0 +1,25 @@
+"""Real music: train and evaluate on the GTZAN dev clips beside the repo (slow; CI runs it with -m slow)."""
+import json
+
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_train_and_evaluate_crnn_attention_on_real_gtzan_clips(gtzan_dev, tmp_path):
+    run = tmp_path / "run"
+    r = run_cli("train", "crnn_attention", "--data", gtzan_dev, "--out", run, "--epochs", "2", "--verbose", "2")
+    assert r.returncode == 0, r.stderr
+    assert "40 clips, 10 classes" in r.stdout
+    assert "held out by clip instead" in r.stdout  # single-artist classes are said, not hidden
+    r = run_cli("evaluate", run, "--data", gtzan_dev, "--json")
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads(r.stdout.strip().splitlines()[-1])
+    assert metrics["num_clips"] == 40 and metrics["split"] == "all"
+    assert sum(map(sum, metrics["confusion_matrix"])) == 40
+    assert metrics["window_accuracy"] > 0 and 0 <= metrics["clip_accuracy"] <= 1
+    # 30-s clips are cut into 10 windows each
+    predictions = (run / "eval-gtzan_dev-all" / "predictions.csv").read_text().splitlines()
+    assert all(line.split(",")[4] == "10" for line in predictions[1:])

@@ -86,15 +86,13 @@ def evaluate_clips(model, labels, clips, *, sample_rate, window_samples, batch_s
 
 def plot_confusion(matrix, labels, path, title="Confusion matrix (clips)"):
     """Row-normalised confusion matrix with counts, saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: leaves the user's (e.g. notebook) backend alone
 
     m = np.asarray(matrix, dtype=float)
     norm = m / np.maximum(m.sum(1, keepdims=True), 1)
     size = max(4.0, 0.55 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -109,7 +107,6 @@ def plot_confusion(matrix, labels, path, title="Confusion matrix (clips)"):
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
 
 
 def _slug(text: str) -> str:

@@ -18,7 +18,10 @@ def _known_errors():
     from .runs import RunError
     from .training import TrainingError
 
-    return (KeyError, TypeError, FileNotFoundError, AudioError, DatasetError, ExportError, RunError, TrainingError)
+    from .ensemble import EnsembleError
+
+    return (KeyError, TypeError, FileNotFoundError, AudioError, DatasetError, ExportError, RunError, TrainingError,
+            EnsembleError)
 
 
 def _print_json(obj):
@@ -114,6 +117,23 @@ def cmd_export(args):
     export(args.run, args.out, name=args.name, version=args.version, force=args.force)
 
 
+def cmd_ensemble(args):
+    from .ensemble import ensemble
+
+    ensemble(args.runs, args.out, method=args.method, weights=args.weights)
+
+
+def cmd_embed(args):
+    from .embed import embed
+
+    result = embed(args.source, _expand_files(args.files), args.out, pretrained=args.pretrained,
+                   batch_size=args.batch_size, verbose=1)
+    for name, reason in result["skipped"]:
+        print(f"skipped {name}: {reason}")
+    if not len(result["files"]):
+        raise FileNotFoundError("none of the files could be embedded")
+
+
 def cmd_demo(args):
     from .evaluation import evaluate
     from .export import export
@@ -192,6 +212,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--version", type=int, default=1)
     s.add_argument("--force", action="store_true", help="replace an existing version")
     s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("ensemble", help="combine runs into one model (decision-level ensemble)")
+    s.add_argument("runs", nargs="+", metavar="RUN")
+    s.add_argument("--out", required=True, help="the ensemble's run directory")
+    s.add_argument("--method", default="mean", choices=("mean", "vote"),
+                   help="average the members' probabilities, or their one-hot votes")
+    s.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per member")
+    s.set_defaults(fn=cmd_ensemble)
+
+    s = sub.add_parser("embed", help="clip embeddings (penultimate features, mean over windows) to .npz or .csv")
+    s.add_argument("source", metavar="RUN_OR_MODEL", help="a run directory or a registered model name")
+    s.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders")
+    s.add_argument("--out", required=True, help="FILE.npz (files, embeddings, windows) or FILE.csv")
+    s.add_argument("--pretrained", default=None, help="pretrained weights tag for a model name, e.g. msd")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.set_defaults(fn=cmd_embed)
     return p
 
 

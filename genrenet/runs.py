@@ -108,9 +108,7 @@ class Run:
     def load_model(self):
         import keras
 
-        import genrenet.models  # noqa: F401  (registers custom layers)
-
-        from . import registry
+        from . import ensemble, registry  # noqa: F401  (registers the custom layers model.keras may hold)
 
         registry.list_models()  # import every family so its custom layers deserialise
         return keras.saving.load_model(self.file("model.keras"), compile=False)

@@ -69,7 +69,7 @@ def checkpoint_dir(arch: str, tag: str) -> str:
         import importlib.resources
 
         root = importlib.resources.files("musicnn")
-    except ModuleNotFoundError:
+    except ImportError:
         raise ImportError(
             "pretrained musicnn weights come from the musicnn package, which is not installed; install it with: "
             f"{INSTALL_COMMAND}"

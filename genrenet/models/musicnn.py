@@ -85,7 +85,7 @@ def _bn(name):
 
 
 def _front(features, window_seconds):
-    """waveform → log-mel [batch, frames, bins, 1] → BatchNorm over the single channel (TF1 ``batch_normalization``)."""
+    """waveform → log-mel [batch, frames, bins, 1] → BatchNorm over its single channel (as in the TF1 graph)."""
     waveform = waveform_input(features, window_seconds)
     x = LogMelSpectrogram(features, name="log_mel")(waveform)
     x = layers.Reshape((-1, features.num_bins, 1), name="expand")(x)
@@ -246,8 +246,8 @@ _VGG_POOLS = (((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2,
 
 @register_model(
     "vgg_musicnn",
-    description="musicnn's VGG baseline: 5 × (3×3 conv 128 → ReLU → BN → max-pool), flatten → tags. Pretrained "
-    "MSD/MTT weights need exactly 187 frames (2.976 s).",
+    description="musicnn's VGG baseline: 5 × (3×3 conv 128 → ReLU → BN → max-pool), flatten → tags. "
+    "Pretrained MSD/MTT weights need exactly 187 frames (2.976 s).",
     reference=REFERENCE,
     features=MUSICNN_FEATURES,
     window_seconds=MUSICNN_WINDOW_SECONDS,

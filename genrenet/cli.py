@@ -245,7 +245,8 @@ def main(argv=None) -> int:
         print("genrenet: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        if isinstance(e, _known_errors()):
+        # Bad input and bad arguments end in one line; GENRENET_DEBUG=1 shows the traceback.
+        if isinstance(e, _known_errors() + (ValueError, ImportError)) and not os.environ.get("GENRENET_DEBUG"):
             message = e.args[0] if isinstance(e, KeyError) and e.args else e
             print(f"genrenet: error: {message}", file=sys.stderr)
             return 2

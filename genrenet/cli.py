@@ -62,7 +62,9 @@ def cmd_train(args):
     run = train(args.model, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, seed=args.seed, patience=args.patience,
                 val_fraction=args.val_fraction, window_seconds=args.window_seconds,
-                model_kwargs=_model_kwargs(args.set), verbose=args.verbose)
+                model_kwargs=_model_kwargs(args.set), pretrained=args.pretrained,
+                freeze_backbone=args.freeze_backbone, fine_tune_epochs=args.fine_tune_epochs,
+                fine_tune_learning_rate=args.fine_tune_learning_rate, verbose=args.verbose)
     print(f"run saved to {run.path}")
 
 
@@ -183,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--window-seconds", type=float, default=None, help="window length (default: the model's)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override a model hyper-parameter, e.g. --set dropout=0.5 --set filters=[16,32,64]")
+    s.add_argument("--pretrained", default=None, metavar="TAG",
+                   help="start from pretrained weights, e.g. msd or mtt for musicnn/vgg_musicnn")
+    s.add_argument("--freeze-backbone", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --pretrained: train only the new head (default: frozen)")
+    s.add_argument("--fine-tune-epochs", type=int, default=0,
+                   help="after the head, train the whole model for up to N more epochs")
+    s.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
     s.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     s.set_defaults(fn=cmd_train)
 

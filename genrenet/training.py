@@ -69,11 +69,17 @@ class _SkipReport(keras.callbacks.Callback):
 def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: int = 30, batch_size: int = 32,
           learning_rate: float = 1e-3, seed: int = 0, patience: int = 10, val_fraction: float = 0.2,
           window_seconds: Optional[float] = None, crops_per_clip: Optional[int] = None,
-          model_kwargs: Optional[dict] = None, verbose: int = 1, evaluate_val: bool = True) -> Run:
+          model_kwargs: Optional[dict] = None, pretrained: Optional[str] = None,
+          freeze_backbone: Optional[bool] = None, fine_tune_epochs: int = 0, fine_tune_learning_rate: float = 1e-5,
+          verbose: int = 1, evaluate_val: bool = True) -> Run:
     """Train ``model`` (a registered name) on ``data`` (a spec or a :class:`ClipDataset`) into ``out``.
 
     Early stopping on the validation loss keeps the best epoch's weights. Returns the :class:`Run`; its
     ``metrics.json`` holds the validation clip accuracy of the kept model.
+
+    Transfer learning: ``pretrained`` (e.g. ``"msd"`` for musicnn) loads pretrained weights; the backbone is
+    then frozen unless ``freeze_backbone=False``, and the new head trains on cached backbone features (see
+    :mod:`genrenet.transfer`). ``fine_tune_epochs`` then trains the whole model at ``fine_tune_learning_rate``.
     """
     spec = registry.get_spec(model)
     out = out or _default_out(model)
@@ -85,8 +91,15 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
     notes = dataset.notes + notes
     labels = dataset.labels
     window_seconds = window_seconds or spec.window_seconds
-    net = registry.build_model(model, num_classes=len(labels), window_seconds=window_seconds,
-                               **(model_kwargs or {}))
+    model_kwargs = dict(model_kwargs or {})
+    if pretrained:
+        if pretrained not in spec.pretrained:
+            raise TrainingError(f"{model} has no pretrained weights {pretrained!r}"
+                                f" (available: {', '.join(spec.pretrained) or 'none'})")
+        model_kwargs.update(pretrained=pretrained, freeze_backbone=freeze_backbone is not False)
+    elif freeze_backbone:
+        raise TrainingError("--freeze-backbone needs --pretrained")
+    net = registry.build_model(model, num_classes=len(labels), window_seconds=window_seconds, **model_kwargs)
     features = spec.features
     window_samples = int(net.input_shape[-1])
     os.makedirs(out, exist_ok=True)
@@ -99,7 +112,8 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
                   f"validating on {len(val_clips)} clips; run dir {out}")
 
     config = {
-        "model": model, "model_kwargs": model_kwargs or {}, "num_classes": len(labels),
+        "model": model, "model_kwargs": model_kwargs, "num_classes": len(labels),
+        "fine_tune_epochs": fine_tune_epochs, "fine_tune_learning_rate": fine_tune_learning_rate,
         "features": features.to_dict(), "window_seconds": window_seconds, "window_samples": window_samples,
         "data": dataset.spec, "seed": seed, "epochs": epochs, "batch_size": batch_size,
         "learning_rate": learning_rate, "patience": patience, "val_fraction": val_fraction,
@@ -119,7 +133,26 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
         keras.callbacks.CSVLogger(os.path.join(out, "history.csv")),
         _SkipReport(log, os.path.join(out, "skipped.tsv")),
     ]
-    history = net.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    from . import transfer
+
+    if transfer.backbone_is_frozen(net):
+        history = transfer.fit_head(net, train_clips, val_clips, labels, sample_rate=features.sample_rate,
+                                    window_samples=window_samples, batch_size=batch_size, epochs=epochs,
+                                    learning_rate=learning_rate, callbacks=callbacks, verbose=verbose, log=log)
+    else:
+        history = net.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    if fine_tune_epochs:
+        _say(verbose, f"fine-tuning the whole model for up to {fine_tune_epochs} epochs at {fine_tune_learning_rate}")
+        done = len(history.epoch)
+        transfer.unfreeze(net)
+        net.compile(optimizer=keras.optimizers.Adam(fine_tune_learning_rate), loss="categorical_crossentropy",
+                    metrics=["accuracy"])
+        callbacks[0] = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)
+        callbacks[1] = keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True)
+        tuned = net.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + fine_tune_epochs,
+                        callbacks=callbacks, verbose=verbose)
+        for key, values in tuned.history.items():
+            history.history.setdefault(key, []).extend(values)
     for line in log.summary():
         _say(verbose, line)
 

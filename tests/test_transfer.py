@@ -1,0 +1,46 @@
+"""Transfer learning through `train`: a frozen pretrained backbone, a new head, then fine-tuning."""
+import importlib.util
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
+                                reason="needs `pip install --no-deps musicnn==0.1.0` (pretrained weights)")
+DATA = "synthetic:classes=3,clips=4,seconds=6.5"  # two musicnn windows per clip
+
+
+def _weights(model, name):
+    return [w.copy() for w in model.get_layer(name).get_weights()]
+
+
+def test_frozen_head_then_fine_tuning_changes_only_what_it_should(tmp_path):
+    import genrenet
+    from genrenet.runs import Run
+
+    pretrained = genrenet.build_model("musicnn", num_classes=3, pretrained="msd")
+    head_run = genrenet.train("musicnn", DATA, str(tmp_path / "head"), pretrained="msd", epochs=3, verbose=0)
+    head_model = head_run.load_model()
+    for layer in ("timbral_74_conv", "midend1_conv", "penultimate_dense", "penultimate"):
+        for a, b in zip(_weights(pretrained, layer), _weights(head_model, layer)):
+            np.testing.assert_array_equal(a, b)  # the backbone did not move
+    assert not np.allclose(_weights(pretrained, "probabilities")[0], _weights(head_model, "probabilities")[0])
+    assert head_run.config["model_kwargs"] == {"pretrained": "msd", "freeze_backbone": True}
+
+    tuned = genrenet.train("musicnn", DATA, str(tmp_path / "tuned"), pretrained="msd", epochs=2,
+                           fine_tune_epochs=1, fine_tune_learning_rate=1e-4, patience=5, verbose=0)
+    tuned_model = tuned.load_model()
+    assert not np.allclose(_weights(pretrained, "midend1_conv")[0], _weights(tuned_model, "midend1_conv")[0])
+    for a, b in zip(_weights(pretrained, "midend1_bn"), _weights(tuned_model, "midend1_bn")):
+        np.testing.assert_array_equal(a, b)  # BatchNorm stays in inference mode while fine-tuning
+    history = (tmp_path / "tuned" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + tuned.metrics["epochs_run"]
+    assert Run(tuned.path).labels == ["ambient", "disco", "rock"]
+
+
+def test_pretrained_errors_are_clear(tmp_path):
+    r = run_cli("train", "cnn", "--pretrained", "msd", "--data", DATA, "--out", tmp_path / "x")
+    assert r.returncode == 2 and "cnn has no pretrained weights 'msd'" in r.stderr
+    r = run_cli("train", "musicnn", "--freeze-backbone", "--data", DATA, "--out", tmp_path / "y")
+    assert r.returncode == 2 and "--freeze-backbone needs --pretrained" in r.stderr

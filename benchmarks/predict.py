@@ -163,6 +163,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Trying to estimate tuning")  # chroma on near-silent windows
     from genrenet.export import export
     from genrenet.predict import Predictor
 

@@ -39,7 +39,9 @@ out["single"] = [run(wav, wav_bytes=tf.constant([f])) for f in files]
 if request.get("waveform"):
     w = np.load(request["waveform"])
     out["waveform"] = run(m.signatures["serving_default"], waveform=tf.constant(w[None]))
-bad_inputs = [("garbage", b"definitely not a wav file"), ("truncated", files[0][:30])]
+empty = files[0][:36] + b"data" + (0).to_bytes(4, "little")  # a valid header with no samples
+empty = empty[:4] + (len(empty) - 8).to_bytes(4, "little") + empty[8:]
+bad_inputs = [("garbage", b"definitely not a wav file"), ("truncated", files[0][:30]), ("empty", empty)]
 if request.get("pcm24"):
     bad_inputs.append(("pcm24", open(request["pcm24"], "rb").read()))
 for name, bad in bad_inputs:
@@ -194,7 +196,7 @@ def test_both_signatures_in_a_fresh_process_match_predict(exported, tiny_run, au
     np.testing.assert_allclose(batch[2], list(ref[2]["probabilities"].values()), atol=2e-2)
     assert _same_label(batch[2], list(ref[2]["probabilities"].values()), 2e-2)
     assert out["batch"]["label_id"] == [int(np.argmax(p)) for p in batch]
-    assert out["garbage"] == out["truncated"] == out["pcm24"] == "InvalidArgument"
+    assert out["garbage"] == out["truncated"] == out["empty"] == out["pcm24"] == "InvalidArgument"
 
 
 def _saved_model_cli():
@@ -392,3 +394,34 @@ def test_rest_request_fits_the_exported_signature(exported, tiny_run, audio_file
     with pytest.raises(ValueError, match="must only have keys"):
         decode_rest_request({"instances": [{"audio": {"b64": ""}}]}, loaded.signatures["classify_wav"]
                             .structured_input_signature[1])
+
+
+def test_predict_rest_posts_to_the_tf_serving_url(exported, audio_files, monkeypatch):
+    """The requests-based client end to end, with TF Serving replaced by the loaded SavedModel."""
+    import requests
+    import tensorflow as tf
+
+    from genrenet.serving import decode_rest_request, predict_rest, rest_response
+
+    loaded = tf.saved_model.load(exported)
+    calls = []
+
+    class Reply:
+        status_code = 200
+
+        def __init__(self, payload):
+            self.payload = payload
+
+        def json(self):
+            return self.payload
+
+    def fake_post(url, json=None, timeout=None):
+        calls.append(url)
+        sig = loaded.signatures[json.get("signature_name", "serving_default")]
+        feed = decode_rest_request(json, sig.structured_input_signature[1])
+        return Reply(rest_response(sig(**{k: tf.constant(v) for k, v in feed.items()})))
+
+    monkeypatch.setattr(requests, "post", fake_post)
+    results = predict_rest("http://localhost:8501/", [audio_files["mono"], audio_files["stereo"]], version=1)
+    assert calls == ["http://localhost:8501/v1/models/genrenet/versions/1:predict"]
+    assert results[0]["label"] == results[1]["label"] and len(results[0]["top"]) == 3

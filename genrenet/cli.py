@@ -100,7 +100,7 @@ def cmd_predict(args):
     from .predict import predict
 
     results = predict(args.source, _expand_files(args.files), top_k=args.top_k, batch_size=args.batch_size,
-                      verbose=0 if args.json else 1)
+                      verbose=1)  # the progress bar goes to stderr, and only on a terminal
     if args.json:
         _print_json(results)
     else:
@@ -116,7 +116,7 @@ def cmd_predict(args):
 def cmd_export(args):
     from .export import export
 
-    export(args.run, args.out, name=args.name, version=args.version, force=args.force)
+    export(args.run, args.out, name=args.name, version=args.version, force=args.force, tflite=args.tflite)
 
 
 def cmd_ensemble(args):
@@ -207,10 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_evaluate)
 
     s = sub.add_parser("predict", help="classify audio files (any format, length and sample rate)")
-    s.add_argument("source", metavar="RUN_OR_SAVEDMODEL")
+    s.add_argument("source", metavar="RUN_OR_EXPORT",
+                   help="a run directory, an exported SavedModel version directory or a .tflite file")
     s.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders")
     s.add_argument("--top-k", type=int, default=3)
-    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--batch-size", type=int, default=32, help="windows per model call (across files)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_predict)
 
@@ -220,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", default="genrenet")
     s.add_argument("--version", type=int, default=1)
     s.add_argument("--force", action="store_true", help="replace an existing version")
+    s.add_argument("--tflite", action="store_true",
+                   help="also write <version>/model.tflite (builtin ops only; input one window per row)")
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("ensemble", help="combine runs into one model (decision-level ensemble)")

@@ -1,7 +1,22 @@
 """``export``: a run → a SavedModel in TF Serving layout ``DIR/<name>/<version>/`` (core TF ops only).
 
-``serving_default`` takes ``waveform`` float32 [batch, samples] at the model's rate, of any length: the graph
-cuts it into windows, runs the model on all of them and averages their probabilities per example.
+Signatures (DESIGN.md §5):
+
+* ``serving_default``: ``waveform`` float32 [batch, samples] at the model's rate, of any length: the graph cuts
+  every row into windows, runs the model on all of them and averages their probabilities per example.
+* ``classify_wav``: ``wav_bytes`` string [batch] of whole 16-bit PCM WAV files (any rate, mono or stereo,
+  different lengths): decoded with ``tf.audio.decode_wav``, mixed to mono, resampled in the graph
+  (:mod:`genrenet.graph_audio`), then windowed like ``serving_default``; each example averages only its own
+  windows. Malformed bytes raise InvalidArgument.
+
+Both return ``probabilities`` float32 [batch, C], ``label_id`` int64 [batch], ``label`` string [batch].
+
+With ``tflite=True`` the version directory also holds ``model.tflite`` (TFLITE_BUILTINS only; input
+``waveform`` float32 [batch, window_samples] — one window per row, batch resizable, default 1 — output
+``probabilities`` [batch, C]; windowing and averaging are the caller's job). TF Serving ignores files in a
+version directory that are not part of the SavedModel, and ``tf.saved_model.load`` reads only
+``saved_model.pb``, ``variables/`` and ``assets/``. Recurrent layers are unrolled for the conversion (the window
+length is fixed, so their step count is static).
 """
 from __future__ import annotations
 
@@ -13,39 +28,117 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from .graph_audio import decode_wav_batch
 from .runs import Run
+
+TFLITE_FILE = "model.tflite"
+SIGNATURES = ("serving_default", "classify_wav")
 
 
 class ExportError(ValueError):
-    """The export cannot be written (existing version without --force, bad run)."""
+    """The export cannot be written (existing version without --force, bad run, no TFLite conversion)."""
 
 
 def windowed_classifier(model, labels, window_samples: int, hop_samples: int | None = None):
-    """A function waveform [B, N] → {probabilities, label_id, label}, averaging the model over windows."""
+    """``classify(waveform [B, T], lengths [B] | None)`` → {probabilities, label_id, label}.
+
+    Row ``b`` holds ``lengths[b]`` real samples (default: all ``T``); shorter than a window is zero-padded.
+    Its windows (``1 + (max(len, W) - W) // hop``) are gathered across the batch, run through the model in
+    one call and averaged per row, so padding added to batch rows of different lengths never counts.
+    """
     hop = hop_samples or window_samples
     label_table = tf.constant(list(labels))
 
-    def classify(waveform):
+    def classify(waveform, lengths=None):
         waveform = tf.cast(waveform, tf.float32)
         batch = tf.shape(waveform)[0]
-        length = tf.shape(waveform)[1]
-        waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(0, window_samples - length)]])
+        width = tf.shape(waveform)[1]
+        if lengths is None:
+            lengths = tf.fill([batch], width)
+        lengths = tf.maximum(tf.cast(lengths, tf.int32), window_samples)
+        waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(0, window_samples - width)]])
         windows = tf.signal.frame(waveform, window_samples, hop, pad_end=False)  # [B, n, W]
-        n = tf.shape(windows)[1]
-        probs = model(tf.reshape(windows, [-1, window_samples]), training=False)
-        probs = tf.reduce_mean(tf.reshape(tf.cast(probs, tf.float32), [batch, n, -1]), axis=1)
+        counts = 1 + (lengths - window_samples) // hop                          # [B], each in 1..n
+        mask = tf.sequence_mask(counts, tf.shape(windows)[1])
+        chosen = tf.boolean_mask(windows, mask)                                   # [sum(counts), W]
+        owner = tf.boolean_mask(tf.broadcast_to(tf.range(batch)[:, None], tf.shape(mask)), mask)
+        probs = tf.cast(model(chosen, training=False), tf.float32)
+        probs = tf.math.unsorted_segment_sum(probs, owner, batch) / tf.cast(counts, tf.float32)[:, None]
         label_id = tf.argmax(probs, axis=-1, output_type=tf.int64)
         return {"probabilities": probs, "label_id": label_id, "label": tf.gather(label_table, label_id)}
 
     return classify
 
 
-def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1, force: bool = False,
-           verbose: int = 1) -> str:
-    """Write ``out/name/version/`` (SavedModel + ``assets/labels.txt`` + ``assets/genrenet.json``).
+def wav_classifier(model, labels, sample_rate: int, window_samples: int, hop_samples: int | None = None):
+    """A function wav_bytes string [B] → {probabilities, label_id, label} (decode, mono, resample, windows)."""
+    classify = windowed_classifier(model, labels, window_samples, hop_samples)
 
-    The version directory is written under a temporary name and renamed, so it is never half-written;
-    an existing version is refused unless ``force``. Returns the version directory.
+    def classify_wav(wav_bytes):
+        waveform, lengths = decode_wav_batch(wav_bytes, sample_rate)
+        return classify(waveform, lengths)
+
+    return classify_wav
+
+
+def _unrolled(model):
+    """A copy of ``model`` (same weights) with every recurrent layer unrolled, for TFLite's builtin ops."""
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.Bidirectional):
+            config["layer"]["config"]["unroll"] = True
+            if config.get("backward_layer"):
+                config["backward_layer"]["config"]["unroll"] = True
+        elif isinstance(layer, keras.layers.RNN):
+            config["unroll"] = True
+        return layer.__class__.from_config(config)
+
+    if not any(isinstance(l, (keras.layers.RNN, keras.layers.Bidirectional)) for l in model._flatten_layers()):
+        return model
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def tflite_model(model, window_samples: int) -> bytes:
+    """Convert one window of ``model`` (waveform [batch, W] → probabilities) with TFLITE_BUILTINS only.
+
+    Raises :class:`ExportError` naming the model and the first converter error when that is impossible.
+    """
+    name = getattr(model, "name", "model")
+    try:
+        lite = _unrolled(model)
+    except Exception as e:  # a custom recurrent layer that cannot be rebuilt unrolled
+        raise ExportError(f"{name}: cannot be converted to TFLite (unrolling its recurrent layers failed: "
+                          f"{type(e).__name__}: {e}); export without --tflite") from None
+    tmp = tempfile.mkdtemp(prefix="genrenet-tflite-")
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(lite)
+        archive.add_endpoint("serve", lambda w: {"probabilities": lite(w, training=False)},
+                             input_signature=[tf.TensorSpec([None, window_samples], tf.float32, name="waveform")])
+        archive.write_out(tmp, verbose=False)
+        # from_saved_model freezes the variables; from_concrete_functions leaves READ_VARIABLE ops behind
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serve"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        try:
+            return converter.convert()
+        except Exception as e:
+            lines = [l for l in str(e).splitlines() if "error:" in l] or str(e).splitlines() or [type(e).__name__]
+            raise ExportError(f"{name}: cannot be converted to TFLite with builtin ops only "
+                              f"({lines[0].strip()[:300]}); export without --tflite") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1, force: bool = False,
+           tflite: bool = False, verbose: int = 1) -> str:
+    """Write ``out/name/version/`` (SavedModel + ``assets/labels.txt`` + ``assets/genrenet.json``, and with
+    ``tflite`` also ``model.tflite``).
+
+    The version directory is written under a temporary name and renamed, so it is never half-written (a
+    failed TFLite conversion leaves nothing behind); an existing version is refused unless ``force``.
+    Returns the version directory.
     """
     run = run if isinstance(run, Run) else Run(run)
     target = os.path.join(out, name, str(int(version)))
@@ -53,12 +146,22 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
         raise ExportError(f"{target} already exists; pass --force to replace it or choose another --version")
     os.makedirs(os.path.dirname(target), exist_ok=True)
     model = run.load_model()
+    window = run.window_samples
     meta = {"name": name, "version": int(version), "model": run.config.get("model"), "labels": run.labels,
-            "sample_rate": run.sample_rate, "window_samples": run.window_samples, "features": run.config["features"],
-            "signatures": ["serving_default"]}
+            "sample_rate": run.sample_rate, "window_samples": window, "features": run.config["features"],
+            "signatures": {
+                "serving_default": {"inputs": {"waveform": "float32 [batch, samples]"}},
+                "classify_wav": {"inputs": {"wav_bytes": "string [batch] (16-bit PCM WAV files)"}},
+            },
+            "outputs": {"probabilities": "float32 [batch, classes]", "label_id": "int64 [batch]",
+                        "label": "string [batch]"}}
+    if tflite:
+        meta["tflite"] = {"file": TFLITE_FILE, "inputs": {"waveform": f"float32 [batch, {window}] (one window "
+                                                                    "per row; batch resizable, default 1)"},
+                          "outputs": {"probabilities": "float32 [batch, classes]"}, "ops": "TFLITE_BUILTINS"}
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=os.path.dirname(target))
+    asset_dir = tempfile.mkdtemp(prefix="genrenet-assets-")
     try:
-        asset_dir = tempfile.mkdtemp(prefix="genrenet-assets-")
         labels_path = os.path.join(asset_dir, "labels.txt")
         with open(labels_path, "w", encoding="utf-8") as f:
             f.write("\n".join(run.labels) + "\n")
@@ -71,20 +174,31 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
         archive._tf_trackable.genrenet_json = tf.saved_model.Asset(os.path.join(asset_dir, "genrenet.json"))
         archive.add_endpoint(
             "serving_default",
-            windowed_classifier(model, run.labels, run.window_samples),
+            windowed_classifier(model, run.labels, window),
             input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")],
         )
+        archive.add_endpoint(
+            "classify_wav",
+            wav_classifier(model, run.labels, run.sample_rate, window),
+            input_signature=[tf.TensorSpec([None], tf.string, name="wav_bytes")],
+        )
         archive.write_out(staging, verbose=False)
-        shutil.rmtree(asset_dir, ignore_errors=True)
+        if tflite:
+            with open(os.path.join(staging, TFLITE_FILE), "wb") as f:
+                f.write(tflite_model(model, window))
         if os.path.exists(target):
             shutil.rmtree(target)
         os.replace(staging, target)
     finally:
+        shutil.rmtree(asset_dir, ignore_errors=True)
         if os.path.exists(staging):
             shutil.rmtree(staging, ignore_errors=True)
     if verbose:
-        print(f"exported {run.config.get('model')} to {target} (signature serving_default: waveform float32 "
-              f"[batch, samples] at {run.sample_rate} Hz, ≥ {run.window_samples} samples)")
+        print(f"exported {run.config.get('model')} to {target}\n"
+              f"  serving_default: waveform float32 [batch, samples] at {run.sample_rate} Hz (≥ {window} samples)\n"
+              f"  classify_wav:    wav_bytes string [batch], 16-bit PCM WAV files at any rate, mono or stereo")
+        if tflite:
+            print(f"  {TFLITE_FILE}:    waveform float32 [batch, {window}] (one window per row) → probabilities")
     return target
 
 

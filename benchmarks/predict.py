@@ -1,0 +1,215 @@
+"""Files per second of ``genrenet predict`` vs the classic librosa-feature pipeline, on the same files.
+
+    python -m benchmarks.predict [--files 100] [--repeats 3] [--model cnn | --run RUN] [--classic-files N]
+
+Writes ``--files`` synthetic 30-s WAV files (``genrenet.data.synthetic``, 10 styles) into a temporary folder,
+then times, in this one process and on the same files:
+
+* ``genrenet predict`` through :class:`genrenet.predict.Predictor` from the run directory and from its
+  exported SavedModel (and, with ``--tflite``, from the ``.tflite`` file): decode + resample in tf.data, 3-s
+  windows of many files batched through the model, mean per file. Model loading and one warm-up pass are not
+  timed (steady state); the cold numbers (load + first pass) are printed too.
+* the classic pipeline: ``librosa.load`` → 3-s windows → 20 MFCC, 12 chroma, spectral centroid / bandwidth /
+  rolloff / contrast, zero-crossing rate and RMS (mean and std of each over frames) → ``StandardScaler`` +
+  ``RandomForestClassifier`` (trained, untimed, on the same features of the first ``--train-files`` files) → mean per file.
+
+Each timed pass is repeated ``--repeats`` times; the table shows the median. The genrenet model is untrained
+unless ``--run`` is given (speed does not depend on the weights). Self-contained: no helpers from elsewhere.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+STYLES = ("ambient", "rock", "disco", "jazz", "techno", "reggae", "folk", "metal", "hiphop", "classical")
+WINDOW_SECONDS = 3.0
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = ", load avg %.2f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
+    import tensorflow as tf
+
+    return (f"{cpu}, {os.cpu_count()} logical CPUs{load}; Python {platform.python_version()}, "
+            f"TF {tf.__version__}, {platform.system()} {platform.release()}")
+
+
+def write_files(folder: str, n: int, seconds: float = 30.0) -> list[str]:
+    """``n`` synthetic clips of ``seconds`` (10 styles, round-robin), 22.05 kHz 16-bit WAV."""
+    import soundfile as sf
+
+    from genrenet.data.synthetic import generate_clip
+
+    paths = []
+    for i in range(n):
+        style = STYLES[i % len(STYLES)]
+        audio = generate_clip(style, seconds, 22050, np.random.default_rng([7, i]))
+        path = os.path.join(folder, f"{style}.{i:05d}.wav")
+        sf.write(path, audio, 22050, subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
+def minimal_run(folder: str, model: str, labels) -> str:
+    """An untrained run directory (model.keras, labels.json, config.json as training writes them)."""
+    import json
+
+    import genrenet
+    from genrenet.registry import get_spec
+
+    spec = get_spec(model)
+    net = genrenet.build_model(model, num_classes=len(labels))
+    os.makedirs(folder, exist_ok=True)
+    net.save(os.path.join(folder, "model.keras"))
+    with open(os.path.join(folder, "labels.json"), "w") as f:
+        json.dump(list(labels), f)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump({"model": model, "model_kwargs": {}, "num_classes": len(labels),
+                   "features": spec.features.to_dict(), "window_seconds": spec.window_seconds,
+                   "window_samples": spec.window_samples()}, f)
+    return folder
+
+
+# --- the classic pipeline -------------------------------------------------------------------------------------
+
+def window_features(y: np.ndarray, sr: int) -> np.ndarray:
+    """Classic GTZAN-style features of one window: mean and std over frames of each descriptor."""
+    import librosa
+
+    parts = [
+        librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20),
+        librosa.feature.chroma_stft(y=y, sr=sr),
+        librosa.feature.spectral_centroid(y=y, sr=sr),
+        librosa.feature.spectral_bandwidth(y=y, sr=sr),
+        librosa.feature.spectral_rolloff(y=y, sr=sr),
+        librosa.feature.spectral_contrast(y=y, sr=sr),
+        librosa.feature.zero_crossing_rate(y),
+        librosa.feature.rms(y=y),
+    ]
+    m = np.concatenate(parts, axis=0)
+    return np.concatenate([m.mean(axis=1), m.std(axis=1)])
+
+
+def file_features(path: str, sr: int = 22050) -> np.ndarray:
+    """[windows, features] for one file (non-overlapping 3-s windows; a short file is padded)."""
+    import librosa
+
+    y, _ = librosa.load(path, sr=sr, mono=True)
+    w = int(WINDOW_SECONDS * sr)
+    if len(y) < w:
+        y = np.pad(y, (0, w - len(y)))
+    return np.stack([window_features(y[i * w:(i + 1) * w], sr) for i in range(len(y) // w)])
+
+
+def classic_predict(files, classifier) -> list[str]:
+    out = []
+    for f in files:
+        probs = classifier.predict_proba(file_features(f)).mean(axis=0)
+        out.append(classifier.classes_[int(np.argmax(probs))])
+    return out
+
+
+def train_classic(files):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    feats, labels = [], []
+    for f in files:
+        x = file_features(f)
+        feats.append(x)
+        labels += [os.path.basename(f).split(".")[0]] * len(x)
+    clf = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=100, random_state=0))
+    return clf.fit(np.concatenate(feats), labels)
+
+
+# --- timing ---------------------------------------------------------------------------------------------------
+
+def timed(fn, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.predict", description=__doc__.split("\n\n")[0])
+    p.add_argument("--files", type=int, default=100, help="number of 30-s files (default 100)")
+    p.add_argument("--seconds", type=float, default=30.0, help="length of each file (default 30)")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes per method; the median is reported")
+    p.add_argument("--classic-repeats", type=int, default=None, help="passes of the (slow) classic pipeline "
+                   "(default: --repeats)")
+    p.add_argument("--model", default="cnn", help="registered model for the untrained run (default cnn)")
+    p.add_argument("--run", default=None, help="benchmark this run directory instead of an untrained model")
+    p.add_argument("--train-files", type=int, default=20, help="files whose window features train the classic "
+                   "classifier (default 20; not timed)")
+    p.add_argument("--batch-size", type=int, default=32, help="windows per model call")
+    p.add_argument("--tflite", action="store_true", help="also time the .tflite file (export --tflite)")
+    p.add_argument("--keep", default=None, help="write the files/run/export here and keep them")
+    args = p.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Trying to estimate tuning")  # chroma on near-silent windows
+    from genrenet.export import export
+    from genrenet.predict import Predictor
+
+    work = args.keep or tempfile.mkdtemp(prefix="genrenet-bench-")
+    os.makedirs(os.path.join(work, "audio"), exist_ok=True)
+    print(f"machine: {machine()}", flush=True)
+    t = time.perf_counter()
+    files = write_files(os.path.join(work, "audio"), args.files, args.seconds)
+    print(f"wrote {len(files)} × {args.seconds:g}-s files to {work}/audio in {time.perf_counter() - t:.1f} s",
+          flush=True)
+
+    run = args.run or minimal_run(os.path.join(work, "run"), args.model, STYLES)
+    version = export(run, os.path.join(work, "export"), force=True, tflite=args.tflite, verbose=0)
+    sources = [("genrenet predict (run dir)", run), ("genrenet predict (SavedModel)", version)]
+    if args.tflite:
+        sources.append(("genrenet predict (.tflite)", os.path.join(version, "model.tflite")))
+
+    rows = []
+    for name, source in sources:
+        start = time.perf_counter()
+        predictor = Predictor(source)
+        predictor.predict_files(files, batch_size=args.batch_size, verbose=0)  # warm-up (traces, caches)
+        cold = time.perf_counter() - start
+        times = timed(lambda: predictor.predict_files(files, batch_size=args.batch_size, verbose=0), args.repeats)
+        rows.append((name, statistics.median(times), times, cold))
+        print(f"  {name}: {[round(x, 2) for x in times]} s (cold: load + first pass {cold:.1f} s)", flush=True)
+
+    t = time.perf_counter()
+    classifier = train_classic(files[:max(len(STYLES), args.train_files)])
+    print(f"  classic: trained StandardScaler + RandomForest on the files' window features in "
+          f"{time.perf_counter() - t:.1f} s (not timed below)", flush=True)
+    times = timed(lambda: classic_predict(files, classifier), args.classic_repeats or args.repeats)
+    rows.append(("librosa features + scikit-learn", statistics.median(times), times, None))
+    print(f"  classic: {[round(x, 2) for x in times]} s", flush=True)
+
+    classic = rows[-1][1]
+    print()
+    print(f"{len(files)} files × {args.seconds:g} s, median of {args.repeats} passes (classic: "
+          f"{args.classic_repeats or args.repeats}); model {run if args.run else args.model + ' (untrained)'}")
+    print(f"{'method':<34} {'files/s':>9} {'s/file':>8} {'× classic':>10}")
+    for name, median, _, _ in rows:
+        print(f"{name:<34} {len(files) / median:>9.2f} {median / len(files):>8.4f} {classic / median:>10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

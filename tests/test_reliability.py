@@ -1,0 +1,151 @@
+"""Issue 7: kill-and-resume, bit-identical seeded runs, atomic run files; issue 8: mixed precision on CPU."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, TINY, run_cli
+
+SMALL = {"filters": [8, 16], "dense_units": [16]}
+ARGS = ["cnn", "--data", TINY, "--epochs", "5", "--batch-size", "4", "--patience", "2", "--seed", "3",
+        "--deterministic", "--verbose", "0", "--set", "filters=[8,16]", "--set", "dense_units=[16]"]
+
+
+def _weights(run):
+    from genrenet.runs import Run
+
+    return Run(run).load_model().get_weights()
+
+
+def _same_weights(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def _metrics(run):
+    return json.loads((run / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run (in this process) that interrupted and repeated runs must reproduce."""
+    from genrenet.training import train
+
+    out = tmp_path_factory.mktemp("ref") / "run"
+    train("cnn", TINY, str(out), epochs=5, batch_size=4, patience=2, seed=3, deterministic=True, verbose=0,
+          model_kwargs=SMALL)
+    return out
+
+
+def test_two_seeded_deterministic_runs_are_bit_identical(reference, tmp_path):
+    from genrenet.training import train
+
+    train("cnn", TINY, str(tmp_path / "again"), epochs=5, batch_size=4, patience=2, seed=3, deterministic=True,
+          verbose=0, model_kwargs=SMALL)
+    assert _same_weights(_weights(reference), _weights(tmp_path / "again"))
+    assert _metrics(reference) == _metrics(tmp_path / "again")
+    assert (reference / "history.csv").read_text() == (tmp_path / "again" / "history.csv").read_text()
+    config = json.loads((reference / "config.json").read_text())
+    assert config["deterministic"] is True and config["seed"] == 3
+
+
+def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(reference, tmp_path):
+    run = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "genrenet", "train", *ARGS, "--out", str(run)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    state = run / "checkpoint" / "state.json"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if state.is_file() and json.loads(state.read_text())["epoch"] >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read().decode()
+        proc.send_signal(signal.SIGKILL)  # somewhere in epoch 3 (or its validation)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (run / "model.keras").exists() and not (run / "metrics.json").exists()
+    history = (run / "history.csv").read_text().splitlines()  # complete rows only: written atomically
+    assert history[0].startswith("epoch,") and len(history) - 1 >= 2
+    assert [len(row.split(",")) for row in history[1:]] == [len(history[0].split(","))] * (len(history) - 1)
+
+    r = run_cli("train", *ARGS, "--out", run)  # the same command without --resume is refused
+    assert r.returncode == 2 and "use --resume" in r.stderr, r.stderr
+    r = run_cli("train", *ARGS, "--out", run, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert _metrics(run) == _metrics(reference)
+    assert _same_weights(_weights(run), _weights(reference))
+    assert (run / "history.csv").read_text() == (reference / "history.csv").read_text()
+    assert not (run / "checkpoint").exists()
+
+    r = run_cli("train", *ARGS, "--out", run, "--resume")  # a finished run is never touched again
+    assert r.returncode == 2 and "already finished" in r.stderr
+
+
+def test_resume_restores_early_stopping_state_and_best_weights(tmp_path):
+    """Stop after each epoch (a crash at an epoch boundary) and resume until done: same as one go."""
+    from genrenet.resume import load_state
+    from genrenet.training import TrainingError, train
+
+    kw = dict(epochs=4, batch_size=4, patience=1, seed=5, deterministic=True, verbose=0, model_kwargs=SMALL,
+              evaluate_val=False)
+    train("cnn", TINY, str(tmp_path / "whole"), **kw)
+    run = tmp_path / "steps"
+    for epochs in range(1, 5):  # epochs may grow on resume: each call continues where the last stopped
+        try:
+            train("cnn", TINY, str(run), **dict(kw, epochs=epochs), resume=epochs > 1)
+        except TrainingError as e:  # early stopping finished the run before `epochs`
+            assert "already finished" in str(e)
+            break
+        if epochs < 4:
+            state = load_state(str(run)) if not (run / "model.keras").exists() else None
+            # finished early runs have no checkpoint left; unfinished ones keep early-stopping state
+            assert state is None or "early_stopping" in state
+            os.remove(run / "model.keras")  # pretend the process died before finishing
+            os.remove(run / "metrics.json")
+    whole = _metrics(tmp_path / "whole")
+    assert _metrics(run)["best_epoch"] == whole["best_epoch"]
+    assert _same_weights(_weights(run), _weights(tmp_path / "whole"))
+
+
+def test_refuses_unfinished_run_without_resume_and_changed_settings(tmp_path):
+    from genrenet.training import TrainingError, train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "cnn", "seed": 1}))
+    with pytest.raises(TrainingError, match="use --resume"):
+        train("cnn", TINY, str(run), epochs=1, verbose=0, model_kwargs=SMALL)
+    with pytest.raises(TrainingError, match="cannot resume with different settings"):
+        train("cnn", TINY, str(run), epochs=1, verbose=0, model_kwargs=SMALL, resume=True)
+
+
+def test_mixed_float16_trains_on_cpu_and_matches_float32(tmp_path):
+    import keras
+
+    import genrenet
+    from genrenet.runs import Run
+    from genrenet.training import train
+
+    run = train("cnn", TINY, str(tmp_path / "mp"), epochs=1, batch_size=4, verbose=0, model_kwargs=SMALL,
+                mixed_precision="mixed_float16", evaluate_val=False)
+    assert keras.mixed_precision.global_policy().name == "float32"  # the global policy is restored
+    assert Run(run.path).config["mixed_precision"] == "mixed_float16"
+    metrics = run.metrics
+    assert np.isfinite(metrics["final_loss"]) and np.isfinite(metrics["final_val_loss"])
+    model = run.load_model()
+    assert model.get_layer("log_mel").compute_dtype == "float32"
+    assert model.get_layer("probabilities").compute_dtype == "float32"
+    assert model.get_layer("conv1_conv").compute_dtype == "float16"
+    reference = genrenet.build_model("cnn", num_classes=3, **SMALL)
+    reference.set_weights(model.get_weights())
+    x = np.random.default_rng(0).standard_normal((4, model.input_shape[-1])).astype(np.float32) * 0.1
+    p16, p32 = model(x, training=False), reference(x, training=False)
+    assert p16.dtype.name == "float32" and np.all(np.isfinite(p16))
+    np.testing.assert_allclose(np.asarray(p16), np.asarray(p32), atol=2e-2)

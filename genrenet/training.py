@@ -192,6 +192,7 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
                                    **(model_kwargs or {}))
         net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
                     metrics=["accuracy"])
+        net.optimizer.build(net.trainable_variables)  # its state is part of a checkpoint
     features = spec.features
     window_samples = int(net.input_shape[-1])
 

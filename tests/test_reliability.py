@@ -53,6 +53,7 @@ def test_two_seeded_deterministic_runs_are_bit_identical(reference, tmp_path):
     assert config["deterministic"] is True and config["seed"] == 3
 
 
+@pytest.mark.slow  # three CLI processes; CI runs `pytest -m slow`
 def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(reference, tmp_path):
     run = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -84,34 +85,41 @@ def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(reference
     assert (run / "history.csv").read_text() == (reference / "history.csv").read_text()
     assert not (run / "checkpoint").exists()
 
-    r = run_cli("train", *ARGS, "--out", run, "--resume")  # a finished run is never touched again
-    assert r.returncode == 2 and "already finished" in r.stderr
 
 
-def test_resume_restores_early_stopping_state_and_best_weights(tmp_path):
-    """Stop after each epoch (a crash at an epoch boundary) and resume until done: same as one go."""
-    from genrenet.resume import load_state
+class _Crash(Exception):
+    pass
+
+
+def test_crash_at_an_epoch_boundary_then_resume_restores_everything(reference, tmp_path, monkeypatch):
+    """Early-stopping state, best weights, optimizer and RNG states all survive: same result as one go."""
+    from genrenet import resume
     from genrenet.training import TrainingError, train
 
-    kw = dict(epochs=4, batch_size=4, patience=1, seed=5, deterministic=True, verbose=0, model_kwargs=SMALL,
-              evaluate_val=False)
-    train("cnn", TINY, str(tmp_path / "whole"), **kw)
-    run = tmp_path / "steps"
-    for epochs in range(1, 5):  # epochs may grow on resume: each call continues where the last stopped
-        try:
-            train("cnn", TINY, str(run), **dict(kw, epochs=epochs), resume=epochs > 1)
-        except TrainingError as e:  # early stopping finished the run before `epochs`
-            assert "already finished" in str(e)
-            break
-        if epochs < 4:
-            state = load_state(str(run)) if not (run / "model.keras").exists() else None
-            # finished early runs have no checkpoint left; unfinished ones keep early-stopping state
-            assert state is None or "early_stopping" in state
-            os.remove(run / "model.keras")  # pretend the process died before finishing
-            os.remove(run / "metrics.json")
-    whole = _metrics(tmp_path / "whole")
-    assert _metrics(run)["best_epoch"] == whole["best_epoch"]
-    assert _same_weights(_weights(run), _weights(tmp_path / "whole"))
+    original = resume.EpochCheckpoint.on_epoch_end
+
+    def crash_after_epoch_3(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 2:
+            raise _Crash()
+
+    monkeypatch.setattr(resume.EpochCheckpoint, "on_epoch_end", crash_after_epoch_3)
+    run = tmp_path / "run"
+    kw = dict(batch_size=4, patience=2, seed=3, deterministic=True, verbose=0, model_kwargs=SMALL)
+    with pytest.raises(_Crash):
+        train("cnn", TINY, str(run), epochs=5, **kw)
+    monkeypatch.undo()
+    state = resume.load_state(str(run))
+    assert state["epoch"] == 3 and len(state["history"]) == 3 and state["best_weights"]
+    assert set(state["early_stopping"]) == {"wait", "best", "best_epoch", "stopped_epoch"}
+    with pytest.raises(TrainingError, match="use --resume"):
+        train("cnn", TINY, str(run), epochs=5, **kw)
+    train("cnn", TINY, str(run), epochs=5, resume=True, **kw)
+    assert _metrics(run) == _metrics(reference)
+    assert _same_weights(_weights(run), _weights(reference))
+    assert (run / "history.csv").read_text() == (reference / "history.csv").read_text()
+    with pytest.raises(TrainingError, match="already finished"):
+        train("cnn", TINY, str(run), epochs=5, resume=True, **kw)
 
 
 def test_refuses_unfinished_run_without_resume_and_changed_settings(tmp_path):

@@ -6,6 +6,7 @@ scaled for you.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -63,3 +64,66 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+
+@contextlib.contextmanager
+def keras_workarounds(model, strategy, example_batch):
+    """Work around two Keras 3.15 problems with tf.distribute, for the duration of ``fit``.
+
+    1. Under a strategy, ``fit``/``evaluate`` build the model (``_maybe_symbolic_build``) from the first batch of
+       the distributed iterator: it takes that batch and never gives it back (with ``steps_per_epoch`` every epoch
+       would be shifted by one batch and the run would end a batch short), and averages the ``(x, y)`` tuple
+       across replicas, which fails on uneven batches and under MultiWorkerMirroredStrategy ("Attempt to convert
+       a value (PerReplica...)"). We build from a zero batch of the right shapes instead.
+    2. Under MultiWorkerMirroredStrategy, ``reduce_per_replica`` averages the step's logs with ``axis=0``, which
+       fails on scalars ("Invalid reduction dimension 0 for input with 0 dimensions", tensorflow#72388). The
+       logs (already synchronised metric results) are given a leading axis of 1, which that mean removes again.
+    """
+    patched = {}
+    original_build = model._maybe_symbolic_build
+    patched["_maybe_symbolic_build"] = lambda iterator=None, data_batch=None: original_build(data_batch=example_batch)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        for name in ("train_step", "test_step"):
+            step = getattr(model, name)
+            patched[name] = (lambda step: lambda data: tf.nest.map_structure(lambda v: tf.reshape(v, [1]),
+                                                                             step(data)))(step)
+    for name, fn in patched.items():
+        setattr(model, name, fn)
+    try:
+        yield model
+    finally:
+        for name in patched:
+            delattr(model, name)
+
+
+def zero_batch(dataset: tf.data.Dataset, batch_size: int):
+    """A batch of zeros with the element structure of a batched ``dataset``."""
+    return tf.nest.map_structure(lambda spec: tf.zeros([batch_size] + spec.shape.as_list()[1:], spec.dtype),
+                                 dataset.element_spec)
+
+
+def average_across_replicas(variables, strategy: tf.distribute.Strategy):
+    """Set ``variables`` to their mean over all replicas (one all-reduce), e.g. BatchNorm moving statistics,
+    which Keras updates from each worker's own batches under MultiWorkerMirroredStrategy (workers drift apart)."""
+    variables = list(variables)
+    if not variables:
+        return
+    flat = strategy.run(lambda: tf.concat([tf.reshape(tf.cast(v.value, tf.float32), [-1]) for v in variables], 0))
+    mean = strategy.reduce(tf.distribute.ReduceOp.MEAN, flat, axis=None)
+    sizes = [int(tf.size(v.value)) for v in variables]
+    for v, part in zip(variables, tf.split(mean, sizes)):
+        v.assign(tf.cast(tf.reshape(part, v.shape), v.dtype))
+
+
+def sync_non_trainable_callback(strategy: tf.distribute.Strategy, steps_per_epoch: int):
+    """A Keras callback that averages the model's non-trainable weights across workers after the last step of
+    every epoch (before validation and checkpoints), so that all workers hold the same model."""
+    import keras
+
+    class SyncNonTrainable(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == steps_per_epoch - 1:
+                average_across_replicas(self.model.non_trainable_weights, strategy)
+
+    return SyncNonTrainable()

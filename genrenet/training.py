@@ -19,7 +19,8 @@ from tensorflow.python.framework import config as tf_config
 from . import registry
 from .data import ClipDataset, SkipLog, holdout_split, load_dataset, validation_dataset
 from .data.pipeline import training_epochs
-from .distribute import StrategyError, is_chief, make_strategy, shard_by_data
+from .distribute import (StrategyError, is_chief, keras_workarounds, make_strategy, shard_by_data,
+                         sync_non_trainable_callback, zero_batch)
 from .resume import CHECKPOINT_DIR, CheckpointError, EpochCheckpoint, load_state, write_history_csv
 from .runs import Run, _json_default, atomic_path, is_run_dir, write_json, write_text
 
@@ -228,23 +229,30 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
                       + (" (early stopping had ended it)" if state.get("stop_training") else ""))
     elif resume:
         _say(verbose, f"nothing to resume in {out} yet: starting from the first epoch")
-    train_ds, steps = training_epochs(train_clips, labels, sample_rate=features.sample_rate,
-                                      window_samples=window_samples, batch_size=global_batch, seed=seed,
-                                      initial_epoch=initial_epoch, epochs=epochs, crops_per_clip=crops_per_clip,
-                                      log=log)
+    try:
+        train_ds, steps = training_epochs(train_clips, labels, sample_rate=features.sample_rate,
+                                          window_samples=window_samples, batch_size=global_batch, seed=seed,
+                                          initial_epoch=initial_epoch, epochs=epochs, crops_per_clip=crops_per_clip,
+                                          log=log, drop_remainder=strategy != "default")
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
     val_ds = (validation_dataset(val_clips, labels, sample_rate=features.sample_rate, window_samples=window_samples,
                                  batch_size=global_batch, log=log) if val_clips else None)
-    train_ds = shard_by_data(train_ds)
-    val_ds = shard_by_data(val_ds) if val_ds is not None else None
+    if strategy != "default":
+        train_ds = shard_by_data(train_ds)
+        val_ds = shard_by_data(val_ds) if val_ds is not None else None
     monitor = "val_loss" if val_ds is not None else "loss"
     early_stopping = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)
     checkpoint = EpochCheckpoint(out, early_stopping, state=state, write=chief,
                                  extra={"steps_per_epoch": steps})
     callbacks = [early_stopping, checkpoint]
+    if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy):
+        callbacks.insert(0, sync_non_trainable_callback(dist, steps))
     if chief:
         callbacks.append(_SkipReport(log, os.path.join(out, "skipped.tsv")))
-    net.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-            callbacks=callbacks, verbose=verbose)
+    with keras_workarounds(net, dist, zero_batch(train_ds, batch_size)):
+        net.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                callbacks=callbacks, verbose=verbose)
     for line in log.summary():
         _say(verbose, line)
 

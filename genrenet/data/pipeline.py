@@ -113,7 +113,7 @@ def _num_crops(length, window_samples: int, crops_per_clip: Optional[int]):
 
 def _epoch_batches(clip_ds, targets, seeds, *, num_clips: int, window_samples: int, batch_size: int,
                    crops_per_clip: Optional[int], augment: Optional[Callable], batch_augment: Optional[Callable],
-                   reshuffle: bool = False):
+                   reshuffle: bool = False, drop_remainder: bool = False):
     """One epoch of training batches. Its order, crops and augmentation depend only on ``seeds`` (and TF's global
     seed), unless ``reshuffle``: then every iteration of the dataset draws a new epoch."""
     shuffle_clips, shuffle_windows, crop_seed, augment_seed = seeds
@@ -136,7 +136,7 @@ def _epoch_batches(clip_ds, targets, seeds, *, num_clips: int, window_samples: i
     if augment is not None:
         ds = tf.data.Dataset.zip((ds, stream(augment_seed)))
         ds = ds.map(lambda item, s: augment(item[0], item[1], s), num_parallel_calls=AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if batch_augment is not None:
         ds = tf.data.Dataset.zip((ds, stream(augment_seed + 1)))
         ds = ds.map(lambda item, s: batch_augment(item[0], item[1], s), num_parallel_calls=AUTOTUNE,
@@ -175,24 +175,27 @@ def _concatenate(parts):
 def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, batch_size: int = 32, seed: int = 0,
                     initial_epoch: int = 0, epochs: int, crops_per_clip: Optional[int] = None,
                     augment: Optional[Callable] = None, batch_augment: Optional[Callable] = None, cache=True,
-                    log: Optional[SkipLog] = None):
+                    log: Optional[SkipLog] = None, drop_remainder: bool = False):
     """``(dataset, steps_per_epoch)``: the batches of epochs ``initial_epoch .. epochs-1`` in one stream.
 
     Epoch ``e`` is a pure function of ``(seed, e)`` (not of how many epochs this process has run), so a run
     resumed at an epoch boundary sees exactly the data of an uninterrupted one. Counting the windows of an
-    epoch decodes every clip once (which fills the cache).
+    epoch decodes every clip once (which fills the cache). ``drop_remainder`` leaves out each epoch's last
+    partial batch (distributed training: a replica with an empty batch would make the loss NaN).
     """
     log = log or SkipLog()
     targets = one_hot_labels(clips, labels)
     clip_ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache)
     counts = clip_ds.map(lambda audio, i: _num_crops(tf.shape(audio)[0], window_samples, crops_per_clip))
     windows = int(counts.reduce(tf.constant(0, tf.int32), lambda a, b: a + b))
-    steps = -(-windows // batch_size)
+    steps = windows // batch_size if drop_remainder else -(-windows // batch_size)
+    if steps == 0:
+        raise ValueError(f"one epoch has {windows} training windows, fewer than one batch of {batch_size}")
 
     def epoch_ds(e):
         return _epoch_batches(clip_ds, targets, epoch_seeds(seed, e), num_clips=len(clips),
                               window_samples=window_samples, batch_size=batch_size, crops_per_clip=crops_per_clip,
-                              augment=augment, batch_augment=batch_augment)
+                              augment=augment, batch_augment=batch_augment, drop_remainder=drop_remainder)
 
     parts = [epoch_ds(e) for e in range(initial_epoch, epochs)] or [epoch_ds(0).take(0)]
     return _concatenate(parts).prefetch(AUTOTUNE), steps

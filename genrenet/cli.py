@@ -235,6 +235,9 @@ def _version():
 
 
 def main(argv=None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # print file names that are not valid UTF-8 as their bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)

@@ -148,7 +148,7 @@ def evaluate(run, data="synthetic", split: Optional[str] = None, *, batch_size: 
     out = out or os.path.join(run.path, f"eval-{_slug(dataset.name)}-{split}")
     os.makedirs(out, exist_ok=True)
     with atomic_path(os.path.join(out, "predictions.csv")) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
             w = csv.writer(f)
             w.writerow(["clip", "path", "label", "predicted", "windows"] + [f"p_{l}" for l in labels])
             for c, pred, probs, n in zip(clips, y_pred, mean, counts):

@@ -52,7 +52,7 @@ class Predictor:
         log = SkipLog()
         mean, _, counts = predict_clips(self.model, clips, sample_rate=self.sample_rate,
                                         window_samples=self.window_samples, batch_size=batch_size, log=log,
-                                        verbose=verbose if len(clips) > 1 else 0)
+                                        verbose=verbose if len(clips) > 1 else 0, stream=True)
         out = []
         for clip, probs, n in zip(clips, mean, counts):
             if n == 0:

@@ -92,3 +92,54 @@ def load_audio(path, sample_rate: int, *, max_seconds: float = MAX_SECONDS) -> n
         raise AudioError(path, f"is too short ({frames} samples at {rate} Hz is less than one sample at "
                                f"{sample_rate} Hz)")
     return audio
+
+
+def stream_audio(path, sample_rate: int, *, block_seconds: float = 20.0, max_seconds: float = MAX_SECONDS):
+    """Decode ``path`` block by block: yields mono float32 chunks at ``sample_rate`` whose concatenation is the
+    file (as :func:`load_audio` gives it, up to resampler rounding). Memory stays at one block, whatever the
+    file's length. Raises :class:`AudioError` (possibly after some chunks) on anything unusable."""
+    import soundfile as sf
+
+    path = os.fspath(path)
+    reason = unusable_path(path)
+    if reason:
+        raise AudioError(path, reason)
+    try:
+        f = sf.SoundFile(os.fsencode(path))
+    except Exception as e:
+        raise AudioError(path, f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})") from None
+    with f:
+        if f.channels < 1:
+            raise AudioError(path, "the file has no channels")
+        if f.samplerate <= 0:
+            raise AudioError(path, f"invalid sample rate {f.samplerate}")
+        rate, limit = f.samplerate, max_seconds * f.samplerate
+        if f.frames > limit:
+            raise AudioError(path, f"declares {f.frames / rate:.0f} s of audio, more than the {max_seconds:.0f} s "
+                                   "limit")
+        resampler = None
+        if rate != sample_rate:
+            import soxr
+
+            resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
+        block, frames = max(1, int(block_seconds * rate)), 0
+        while True:
+            try:
+                audio = f.read(block, dtype="float32", always_2d=True)
+            except Exception as e:
+                raise AudioError(path, f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})"
+                                 ) from None
+            frames += audio.shape[0]
+            if frames > limit:
+                raise AudioError(path, f"is longer than the {max_seconds:.0f} s limit")
+            last = audio.shape[0] < block
+            mono = to_mono(audio)
+            if not np.all(np.isfinite(mono)):
+                raise AudioError(path, "contains NaN or infinite samples")
+            out = resampler.resample_chunk(mono, last=last) if resampler is not None else mono
+            if out.size:
+                yield out.astype(np.float32, copy=False)
+            if last:
+                break
+        if frames == 0:
+            raise AudioError(path, "contains no audio (zero length)")

@@ -229,3 +229,54 @@ def validation_dataset(clips, labels, *, sample_rate: int, window_samples: int, 
     ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size,
                         log=log).unbatch()
     return ds.map(lambda w, i: (w, tf.gather(targets, i))).batch(batch_size).cache().prefetch(AUTOTUNE)
+
+
+def streamed_window_batches(clips, *, sample_rate: int, window_samples: int, hop_samples: Optional[int] = None,
+                            batch_size: int = 32, log: Optional[SkipLog] = None, block_seconds: float = 20.0):
+    """Like :func:`window_dataset` (NumPy batches of ``(windows[B, W], clip_index[B])``, the same windows), but
+    files are decoded block by block, so memory does not grow with a file's length (hours of audio).
+
+    A clip that turns out unusable part-way (or silent) is recorded in ``log.skipped``; its windows may already
+    have been yielded, so consumers drop the results of skipped clips.
+    """
+    from .audio import stream_audio
+
+    log = log or SkipLog()
+    w, hop = window_samples, hop_samples or window_samples
+    pending_x, pending_i = [], []
+
+    def clip_windows(clip):
+        chunks = stream_audio(clip.path, sample_rate, block_seconds=block_seconds) if clip.audio is None else [
+            clip.load(sample_rate)]
+        buf, total, audible = np.zeros(0, np.float32), 0, False
+        for chunk in chunks:
+            audible = audible or bool(np.any(chunk))
+            total += chunk.size
+            buf = np.concatenate([buf, chunk])
+            if buf.size >= w:
+                n = 1 + (buf.size - w) // hop
+                yield buf[np.arange(n)[:, None] * hop + np.arange(w)[None, :]]
+                buf = buf[n * hop:]
+        if total == 0:
+            raise AudioError(clip.name, "contains no audio after resampling")
+        if not audible:
+            raise AudioError(clip.name, "is silent (all samples are zero)")
+        if total < w:
+            log.pad(clip.name)
+            yield np.pad(buf, (0, w - buf.size))[None, :]
+
+    for index, clip in enumerate(clips):
+        try:
+            for windows in clip_windows(clip):
+                for row in windows:
+                    pending_x.append(row)
+                    pending_i.append(index)
+                    if len(pending_x) == batch_size:
+                        yield np.stack(pending_x), np.array(pending_i, np.int64)
+                        pending_x, pending_i = [], []
+        except AudioError as e:
+            log.skip(clip.name, e.reason)
+        except Exception as e:  # never let one file end the run
+            log.skip(clip.name, f"cannot decode ({type(e).__name__}: {e})")
+    if pending_x:
+        yield np.stack(pending_x), np.array(pending_i, np.int64)

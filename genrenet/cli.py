@@ -15,13 +15,14 @@ DEMO_TEST_DATA = "synthetic:seed=1,clips=10"
 def _known_errors():
     from .data import AudioError, DatasetError
     from .export import ExportError
+    from .resume import CheckpointError
     from .runs import RunError
     from .training import TrainingError
 
     from .ensemble import EnsembleError
 
     return (KeyError, TypeError, FileNotFoundError, AudioError, DatasetError, ExportError, RunError, TrainingError,
-            EnsembleError)
+            CheckpointError, EnsembleError)
 
 
 def _print_json(obj):
@@ -56,16 +57,46 @@ def _model_kwargs(pairs):
     return out
 
 
+def _run_dir_and_resume(args):
+    """``--resume`` continues ``--out``; ``--resume RUN`` names the run directory itself."""
+    from .training import TrainingError
+
+    if isinstance(args.resume, str):
+        if args.out and os.path.normpath(args.out) != os.path.normpath(args.resume):
+            raise TrainingError(f"--resume {args.resume} and --out {args.out} name different run directories")
+        return args.resume, True
+    if args.resume and not args.out:
+        raise TrainingError("--resume needs the run directory: --resume RUN or --out RUN --resume")
+    return args.out, bool(args.resume)
+
+
 def cmd_train(args):
     from .training import train
 
-    run = train(args.model, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
+    out, resume = _run_dir_and_resume(args)
+    run = train(args.model, args.data, out, epochs=args.epochs, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, seed=args.seed, patience=args.patience,
                 val_fraction=args.val_fraction, window_seconds=args.window_seconds,
                 model_kwargs=_model_kwargs(args.set), pretrained=args.pretrained,
                 freeze_backbone=args.freeze_backbone, fine_tune_epochs=args.fine_tune_epochs,
-                fine_tune_learning_rate=args.fine_tune_learning_rate, verbose=args.verbose)
-    print(f"run saved to {run.path}")
+                fine_tune_learning_rate=args.fine_tune_learning_rate, verbose=args.verbose, resume=resume,
+                deterministic=args.deterministic, mixed_precision=args.mixed_precision, strategy=args.strategy)
+    if run is not None:  # None: a non-chief worker of a multi-worker run (the chief writes the run)
+        print(f"run saved to {run.path}")
+
+
+def _add_engine_options(s):
+    """Reliability and scale options of ``train``: resume, determinism, mixed precision, distribution."""
+    s.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
+                   help="continue an interrupted run from its last completed epoch (same results as an "
+                   "uninterrupted run); --resume RUN or --out RUN --resume")
+    s.add_argument("--deterministic", action="store_true",
+                   help="deterministic TF ops: with --seed, two runs give bit-identical weights on CPU")
+    s.add_argument("--mixed-precision", default="off", choices=("off", "mixed_float16", "mixed_bfloat16"),
+                   help="compute in float16/bfloat16, keep variables, front-end and softmax in float32")
+    s.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker", "tpu"),
+                   help="tf.distribute strategy: mirrored = all local GPUs, multi_worker = machines in "
+                   "TF_CONFIG, tpu; --batch-size is per replica")
 
 
 def cmd_evaluate(args):
@@ -176,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default="synthetic", help="synthetic[:k=v,..] | PATH | gtzan:PATH | fma:PATH | csv:FILE")
     s.add_argument("--out", default=None, help="run directory (default runs/<model>-<time>)")
     s.add_argument("--epochs", type=int, default=30)
-    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--batch-size", type=int, default=32, help="batch size per replica (default 32)")
     s.add_argument("--learning-rate", type=float, default=1e-3)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
@@ -193,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the head, train the whole model for up to N more epochs")
     s.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
     s.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    _add_engine_options(s)
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("evaluate", help="clip-level metrics, predictions and a confusion matrix")
@@ -250,6 +282,9 @@ def _version():
 
 
 def main(argv=None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # print file names that are not valid UTF-8 as their bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)

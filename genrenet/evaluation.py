@@ -12,32 +12,43 @@ import numpy as np
 import tensorflow as tf
 
 from .data import ClipDataset, DatasetError, SkipLog, load_dataset, window_dataset
+from .data.pipeline import streamed_window_batches
 from .runs import Run, atomic_path, write_json
 
 
 def predict_clips(model, clips, *, sample_rate: int, window_samples: int, hop_samples: Optional[int] = None,
-                  batch_size: int = 32, log: Optional[SkipLog] = None, verbose: int = 1):
+                  batch_size: int = 32, log: Optional[SkipLog] = None, verbose: int = 1, stream: bool = False):
     """Window probabilities aggregated per clip: returns (mean_probs [N, C], votes [N, C], windows [N]).
 
-    Streams windows, so memory does not grow with the number or length of clips. A clip that failed to
-    decode has zero windows (its row is NaN in mean_probs).
+    Streams windows, so memory does not grow with the number of clips. Each clip is decoded whole (in parallel
+    in tf.data), unless ``stream``: then files are decoded block by block and memory does not grow with a
+    file's length either (``predict`` uses it). A clip that failed to decode has zero windows (its row is NaN
+    in mean_probs).
     """
     num_classes = int(model.output_shape[-1])
+    log = log if log is not None else SkipLog()
     sums = np.zeros((len(clips), num_classes), np.float64)
     votes = np.zeros((len(clips), num_classes), np.int64)
     counts = np.zeros(len(clips), np.int64)
-    ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, hop_samples=hop_samples,
-                        batch_size=batch_size, log=log)
+    if stream:
+        ds = streamed_window_batches(clips, sample_rate=sample_rate, window_samples=window_samples,
+                                     hop_samples=hop_samples, batch_size=batch_size, log=log)
+    else:
+        ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, hop_samples=hop_samples,
+                            batch_size=batch_size, log=log)
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     bar = keras.utils.Progbar(len(clips), unit_name="clip", verbose=verbose) if verbose else None
     for windows, index in ds:
-        probs = forward(windows).numpy().astype(np.float64)
-        index = index.numpy()
+        probs = forward(tf.convert_to_tensor(windows)).numpy().astype(np.float64)
+        index = np.asarray(index)
         np.add.at(sums, index, probs)
         np.add.at(votes, (index, probs.argmax(1)), 1)
         np.add.at(counts, index, 1)
         if bar is not None:
             bar.update(int(index.max()) + 1)
+    if stream:  # a clip found unusable part-way may have had windows: drop them
+        bad = [i for i, c in enumerate(clips) if c.name in log.skipped]
+        sums[bad], votes[bad], counts[bad] = 0, 0, 0
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = sums / counts[:, None]
     if bar is not None:
@@ -145,7 +156,7 @@ def evaluate(run, data="synthetic", split: Optional[str] = None, *, batch_size: 
     out = out or os.path.join(run.path, f"eval-{_slug(dataset.name)}-{split}")
     os.makedirs(out, exist_ok=True)
     with atomic_path(os.path.join(out, "predictions.csv")) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
             w = csv.writer(f)
             w.writerow(["clip", "path", "label", "predicted", "windows"] + [f"p_{l}" for l in labels])
             for c, pred, probs, n in zip(clips, y_pred, mean, counts):

@@ -18,6 +18,20 @@ import numpy as np
 from .data import Clip, SkipLog
 from .runs import Run, is_run_dir
 
+# Files longer than this are decoded block by block, so memory does not grow with their length.
+STREAM_SECONDS = 600.0
+
+
+def _seconds(path) -> float:
+    """Duration from the header (0 when unreadable: the decoder then reports why)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(os.fsencode(path))
+        return info.frames / info.samplerate if info.samplerate > 0 else 0.0
+    except Exception:
+        return 0.0
+
 
 class Progress:
     """A one-line progress bar over files on stderr when it is a terminal (stdout stays clean for ``--json``)."""
@@ -126,6 +140,7 @@ class Predictor:
         """One dict per file: ``file``, ``label``, ``top`` [[label, p]], ``probabilities``, ``windows``, or
         ``file`` and ``error``. Windows of consecutive files share batches of ``batch_size``."""
         from .data import window_dataset
+        from .data.pipeline import streamed_window_batches
 
         files = [str(f) for f in files]
         top_k = max(1, min(top_k, len(self.labels)))
@@ -133,19 +148,23 @@ class Predictor:
         log = SkipLog()
         sums = np.zeros((len(clips), len(self.labels)), np.float64)
         counts = np.zeros(len(clips), np.int64)
-        ds = window_dataset(clips, sample_rate=self.sample_rate, window_samples=self.window_samples,
-                            batch_size=batch_size, log=log)
+        if any(_seconds(f) > STREAM_SECONDS for f in files):  # hours of audio: decode block by block
+            ds = streamed_window_batches(clips, sample_rate=self.sample_rate, window_samples=self.window_samples,
+                                         batch_size=batch_size, log=log)
+        else:  # parallel decode in tf.data: faster for ordinary songs
+            ds = window_dataset(clips, sample_rate=self.sample_rate, window_samples=self.window_samples,
+                                batch_size=batch_size, log=log)
         bar = Progress(len(clips), enabled=bool(verbose))
         for windows, index in ds:
             probs = np.asarray(self.forward(windows), np.float64)
-            index = index.numpy()
+            index = np.asarray(index)
             np.add.at(sums, index, probs)
             np.add.at(counts, index, 1)
             bar.update(int(index.max()))  # files before the last one in the batch are complete
         bar.close()
         out = []
         for clip, total, n in zip(clips, sums, counts):
-            if n == 0:
+            if n == 0 or clip.name in log.skipped:  # a streamed file can fail after some windows
                 out.append({"file": clip.path, "error": log.skipped.get(clip.name, "could not be decoded")})
             else:
                 out.append(self._result(clip.path, total / n, top_k, n))

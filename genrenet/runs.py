@@ -38,7 +38,8 @@ def atomic_path(path, suffix=""):
 
 def write_text(path, text: str):
     with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
+        # surrogateescape: file names that are not valid UTF-8 are written back as their original bytes
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
 
 

@@ -1,9 +1,12 @@
 """``train``: data spec + model name → a run directory with the best model and everything needed to use it."""
 from __future__ import annotations
 
+import contextlib
 import datetime
+import json
 import os
 import platform
+import shutil
 import sys
 import warnings
 from typing import Optional
@@ -11,10 +14,15 @@ from typing import Optional
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 from . import registry
-from .data import ClipDataset, SkipLog, holdout_split, load_dataset, training_dataset, validation_dataset
-from .runs import Run, atomic_path, is_run_dir, write_json, write_text
+from .data import ClipDataset, SkipLog, holdout_split, load_dataset, validation_dataset
+from .data.pipeline import training_epochs
+from .distribute import (StrategyError, is_chief, keras_workarounds, make_strategy, shard_by_data,
+                         sync_non_trainable_callback, zero_batch)
+from .resume import CHECKPOINT_DIR, CheckpointError, EpochCheckpoint, load_state, write_history_csv
+from .runs import Run, _json_default, atomic_path, is_run_dir, write_json, write_text
 
 
 # Our datasets end when the epoch's crops run out (their length is only known after decoding); Keras warns.
@@ -66,12 +74,81 @@ class _SkipReport(keras.callbacks.Callback):
             write_text(self.path, "file\treason\n" + "".join(f"{n}\t{r}\n" for n, r in rows))
 
 
+PRECISIONS = ("off", "mixed_float16", "mixed_bfloat16")
+# Config keys that may differ when a run is resumed (everything else must match the started run).
+_RESUMABLE_CHANGES = ("epochs", "command", "versions", "notes")
+_RUN_MARKERS = ("config.json", "labels.json", "history.csv", "metrics.json", CHECKPOINT_DIR)
+
+
+def _check_out(out: str, resume: bool) -> Optional[dict]:
+    """Refuse to overwrite a finished run, or to restart an unfinished one without ``resume``; returns the
+    unfinished run's checkpoint state when resuming (None: nothing to resume yet)."""
+    if is_run_dir(out):
+        if resume:
+            raise TrainingError(f"{out}: the run is already finished, nothing to resume; choose another --out for a "
+                                "new run (nothing was overwritten)")
+        raise TrainingError(f"{out}: already holds a finished run; choose another --out (nothing was overwritten)")
+    started = any(os.path.exists(os.path.join(out, m)) for m in _RUN_MARKERS)
+    if started and not resume:
+        raise TrainingError(f"{out}: holds an unfinished run; use --resume to continue it from its last completed "
+                            "epoch, or choose another --out (nothing was overwritten)")
+    if not resume:
+        return None
+    try:
+        return load_state(out)
+    except CheckpointError as e:
+        raise TrainingError(str(e)) from None
+
+
+def _check_same_config(out: str, config: dict):
+    """A resumed run must be the same run: same model, data, seed, batch size, ... (``epochs`` may grow)."""
+    path = os.path.join(out, "config.json")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        started = json.load(f)
+    now = json.loads(json.dumps(config, default=_json_default))
+    diff = sorted(k for k in set(started) | set(now) if k not in _RESUMABLE_CHANGES and started.get(k) != now.get(k))
+    if diff:
+        detail = ", ".join(f"{k}: {started.get(k)!r} -> {now.get(k)!r}" for k in diff[:4])
+        raise TrainingError(f"{out}: cannot resume with different settings ({detail}); rerun the original command "
+                            "with --resume")
+
+
+@contextlib.contextmanager
+def _reproducibility(seed: int, deterministic: bool):
+    """Seed Python, NumPy and TF; with ``deterministic`` also make TF ops deterministic (restored afterwards)."""
+    keras.utils.set_random_seed(seed)
+    was = tf_config.is_op_determinism_enabled()
+    if deterministic and not was:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if deterministic and not was:
+            tf_config.disable_op_determinism()
+
+
+@contextlib.contextmanager
+def _precision_policy(mixed_precision: str):
+    """Build layers under ``mixed_precision`` (the front-end and the softmax stay float32 by construction)."""
+    if mixed_precision not in PRECISIONS:
+        raise TrainingError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {mixed_precision!r}")
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32" if mixed_precision == "off" else mixed_precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: int = 30, batch_size: int = 32,
           learning_rate: float = 1e-3, seed: int = 0, patience: int = 10, val_fraction: float = 0.2,
           window_seconds: Optional[float] = None, crops_per_clip: Optional[int] = None,
           model_kwargs: Optional[dict] = None, pretrained: Optional[str] = None,
           freeze_backbone: Optional[bool] = None, fine_tune_epochs: int = 0, fine_tune_learning_rate: float = 1e-5,
-          verbose: int = 1, evaluate_val: bool = True) -> Run:
+          verbose: int = 1, evaluate_val: bool = True, resume: bool = False, deterministic: bool = False,
+          mixed_precision: str = "off", strategy: str = "default") -> Run:
     """Train ``model`` (a registered name) on ``data`` (a spec or a :class:`ClipDataset`) into ``out``.
 
     Early stopping on the validation loss keeps the best epoch's weights. Returns the :class:`Run`; its
@@ -80,12 +157,36 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
     Transfer learning: ``pretrained`` (e.g. ``"msd"`` for musicnn) loads pretrained weights; the backbone is
     then frozen unless ``freeze_backbone=False``, and the new head trains on cached backbone features (see
     :mod:`genrenet.transfer`). ``fine_tune_epochs`` then trains the whole model at ``fine_tune_learning_rate``.
+
+    Every epoch end leaves a checkpoint in ``out/checkpoint``: ``resume=True`` continues an interrupted run from
+    its last completed epoch with the same results as an uninterrupted one. ``deterministic`` makes two runs
+    with the same seed bit-identical on CPU. ``mixed_precision``: ``off``, ``mixed_float16`` or
+    ``mixed_bfloat16``. ``strategy``: ``default``, ``mirrored``, ``multi_worker`` (``TF_CONFIG``) or ``tpu``;
+    ``batch_size`` is per replica (the global batch is ``batch_size × replicas``).
     """
     spec = registry.get_spec(model)
+    if mixed_precision not in PRECISIONS:
+        raise TrainingError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {mixed_precision!r}")
+    try:
+        dist = make_strategy(strategy)  # first: multi-worker collectives must be set up before any TF op
+    except StrategyError as e:
+        raise TrainingError(str(e)) from None
+    chief = is_chief(dist)
     out = out or _default_out(model)
-    if is_run_dir(out):
-        raise TrainingError(f"{out}: already holds a finished run; choose another --out (nothing was overwritten)")
-    keras.utils.set_random_seed(seed)
+    # Only the chief checks the run dir: the others may start after it has begun writing there.
+    state = _check_out(out, resume) if chief else (load_state(out) if resume else None)
+    with _reproducibility(seed, deterministic):
+        return _train(model, spec, data, out, dist=dist, chief=chief, state=state, epochs=epochs,
+                      batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience,
+                      val_fraction=val_fraction, window_seconds=window_seconds, crops_per_clip=crops_per_clip,
+                      model_kwargs=model_kwargs, verbose=verbose if chief else 0, evaluate_val=evaluate_val,
+                      resume=resume, deterministic=deterministic, mixed_precision=mixed_precision,
+                      strategy=strategy)
+
+
+def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, learning_rate, seed, patience,
+           val_fraction, window_seconds, crops_per_clip, model_kwargs, verbose, evaluate_val, resume, deterministic,
+           mixed_precision, strategy) -> Run:
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
     train_clips, val_clips, notes = resolve_splits(dataset, val_fraction, seed)
     notes = dataset.notes + notes
@@ -99,10 +200,21 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
         model_kwargs.update(pretrained=pretrained, freeze_backbone=freeze_backbone is not False)
     elif freeze_backbone:
         raise TrainingError("--freeze-backbone needs --pretrained")
-    net = registry.build_model(model, num_classes=len(labels), window_seconds=window_seconds, **model_kwargs)
+    replicas = dist.num_replicas_in_sync
+    global_batch = batch_size * replicas
+    with dist.scope(), _precision_policy(mixed_precision):
+        net = registry.build_model(model, num_classes=len(labels), window_seconds=window_seconds, **model_kwargs)
+        net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+                    metrics=["accuracy"])
+        net.optimizer.build(net.trainable_variables)  # its state is part of a checkpoint
+    from . import transfer
+
+    head_only = transfer.backbone_is_frozen(net)
+    if head_only and (resume or strategy != "default"):
+        raise TrainingError("a frozen pretrained backbone trains its head on cached features: --resume and "
+                            "--strategy are not supported there (the head trains in seconds to minutes)")
     features = spec.features
     window_samples = int(net.input_shape[-1])
-    os.makedirs(out, exist_ok=True)
 
     log = SkipLog(dataset.skipped)
     _say(verbose, dataset.summary())
@@ -110,6 +222,9 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
         _say(verbose, f"note: {n}")
     _say(verbose, f"training {model} ({net.count_params():,} parameters) on {len(train_clips)} clips, "
                   f"validating on {len(val_clips)} clips; run dir {out}")
+    if replicas > 1 or strategy != "default":
+        _say(verbose, f"strategy {strategy}: {replicas} replicas, batch {batch_size} per replica, "
+                      f"global batch {global_batch}")
 
     config = {
         "model": model, "model_kwargs": model_kwargs, "num_classes": len(labels),
@@ -119,53 +234,69 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
         "learning_rate": learning_rate, "patience": patience, "val_fraction": val_fraction,
         "train_clips": len(train_clips), "val_clips": len(val_clips), "notes": notes, "versions": _versions(),
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("genrenet") else None,
+        "deterministic": deterministic, "mixed_precision": mixed_precision, "strategy": strategy,
+        "replicas": replicas, "global_batch_size": global_batch,
     }
-    write_json(os.path.join(out, "labels.json"), labels)
-    train_ds = training_dataset(train_clips, labels, sample_rate=features.sample_rate, window_samples=window_samples,
-                                batch_size=batch_size, seed=seed, crops_per_clip=crops_per_clip, log=log)
+    if chief:
+        if resume:
+            _check_same_config(out, config)
+        write_json(os.path.join(out, "labels.json"), labels)
+        write_json(os.path.join(out, "config.json"), config)
+    initial_epoch = 0
+    if state:
+        initial_epoch = epochs if state.get("stop_training") else min(int(state["epoch"]), epochs)
+        _say(verbose, f"resuming {out} after epoch {state['epoch']}"
+                      + (" (early stopping had ended it)" if state.get("stop_training") else ""))
+    elif resume:
+        _say(verbose, f"nothing to resume in {out} yet: starting from the first epoch")
+    try:
+        train_ds, steps = training_epochs(train_clips, labels, sample_rate=features.sample_rate,
+                                          window_samples=window_samples, batch_size=global_batch, seed=seed,
+                                          initial_epoch=initial_epoch, epochs=epochs, crops_per_clip=crops_per_clip,
+                                          log=log, drop_remainder=strategy != "default")
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
     val_ds = (validation_dataset(val_clips, labels, sample_rate=features.sample_rate, window_samples=window_samples,
-                                 batch_size=batch_size, log=log) if val_clips else None)
-    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
-                metrics=["accuracy"])
+                                 batch_size=global_batch, log=log) if val_clips else None)
+    if strategy != "default":
+        train_ds = shard_by_data(train_ds)
+        val_ds = shard_by_data(val_ds) if val_ds is not None else None
     monitor = "val_loss" if val_ds is not None else "loss"
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
-        keras.callbacks.CSVLogger(os.path.join(out, "history.csv")),
-        _SkipReport(log, os.path.join(out, "skipped.tsv")),
-    ]
-    from . import transfer
-
-    if transfer.backbone_is_frozen(net):
-        history = transfer.fit_head(net, train_clips, val_clips, labels, sample_rate=features.sample_rate,
-                                    window_samples=window_samples, batch_size=batch_size, epochs=epochs,
-                                    learning_rate=learning_rate, callbacks=callbacks, verbose=verbose, log=log)
+    early_stopping = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)
+    checkpoint = EpochCheckpoint(out, early_stopping, state=state, write=chief,
+                                 extra={"steps_per_epoch": steps})
+    callbacks = [early_stopping, checkpoint]
+    if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy):
+        callbacks.insert(0, sync_non_trainable_callback(dist, steps))
+    if chief:
+        callbacks.append(_SkipReport(log, os.path.join(out, "skipped.tsv")))
+    if head_only:
+        transfer.fit_head(net, train_clips, val_clips, labels, sample_rate=features.sample_rate,
+                          window_samples=window_samples, batch_size=batch_size, epochs=epochs,
+                          learning_rate=learning_rate, callbacks=callbacks, verbose=verbose, log=log)
     else:
-        history = net.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+        with keras_workarounds(net, dist, zero_batch(train_ds, batch_size)):
+            net.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
+                    steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
     if fine_tune_epochs:
-        _say(verbose, f"fine-tuning the whole model for up to {fine_tune_epochs} epochs at {fine_tune_learning_rate}")
-        done = len(history.epoch)
-        transfer.unfreeze(net)
-        net.compile(optimizer=keras.optimizers.Adam(fine_tune_learning_rate), loss="categorical_crossentropy",
-                    metrics=["accuracy"])
-        callbacks[0] = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)
-        callbacks[1] = keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True)
-        tuned = net.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + fine_tune_epochs,
-                        callbacks=callbacks, verbose=verbose)
-        for key, values in tuned.history.items():
-            history.history.setdefault(key, []).extend(values)
+        checkpoint = _fine_tune(net, checkpoint, train_clips, labels, val_ds, out, chief=chief, dist=dist,
+                                epochs=fine_tune_epochs, learning_rate=fine_tune_learning_rate, monitor=monitor,
+                                patience=patience, sample_rate=features.sample_rate, window_samples=window_samples,
+                                batch_size=global_batch, seed=seed, crops_per_clip=crops_per_clip, log=log,
+                                verbose=verbose)
     for line in log.summary():
         _say(verbose, line)
 
-    with atomic_path(os.path.join(out, "model.keras")) as tmp:
-        net.save(tmp)
-    losses = history.history.get(monitor, [])
-    metrics = {"best_epoch": int(np.argmin(losses)) + 1 if losses else None, "epochs_run": len(losses),
+    history = checkpoint.history
+    losses = [row[monitor] for row in history if monitor in row]
+    metrics = {"best_epoch": int(np.argmin(losses)) + 1 if losses else None, "epochs_run": len(history),
                "skipped_files": len(log.skipped), "padded_clips": len(log.padded)}
-    for key, values in history.history.items():
-        if values:
-            metrics[f"final_{key}"] = float(values[-1])
-    write_json(os.path.join(out, "config.json"), config)
-    run = Run(out)
+    if history:
+        for key, value in history[-1].items():
+            if key != "epoch":
+                metrics[f"final_{key}"] = float(value)
+    if not chief:  # the chief writes the run; the other workers are done
+        return None
     if val_clips and evaluate_val:
         from .evaluation import evaluate_clips
 
@@ -175,8 +306,35 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
                                                              "num_clips")})
         _say(verbose, f"validation: clip accuracy {val_metrics['clip_accuracy']:.3f}, "
                       f"macro-F1 {val_metrics['macro_f1']:.3f} on {val_metrics['num_clips']} clips")
+    write_history_csv(os.path.join(out, "history.csv"), history)
     write_json(os.path.join(out, "metrics.json"), metrics)
-    return run
+    with atomic_path(os.path.join(out, "model.keras")) as tmp:  # last: model.keras marks the run finished
+        net.save(tmp)
+    shutil.rmtree(os.path.join(out, CHECKPOINT_DIR), ignore_errors=True)
+    return Run(out)
+
+
+def _fine_tune(net, checkpoint, train_clips, labels, val_ds, out, *, chief, dist, epochs, learning_rate, monitor,
+               patience, sample_rate, window_samples, batch_size, seed, crops_per_clip, log, verbose):
+    """Second phase of transfer learning: everything but BatchNorm trains at a low learning rate, continuing
+    the epoch count and history of the first phase. Returns the checkpoint callback that holds the history."""
+    _say(verbose, f"fine-tuning the whole model for up to {epochs} epochs at learning rate {learning_rate}")
+    from . import transfer
+
+    done = len(checkpoint.history)
+    transfer.unfreeze(net)
+    with dist.scope():
+        net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+                    metrics=["accuracy"])
+    train_ds, steps = training_epochs(train_clips, labels, sample_rate=sample_rate, window_samples=window_samples,
+                                      batch_size=batch_size, seed=seed, initial_epoch=done, epochs=done + epochs,
+                                      crops_per_clip=crops_per_clip, log=log)
+    early_stopping = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)
+    tuned = EpochCheckpoint(out, early_stopping, write=chief, extra={"steps_per_epoch": steps})
+    tuned.history = list(checkpoint.history)
+    net.fit(train_ds, validation_data=val_ds, epochs=done + epochs, initial_epoch=done, steps_per_epoch=steps,
+            callbacks=[early_stopping, tuned], verbose=verbose)
+    return tuned
 
 
 def _say(verbose, text):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import numpy as np
 
@@ -42,17 +43,32 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     return audio.astype(np.float32, copy=False)
 
 
+def unusable_path(path) -> str | None:
+    """Why ``path`` cannot be opened as an audio file without risk (missing, a directory, a FIFO or device that
+    would block or never end, a symlink loop), or None for a regular file."""
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks
+    except FileNotFoundError:
+        return "file not found" if not os.path.islink(path) else "is a broken symbolic link"
+    except OSError as e:  # ELOOP (a symlink loop), EACCES, ENAMETOOLONG, ...
+        return f"cannot open ({e.strerror or type(e).__name__})"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not an audio file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a pipe, socket or device)"
+    return None
+
+
 def load_audio(path, sample_rate: int, *, max_seconds: float = MAX_SECONDS) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sample_rate``. Raises :class:`AudioError` on anything unusable."""
     import soundfile as sf
 
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise AudioError(path, "is a directory, not an audio file")
-    if not os.path.exists(path):
-        raise AudioError(path, "file not found")
+    reason = unusable_path(path)
+    if reason:
+        raise AudioError(path, reason)
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:  # bytes: file names need not be valid UTF-8
             if f.channels < 1:
                 raise AudioError(path, "the file has no channels")
             if f.samplerate <= 0:
@@ -61,7 +77,7 @@ def load_audio(path, sample_rate: int, *, max_seconds: float = MAX_SECONDS) -> n
                 raise AudioError(path, f"declares {f.frames / f.samplerate:.0f} s of audio, more than the "
                                        f"{max_seconds:.0f} s limit")
             audio = f.read(dtype="float32", always_2d=True)
-            rate = f.samplerate
+            rate, frames = f.samplerate, audio.shape[0]
     except AudioError:
         raise
     except Exception as e:  # libsndfile's errors are RuntimeError/TypeError/ValueError/LibsndfileError
@@ -71,4 +87,59 @@ def load_audio(path, sample_rate: int, *, max_seconds: float = MAX_SECONDS) -> n
     audio = to_mono(audio)
     if not np.all(np.isfinite(audio)):
         raise AudioError(path, "contains NaN or infinite samples")
-    return resample(audio, rate, sample_rate)
+    audio = resample(audio, rate, sample_rate)
+    if audio.size == 0:
+        raise AudioError(path, f"is too short ({frames} samples at {rate} Hz is less than one sample at "
+                               f"{sample_rate} Hz)")
+    return audio
+
+
+def stream_audio(path, sample_rate: int, *, block_seconds: float = 20.0, max_seconds: float = MAX_SECONDS):
+    """Decode ``path`` block by block: yields mono float32 chunks at ``sample_rate`` whose concatenation is the
+    file (as :func:`load_audio` gives it, up to resampler rounding). Memory stays at one block, whatever the
+    file's length. Raises :class:`AudioError` (possibly after some chunks) on anything unusable."""
+    import soundfile as sf
+
+    path = os.fspath(path)
+    reason = unusable_path(path)
+    if reason:
+        raise AudioError(path, reason)
+    try:
+        f = sf.SoundFile(os.fsencode(path))
+    except Exception as e:
+        raise AudioError(path, f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})") from None
+    with f:
+        if f.channels < 1:
+            raise AudioError(path, "the file has no channels")
+        if f.samplerate <= 0:
+            raise AudioError(path, f"invalid sample rate {f.samplerate}")
+        rate, limit = f.samplerate, max_seconds * f.samplerate
+        if f.frames > limit:
+            raise AudioError(path, f"declares {f.frames / rate:.0f} s of audio, more than the {max_seconds:.0f} s "
+                                   "limit")
+        resampler = None
+        if rate != sample_rate:
+            import soxr
+
+            resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
+        block, frames = max(1, int(block_seconds * rate)), 0
+        while True:
+            try:
+                audio = f.read(block, dtype="float32", always_2d=True)
+            except Exception as e:
+                raise AudioError(path, f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})"
+                                 ) from None
+            frames += audio.shape[0]
+            if frames > limit:
+                raise AudioError(path, f"is longer than the {max_seconds:.0f} s limit")
+            last = audio.shape[0] < block
+            mono = to_mono(audio)
+            if not np.all(np.isfinite(mono)):
+                raise AudioError(path, "contains NaN or infinite samples")
+            out = resampler.resample_chunk(mono, last=last) if resampler is not None else mono
+            if out.size:
+                yield out.astype(np.float32, copy=False)
+            if last:
+                break
+        if frames == 0:
+            raise AudioError(path, "contains no audio (zero length)")

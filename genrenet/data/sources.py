@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .audio import AudioError, is_audio_file, load_audio
+from .audio import AudioError, is_audio_file, load_audio, unusable_path
 
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -158,10 +158,11 @@ def _probe(path: str) -> Optional[str]:
     """Why ``path`` cannot be used, or None. Reads only the header (fast)."""
     import soundfile as sf
 
-    if os.path.isdir(path):
-        return "is a directory, not an audio file"
+    reason = unusable_path(path)
+    if reason:
+        return reason
     try:
-        info = sf.info(path)
+        info = sf.info(os.fsencode(path))
     except Exception as e:
         return f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})"
     if info.frames <= 0:

@@ -1,0 +1,97 @@
+"""Issue 8: tf.distribute training on CPU — MirroredStrategy over 2 logical CPU devices, and a real 2-worker
+MultiWorkerMirroredStrategy run on localhost. Each in subprocesses (devices and collectives must be configured
+before TensorFlow initialises), running the same `genrenet train` command line the README shows."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, TINY
+
+pytestmark = pytest.mark.slow
+
+MODEL_ARGS = ["cnn", "--data", TINY, "--epochs", "1", "--batch-size", "2", "--verbose", "0",
+              "--set", "filters=[8,16]", "--set", "dense_units=[16]"]
+
+# Runs `genrenet ARGS` in-process after an optional logical-device split, saving the model's weights after every
+# epoch to $GENRENET_TEST_DUMP-<epoch>.npz (so that the workers' weights can be compared).
+WRAPPER = r"""
+import os, sys
+import numpy as np
+import tensorflow as tf
+if os.environ.get("SPLIT_CPU"):
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from genrenet import resume
+original = resume.EpochCheckpoint.on_epoch_end
+def dump(self, epoch, logs=None):
+    original(self, epoch, logs)
+    np.savez(f"{os.environ['GENRENET_TEST_DUMP']}-{epoch}.npz", *[np.asarray(w) for w in self.model.get_weights()])
+resume.EpochCheckpoint.on_epoch_end = dump
+from genrenet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _env(**extra):
+    return dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", **extra)
+
+
+def _weights(path):
+    with np.load(path) as z:
+        return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-c", WRAPPER, "train", *MODEL_ARGS, "--strategy", "mirrored",
+                        "--out", str(run)], env=_env(SPLIT_CPU="1", GENRENET_TEST_DUMP=str(tmp_path / "w")),
+                       capture_output=True, text=True, timeout=400, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr[-3000:]
+    config = json.loads((run / "config.json").read_text())
+    assert config["strategy"] == "mirrored" and config["replicas"] == 2
+    assert config["batch_size"] == 2 and config["global_batch_size"] == 4
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 1 and np.isfinite(metrics["final_loss"]) and np.isfinite(metrics["final_val_loss"])
+    assert all(np.all(np.isfinite(w)) for w in _weights(tmp_path / "w-0.npz"))
+
+
+def test_multi_worker_mirrored_strategy_two_workers_on_localhost(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    run = tmp_path / "run"
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", WRAPPER, "train", *MODEL_ARGS, "--strategy", "multi_worker", "--out", str(run)],
+            env=_env(TF_CONFIG=tf_config, GENRENET_TEST_DUMP=str(tmp_path / f"worker{index}")),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL))
+    outputs = []
+    try:
+        for p in procs:
+            outputs.append(p.communicate(timeout=500))
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    chief, other = _weights(tmp_path / "worker0-0.npz"), _weights(tmp_path / "worker1-0.npz")
+    assert len(chief) == len(other) and all(np.array_equal(a, b) for a, b in zip(chief, other))
+    config = json.loads((run / "config.json").read_text())  # written by the chief only
+    assert config["strategy"] == "multi_worker" and config["replicas"] == 2 and config["global_batch_size"] == 4
+    assert (run / "model.keras").is_file() and "run saved to" in outputs[0][0] and "run saved to" not in outputs[1][0]

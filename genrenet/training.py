@@ -181,12 +181,13 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
                       val_fraction=val_fraction, window_seconds=window_seconds, crops_per_clip=crops_per_clip,
                       model_kwargs=model_kwargs, verbose=verbose if chief else 0, evaluate_val=evaluate_val,
                       resume=resume, deterministic=deterministic, mixed_precision=mixed_precision,
-                      strategy=strategy)
+                      strategy=strategy, pretrained=pretrained, freeze_backbone=freeze_backbone,
+                      fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate)
 
 
 def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, learning_rate, seed, patience,
            val_fraction, window_seconds, crops_per_clip, model_kwargs, verbose, evaluate_val, resume, deterministic,
-           mixed_precision, strategy) -> Run:
+           mixed_precision, strategy, pretrained, freeze_backbone, fine_tune_epochs, fine_tune_learning_rate) -> Run:
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
     train_clips, val_clips, notes = resolve_splits(dataset, val_fraction, seed)
     notes = dataset.notes + notes

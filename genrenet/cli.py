@@ -13,12 +13,13 @@ DEMO_TEST_DATA = "synthetic:seed=1,clips=10"
 
 
 def _known_errors():
-    from .data import AudioError, DatasetError
+    from .data import AudioError, AugmentError, DatasetError
     from .export import ExportError
     from .runs import RunError
     from .training import TrainingError
 
-    return (KeyError, TypeError, FileNotFoundError, AudioError, DatasetError, ExportError, RunError, TrainingError)
+    return (KeyError, TypeError, FileNotFoundError, AudioError, AugmentError, DatasetError, ExportError, RunError,
+            TrainingError)
 
 
 def _print_json(obj):
@@ -59,8 +60,13 @@ def cmd_train(args):
     run = train(args.model, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, seed=args.seed, patience=args.patience,
                 val_fraction=args.val_fraction, window_seconds=args.window_seconds,
-                model_kwargs=_model_kwargs(args.set), verbose=args.verbose)
+                model_kwargs=_model_kwargs(args.set), verbose=args.verbose, augment=args.augment,
+                cache=_cache_option(args.cache))
     print(f"run saved to {run.path}")
+
+
+def _cache_option(value):
+    return {"memory": True, "none": False}.get(value, value)
 
 
 def cmd_evaluate(args):
@@ -163,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--window-seconds", type=float, default=None, help="window length (default: the model's)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override a model hyper-parameter, e.g. --set dropout=0.5 --set filters=[16,32,64]")
+    s.add_argument("--augment", default=None, metavar="NAMES",
+                   help="training-only augmentation: comma-separated names from shift, gain, noise, stretch, "
+                        "pitch, specaugment, mixup (or 'all'), or a JSON dict of parameters, e.g. "
+                        "'{\"noise\": {\"snr_db\": [10, 20]}}'. Defaults: see the README (Augmentation)")
+    s.add_argument("--cache", default="memory", metavar="memory|none|DIR",
+                   help="keep decoded audio in memory (default), decode every epoch, or cache it in DIR "
+                        "(for datasets larger than memory; reused by later runs)")
     s.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     s.set_defaults(fn=cmd_train)
 

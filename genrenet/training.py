@@ -14,6 +14,8 @@ import tensorflow as tf
 
 from . import registry
 from .data import ClipDataset, SkipLog, holdout_split, load_dataset, training_dataset, validation_dataset
+from .data.augment import Augment
+from .layers import spec_augment_scope
 from .runs import Run, atomic_path, is_run_dir, write_json, write_text
 
 
@@ -56,25 +58,39 @@ def resolve_splits(dataset: ClipDataset, val_fraction: float, seed: int):
 class _SkipReport(keras.callbacks.Callback):
     """Writes ``skipped.tsv`` after every epoch, so what was skipped survives an interrupted run."""
 
-    def __init__(self, log: SkipLog, path: str):
+    def __init__(self, log: SkipLog, path: str, verbose: int = 1):
         super().__init__()
-        self.log, self.path = log, path
+        self.log, self.path, self.verbose, self.batches = log, path, verbose, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
 
     def on_epoch_end(self, epoch, logs=None):
         rows = self.log.to_rows()
         if rows:
             write_text(self.path, "file\treason\n" + "".join(f"{n}\t{r}\n" for n, r in rows))
+        if not self.batches:  # every training file failed to decode (silent, NaN, corrupt...)
+            for line in self.log.summary():
+                _say(self.verbose, line)
+            raise TrainingError(f"no usable training audio: all training files were skipped "
+                                f"({len(self.log.skipped)} skipped in total; reasons in {self.path})")
 
 
 def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: int = 30, batch_size: int = 32,
           learning_rate: float = 1e-3, seed: int = 0, patience: int = 10, val_fraction: float = 0.2,
           window_seconds: Optional[float] = None, crops_per_clip: Optional[int] = None,
-          model_kwargs: Optional[dict] = None, verbose: int = 1, evaluate_val: bool = True) -> Run:
+          model_kwargs: Optional[dict] = None, verbose: int = 1, evaluate_val: bool = True,
+          augment=None, cache=True) -> Run:
     """Train ``model`` (a registered name) on ``data`` (a spec or a :class:`ClipDataset`) into ``out``.
 
     Early stopping on the validation loss keeps the best epoch's weights. Returns the :class:`Run`; its
     ``metrics.json`` holds the validation clip accuracy of the kept model.
+
+    ``augment``: training-only augmentation, e.g. ``["gain", "noise", "specaugment", "mixup"]`` or
+    ``{"noise": {"snr_db": [10, 20]}}`` (see :mod:`genrenet.data.augment`). ``cache``: ``True`` keeps decoded
+    audio in memory, a directory keeps it on disk (datasets larger than memory), ``False`` decodes every epoch.
     """
+    aug = Augment.resolve(augment)
     spec = registry.get_spec(model)
     out = out or _default_out(model)
     if is_run_dir(out):
@@ -85,8 +101,11 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
     notes = dataset.notes + notes
     labels = dataset.labels
     window_seconds = window_seconds or spec.window_seconds
-    net = registry.build_model(model, num_classes=len(labels), window_seconds=window_seconds,
-                               **(model_kwargs or {}))
+    with spec_augment_scope(dict(aug.spec_augment, seed=seed) if aug.spec_augment else None):
+        net = registry.build_model(model, num_classes=len(labels), window_seconds=window_seconds,
+                                   **(model_kwargs or {}))
+    if aug.spec_augment and not any(layer.name == "spec_augment" for layer in net.layers):
+        raise TrainingError(f"{model} has its own front-end (no spectrogram_input): specaugment cannot be added")
     features = spec.features
     window_samples = int(net.input_shape[-1])
     os.makedirs(out, exist_ok=True)
@@ -104,20 +123,22 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
         "data": dataset.spec, "seed": seed, "epochs": epochs, "batch_size": batch_size,
         "learning_rate": learning_rate, "patience": patience, "val_fraction": val_fraction,
         "train_clips": len(train_clips), "val_clips": len(val_clips), "notes": notes, "versions": _versions(),
+        "augment": aug.to_dict(), "cache": cache if isinstance(cache, bool) else str(cache),
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("genrenet") else None,
     }
     write_json(os.path.join(out, "labels.json"), labels)
     train_ds = training_dataset(train_clips, labels, sample_rate=features.sample_rate, window_samples=window_samples,
-                                batch_size=batch_size, seed=seed, crops_per_clip=crops_per_clip, log=log)
+                                batch_size=batch_size, seed=seed, crops_per_clip=crops_per_clip, log=log,
+                                augment=aug, cache=cache)
     val_ds = (validation_dataset(val_clips, labels, sample_rate=features.sample_rate, window_samples=window_samples,
-                                 batch_size=batch_size, log=log) if val_clips else None)
+                                 batch_size=batch_size, log=log, cache=cache) if val_clips else None)
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
                 metrics=["accuracy"])
     monitor = "val_loss" if val_ds is not None else "loss"
     callbacks = [
         keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
         keras.callbacks.CSVLogger(os.path.join(out, "history.csv")),
-        _SkipReport(log, os.path.join(out, "skipped.tsv")),
+        _SkipReport(log, os.path.join(out, "skipped.tsv"), verbose),
     ]
     history = net.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
     for line in log.summary():

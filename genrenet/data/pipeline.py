@@ -1,4 +1,4 @@
-"""tf.data pipelines: decode (soundfile via ``tf.numpy_function``) → resample → cache → windows → batch.
+"""tf.data pipelines: decode (soundfile via ``tf.numpy_function``) → resample → cache → windows → augment → batch.
 
 Training takes fresh random crops of every clip each epoch; evaluation and prediction cut every window of a
 clip and keep the clip index so that window probabilities can be averaged per clip. Files that fail to decode
@@ -6,6 +6,8 @@ are skipped and logged (never the end of a run); clips shorter than a window are
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from typing import Callable, Optional
 
@@ -49,16 +51,96 @@ class SkipLog:
                                                                   for n in sorted(self.padded)]
 
 
-def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog):
+def _cache_key(clip, sample_rate: int) -> str:
+    """Changes when the file (path, size, mtime), the clip's in-memory audio or the sample rate changes."""
+    h = hashlib.sha1(f"genrenet-audio-v1|{sample_rate}|".encode())
+    if clip.audio is not None:
+        h.update(f"{clip.id}|{clip.sample_rate}|".encode())
+        h.update(np.ascontiguousarray(clip.audio).tobytes())
+    else:
+        path = os.path.realpath(clip.path)
+        try:
+            st = os.stat(path)
+            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode())
+        except OSError:
+            h.update(f"{path}|missing".encode())
+    return h.hexdigest()
+
+
+class AudioCache:
+    """Decoded, resampled audio on disk: ``DIR/<key[:2]>/<key>.npy`` (or ``.err`` with the reason a file
+    could not be decoded, so that later runs report it again without decoding). Safe to share between runs
+    and processes (atomic writes); a changed file or sample rate gets a new key."""
+
+    def __init__(self, directory):
+        self.directory = os.fspath(directory)
+        os.makedirs(self.directory, exist_ok=True)
+
+    def _path(self, key, ext):
+        return os.path.join(self.directory, key[:2], key + ext)
+
+    def get(self, key):
+        """(audio or None, error reason or None); (None, None) when absent."""
+        npy = self._path(key, ".npy")
+        if os.path.exists(npy):
+            try:
+                return np.load(npy, allow_pickle=False), None
+            except (OSError, ValueError):
+                pass  # unreadable cache entry: decode again
+        err = self._path(key, ".err")
+        if os.path.exists(err):
+            with open(err, encoding="utf-8") as f:
+                return None, f.read()
+        return None, None
+
+    def _write(self, key, ext, writer):
+        final = self._path(key, ext)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as f:
+            writer(f)
+        os.replace(tmp, final)
+
+    def put(self, key, audio):
+        self._write(key, ".npy", lambda f: np.save(f, audio.astype(np.float32, copy=False), allow_pickle=False))
+
+    def put_error(self, key, reason):
+        self._write(key, ".err", lambda f: f.write(reason.encode("utf-8")))
+
+
+def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog, cache_dir=None):
+    disk = AudioCache(cache_dir) if cache_dir else None
+
+    def load(clip):
+        key = _cache_key(clip, sample_rate) if disk else None
+        if disk:
+            audio, reason = disk.get(key)
+            if reason is not None:
+                raise AudioError(clip.name, reason)
+            if audio is not None:
+                return audio
+        try:
+            audio = clip.load(sample_rate)
+        except AudioError as e:
+            if disk:
+                disk.put_error(key, e.reason)
+            raise
+        if disk:
+            disk.put(key, audio)
+        return audio
+
     def decode(i):
         clip = clips[int(i)]
         try:
-            audio = clip.load(sample_rate)
+            audio = load(clip)
         except AudioError as e:
             log.skip(clip.name, e.reason)
             return np.zeros(0, np.float32)
         except Exception as e:  # never let one file end the run
             log.skip(clip.name, f"cannot decode ({type(e).__name__}: {e})")
+            return np.zeros(0, np.float32)
+        if not np.all(np.isfinite(audio)):
+            log.skip(clip.name, "contains NaN or infinite samples")
             return np.zeros(0, np.float32)
         if not np.any(audio):
             log.skip(clip.name, "is silent (all samples are zero)")
@@ -74,10 +156,13 @@ def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog):
 def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, cache=True):
     """Dataset of ``(audio[samples], clip_index)`` for the decodable clips, in clip order.
 
-    ``cache``: ``True`` keeps decoded audio in memory after the first pass, a path caches to files there,
-    ``False`` decodes every time.
+    ``cache``: ``True``/``"memory"`` keeps decoded audio in memory after the first pass (later epochs do not
+    decode again); a directory path keeps it on disk as ``.npy`` per clip (:class:`AudioCache`: for datasets
+    larger than memory, and reused by later runs and by evaluation); ``False``/``None`` decodes every time.
     """
-    decode = _decoder(clips, sample_rate, window_samples, log)
+    memory = cache is True or cache == "memory"
+    decode = _decoder(clips, sample_rate, window_samples, log,
+                      cache_dir=None if memory or not cache else cache)
 
     def load(i):
         audio = tf.numpy_function(decode, [i], tf.float32, stateful=False)
@@ -85,10 +170,8 @@ def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, ca
 
     ds = tf.data.Dataset.range(len(clips)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.filter(lambda audio, i: tf.size(audio) > 0)
-    if cache is True:
+    if memory:
         ds = ds.cache()
-    elif cache:
-        ds = ds.cache(str(cache))
     return ds
 
 
@@ -101,33 +184,56 @@ def one_hot_labels(clips, labels):
 
 
 def training_dataset(clips, labels, *, sample_rate: int, window_samples: int, batch_size: int = 32,
-                     seed: int = 0, crops_per_clip: Optional[int] = None, augment: Optional[Callable] = None,
-                     batch_augment: Optional[Callable] = None, cache=True, log: Optional[SkipLog] = None):
-    """Batches of ``(waveform[B, W], one_hot[B, C])`` with fresh random crops of every clip each epoch.
+                     seed: int = 0, crops_per_clip: Optional[int] = None, augment=None,
+                     batch_augment: Optional[Callable] = None, cache=True, log: Optional[SkipLog] = None,
+                     hop_samples: Optional[int] = None):
+    """Batches of ``(waveform[B, W], one_hot[B, C])``, shuffled, from fresh windows every epoch.
 
-    A clip of length L gives ``crops_per_clip`` crops (default ``round(L / W)``, so every second of audio is
-    seen about once per epoch). ``augment(waveform, label, seed)`` runs per window, ``batch_augment`` per batch.
+    Windows: by default random crops, drawn afresh every epoch; a clip of length L gives ``crops_per_clip``
+    crops (default ``round(L / W)``, so every second of audio is seen about once per epoch). With
+    ``hop_samples`` every epoch uses the same fixed windows ``[k·hop, k·hop + W)`` instead.
+
+    ``augment``: names / a dict / an :class:`~genrenet.data.augment.Augment` (waveform techniques run per
+    window, ``mixup`` per batch; ``specaugment`` lives in the model and is ignored here), or a callable
+    ``augment(waveform, label, seed) -> (waveform, label)`` run per window. ``batch_augment(x, y, seed)`` runs
+    per batch. All random choices are stateless ops seeded from ``seed``: the same seed gives the same batches.
+    ``cache``: see :func:`clip_audio`.
     """
+    from .augment import Augment
+
     log = log or SkipLog()
+    if callable(augment) and not isinstance(augment, Augment):
+        window_fn, crop = augment, window_samples
+    else:
+        aug = Augment.resolve(augment)
+        window_fn, crop = aug.waveform_fn(window_samples, sample_rate), aug.input_samples(window_samples)
+        batch_augment = batch_augment or aug.batch_fn()
     targets = one_hot_labels(clips, labels)
     ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache)
     ds = ds.shuffle(max(1, len(clips)), seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    w = window_samples
 
     def crops(item, rng_seed):
         audio, i = item
+        audio = tf.pad(audio, [[0, tf.maximum(0, crop - tf.shape(audio)[0])]])  # crops longer than a window
         length = tf.shape(audio)[0]
-        n = crops_per_clip or tf.maximum(1, tf.cast(tf.round(length / w), tf.int32))
-        offsets = tf.random.stateless_uniform([n], seed=rng_seed, minval=0, maxval=length - w + 1, dtype=tf.int32)
-        windows = tf.gather(audio, offsets[:, None] + tf.range(w)[None, :])
+        if hop_samples:
+            windows = tf.signal.frame(audio, crop, hop_samples, pad_end=False)
+            n = tf.shape(windows)[0]
+        else:
+            n = crops_per_clip or tf.maximum(1, tf.cast(tf.round(length / window_samples), tf.int32))
+            offsets = tf.random.stateless_uniform([n], seed=rng_seed, minval=0, maxval=length - crop + 1,
+                                                  dtype=tf.int32)
+            windows = tf.gather(audio, offsets[:, None] + tf.range(crop)[None, :])
         return tf.data.Dataset.from_tensor_slices((windows, tf.repeat(targets[i][None], n, axis=0)))
 
     ds = tf.data.Dataset.zip((ds, seeds)).flat_map(crops)
     ds = ds.shuffle(1024, seed=seed + 1, reshuffle_each_iteration=True)
-    if augment is not None:
+    if window_fn is not None:
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 2).batch(2)))
-        ds = ds.map(lambda item, s: augment(item[0], item[1], s), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(lambda item, s: window_fn(item[0], item[1], s), num_parallel_calls=AUTOTUNE)
+    elif crop != window_samples:
+        ds = ds.map(lambda x, y: (x[:window_samples], y))
     ds = ds.batch(batch_size)
     if batch_augment is not None:
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 3).batch(2)))
@@ -157,9 +263,14 @@ def window_dataset(clips, *, sample_rate: int, window_samples: int, hop_samples:
 
 
 def validation_dataset(clips, labels, *, sample_rate: int, window_samples: int, batch_size: int = 32,
-                       log: Optional[SkipLog] = None):
-    """Fixed, non-overlapping windows with one-hot labels, cached: the same windows every epoch."""
+                       log: Optional[SkipLog] = None, cache=True):
+    """Fixed, non-overlapping windows with one-hot labels, never augmented: the same windows every epoch.
+
+    ``cache=True`` keeps the windows in memory; a directory keeps decoded audio there instead (for
+    validation sets larger than memory)."""
     targets = one_hot_labels(clips, labels)
+    memory = cache is True or cache == "memory"
     ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size,
-                        log=log).unbatch()
-    return ds.map(lambda w, i: (w, tf.gather(targets, i))).batch(batch_size).cache().prefetch(AUTOTUNE)
+                        log=log, cache=False if memory else cache).unbatch()
+    ds = ds.map(lambda w, i: (w, tf.gather(targets, i))).batch(batch_size)
+    return (ds.cache() if memory else ds).prefetch(AUTOTUNE)

@@ -14,12 +14,13 @@ DEMO_TEST_DATA = "synthetic:seed=1,clips=10"
 
 def _known_errors():
     from .data import AudioError, AugmentError, DatasetError
+    from .data.download import DownloadError
     from .export import ExportError
     from .runs import RunError
     from .training import TrainingError
 
-    return (KeyError, TypeError, FileNotFoundError, AudioError, AugmentError, DatasetError, ExportError, RunError,
-            TrainingError)
+    return (KeyError, TypeError, FileNotFoundError, AudioError, AugmentError, DatasetError, DownloadError,
+            ExportError, RunError, TrainingError)
 
 
 def _print_json(obj):
@@ -138,6 +139,12 @@ def cmd_demo(args):
     print(f"export:      {target} (TF Serving layout, signature serving_default)")
 
 
+def cmd_download(args):
+    from .data.download import download
+
+    download(args.dataset, args.dir, keep_archive=not args.delete_archive, progress=not args.no_progress)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genrenet", description="Music genre classification with Keras: train, "
                                 "evaluate, export and predict from raw audio.")
@@ -205,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--version", type=int, default=1)
     s.add_argument("--force", action="store_true", help="replace an existing version")
     s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("download", help="download, verify (published checksums) and extract a public dataset")
+    s.add_argument("dataset", choices=("gtzan", "fma_small", "fma_medium", "fma_metadata"))
+    s.add_argument("--dir", required=True, help="where the archive goes and is extracted (resumes if interrupted)")
+    s.add_argument("--delete-archive", action="store_true", help="remove the archive after extraction")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(fn=cmd_download)
     return p
 
 

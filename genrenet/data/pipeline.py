@@ -1,4 +1,4 @@
-"""tf.data pipelines: decode (soundfile via ``tf.numpy_function``) → resample → cache → windows → augment → batch.
+"""tf.data pipelines: decode (soundfile, ``tf.numpy_function``) → resample → cache → windows → augment → batch.
 
 Training takes fresh random crops of every clip each epoch; evaluation and prediction cut every window of a
 clip and keep the clip index so that window probabilities can be averaged per clip. Files that fail to decode

@@ -36,7 +36,7 @@ def read_tracks(csv_path: str) -> list[dict]:
         try:
             top, names, third = next(reader), next(reader), next(reader)
         except StopIteration:
-            raise DatasetError(f"{csv_path}: fewer than 3 header rows (FMA's tracks.csv has 3)") from None
+            raise DatasetError(f"{csv_path}: not FMA's tracks.csv (it has fewer than its 3 header rows)") from None
         columns = {}
         group = ""
         for i, (t, n) in enumerate(zip(top, names)):

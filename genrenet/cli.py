@@ -13,7 +13,8 @@ DEMO_TEST_DATA = "synthetic:seed=1,clips=10"
 
 
 def _known_errors():
-    from .data import AudioError, DatasetError
+    from .data import AudioError, AugmentError, DatasetError
+    from .data.download import DownloadError
     from .export import ExportError
     from .resume import CheckpointError
     from .runs import RunError
@@ -22,7 +23,7 @@ def _known_errors():
     from .ensemble import EnsembleError
 
     return (KeyError, TypeError, FileNotFoundError, AudioError, DatasetError, ExportError, RunError, TrainingError,
-            CheckpointError, EnsembleError)
+            CheckpointError, EnsembleError, AugmentError, DownloadError)
 
 
 def _print_json(obj):
@@ -80,7 +81,8 @@ def cmd_train(args):
                 model_kwargs=_model_kwargs(args.set), pretrained=args.pretrained,
                 freeze_backbone=args.freeze_backbone, fine_tune_epochs=args.fine_tune_epochs,
                 fine_tune_learning_rate=args.fine_tune_learning_rate, verbose=args.verbose, resume=resume,
-                deterministic=args.deterministic, mixed_precision=args.mixed_precision, strategy=args.strategy)
+                deterministic=args.deterministic, mixed_precision=args.mixed_precision, strategy=args.strategy,
+                augment=args.augment, cache=_cache_option(args.cache))
     if run is not None:  # None: a non-chief worker of a multi-worker run (the chief writes the run)
         print(f"run saved to {run.path}")
 
@@ -97,6 +99,10 @@ def _add_engine_options(s):
     s.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker", "tpu"),
                    help="tf.distribute strategy: mirrored = all local GPUs, multi_worker = machines in "
                    "TF_CONFIG, tpu; --batch-size is per replica")
+
+
+def _cache_option(value):
+    return {"memory": True, "none": False}.get(value, value)
 
 
 def cmd_evaluate(args):
@@ -185,6 +191,12 @@ def cmd_demo(args):
     print(f"export:      {target} (TF Serving layout, signature serving_default)")
 
 
+def cmd_download(args):
+    from .data.download import download
+
+    download(args.dataset, args.dir, keep_archive=not args.delete_archive, progress=not args.no_progress)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genrenet", description="Music genre classification with Keras: train, "
                                 "evaluate, export and predict from raw audio.")
@@ -223,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fine-tune-epochs", type=int, default=0,
                    help="after the head, train the whole model for up to N more epochs")
     s.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
+    s.add_argument("--augment", default=None, metavar="NAMES",
+                   help="training-only augmentation: comma-separated names from shift, gain, noise, stretch, "
+                        "pitch, specaugment, mixup (or 'all'), or a JSON dict of parameters, e.g. "
+                        "'{\"noise\": {\"snr_db\": [10, 20]}}'. Defaults: see the README (Augmentation)")
+    s.add_argument("--cache", default="memory", metavar="memory|none|DIR",
+                   help="keep decoded audio in memory (default), decode every epoch, or cache it in DIR "
+                        "(for datasets larger than memory; reused by later runs)")
     s.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     _add_engine_options(s)
     s.set_defaults(fn=cmd_train)
@@ -272,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pretrained", default=None, help="pretrained weights tag for a model name, e.g. msd")
     s.add_argument("--batch-size", type=int, default=32)
     s.set_defaults(fn=cmd_embed)
+
+    s = sub.add_parser("download", help="download, verify (published checksums) and extract a public dataset")
+    s.add_argument("dataset", choices=("gtzan", "fma_small", "fma_medium", "fma_metadata"))
+    s.add_argument("--dir", required=True, help="where the archive goes and is extracted (resumes if interrupted)")
+    s.add_argument("--delete-archive", action="store_true", help="remove the archive after extraction")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(fn=cmd_download)
     return p
 
 

@@ -1,6 +1,10 @@
 """Blocks shared by several model families, named like the article's diagrams."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from typing import Optional
+
 import keras
 from keras import layers
 
@@ -17,15 +21,37 @@ def waveform_input(features: FeatureConfig, window_seconds: float) -> keras.Kera
     return keras.Input(shape=(samples,), dtype="float32", name="waveform")
 
 
-def spectrogram_input(features: FeatureConfig, window_seconds: float):
+# SpecAugment parameters for models built inside ``spec_augment_scope`` (``train`` uses it so that builders,
+# which call ``spectrogram_input(features, window_seconds)``, need no augmentation argument).
+_SPEC_AUGMENT = contextvars.ContextVar("genrenet_spec_augment", default=None)
+
+
+@contextlib.contextmanager
+def spec_augment_scope(params: Optional[dict]):
+    """Models built in this block get a ``spec_augment`` layer (training only) after their front-end."""
+    token = _SPEC_AUGMENT.set(dict(params) if params else None)
+    try:
+        yield
+    finally:
+        _SPEC_AUGMENT.reset(token)
+
+
+def spectrogram_input(features: FeatureConfig, window_seconds: float, spec_augment: Optional[dict] = None):
     """``waveform`` input → log-mel [batch, frames, bins], normalised per frequency bin.
 
     Returns ``(waveform, spectrogram)``; the normalisation is a BatchNorm over bins, so dB or log1p
-    inputs of any offset reach the body centred and scaled.
+    inputs of any offset reach the body centred and scaled. ``spec_augment`` (parameters of
+    :class:`genrenet.data.augment.SpecAugment`, default: those of an enclosing :func:`spec_augment_scope`)
+    adds time/frequency masking after the normalisation, active only in training.
     """
     waveform = waveform_input(features, window_seconds)
     x = LogMelSpectrogram(features, name="log_mel")(waveform)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="input_norm")(x)
+    spec_augment = spec_augment if spec_augment is not None else _SPEC_AUGMENT.get()
+    if spec_augment:
+        from .data.augment import SpecAugment
+
+        x = SpecAugment(**spec_augment, name="spec_augment")(x)
     return waveform, x
 
 

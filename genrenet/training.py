@@ -18,7 +18,9 @@ from tensorflow.python.framework import config as tf_config
 
 from . import registry
 from .data import ClipDataset, SkipLog, holdout_split, load_dataset, validation_dataset
+from .data.augment import Augment
 from .data.pipeline import training_epochs
+from .layers import spec_augment_scope
 from .distribute import (StrategyError, is_chief, keras_workarounds, make_strategy, shard_by_data,
                          sync_non_trainable_callback, zero_batch)
 from .resume import CHECKPOINT_DIR, CheckpointError, EpochCheckpoint, load_state, write_history_csv
@@ -64,14 +66,22 @@ def resolve_splits(dataset: ClipDataset, val_fraction: float, seed: int):
 class _SkipReport(keras.callbacks.Callback):
     """Writes ``skipped.tsv`` after every epoch, so what was skipped survives an interrupted run."""
 
-    def __init__(self, log: SkipLog, path: str):
+    def __init__(self, log: SkipLog, path: str, verbose: int = 1):
         super().__init__()
-        self.log, self.path = log, path
+        self.log, self.path, self.verbose, self.batches = log, path, verbose, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
 
     def on_epoch_end(self, epoch, logs=None):
         rows = self.log.to_rows()
         if rows:
             write_text(self.path, "file\treason\n" + "".join(f"{n}\t{r}\n" for n, r in rows))
+        if not self.batches:  # every training file failed to decode (silent, NaN, corrupt...)
+            for line in self.log.summary():
+                _say(self.verbose, line)
+            raise TrainingError(f"no usable training audio: all training files were skipped "
+                                f"({len(self.log.skipped)} skipped in total; reasons in {self.path})")
 
 
 PRECISIONS = ("off", "mixed_float16", "mixed_bfloat16")
@@ -148,7 +158,7 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
           model_kwargs: Optional[dict] = None, pretrained: Optional[str] = None,
           freeze_backbone: Optional[bool] = None, fine_tune_epochs: int = 0, fine_tune_learning_rate: float = 1e-5,
           verbose: int = 1, evaluate_val: bool = True, resume: bool = False, deterministic: bool = False,
-          mixed_precision: str = "off", strategy: str = "default") -> Run:
+          mixed_precision: str = "off", strategy: str = "default", augment=None, cache=True) -> Run:
     """Train ``model`` (a registered name) on ``data`` (a spec or a :class:`ClipDataset`) into ``out``.
 
     Early stopping on the validation loss keeps the best epoch's weights. Returns the :class:`Run`; its
@@ -163,7 +173,12 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
     with the same seed bit-identical on CPU. ``mixed_precision``: ``off``, ``mixed_float16`` or
     ``mixed_bfloat16``. ``strategy``: ``default``, ``mirrored``, ``multi_worker`` (``TF_CONFIG``) or ``tpu``;
     ``batch_size`` is per replica (the global batch is ``batch_size × replicas``).
+
+    ``augment``: training-only augmentation, e.g. ``["gain", "noise", "specaugment", "mixup"]`` or
+    ``{"noise": {"snr_db": [10, 20]}}`` (see :mod:`genrenet.data.augment`). ``cache``: ``True`` keeps decoded
+    audio in memory, a directory keeps it on disk (datasets larger than memory), ``False`` decodes every epoch.
     """
+    aug = Augment.resolve(augment)
     spec = registry.get_spec(model)
     if mixed_precision not in PRECISIONS:
         raise TrainingError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {mixed_precision!r}")
@@ -182,12 +197,14 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
                       model_kwargs=model_kwargs, verbose=verbose if chief else 0, evaluate_val=evaluate_val,
                       resume=resume, deterministic=deterministic, mixed_precision=mixed_precision,
                       strategy=strategy, pretrained=pretrained, freeze_backbone=freeze_backbone,
-                      fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate)
+                      fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate,
+                      aug=aug, cache=cache)
 
 
 def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, learning_rate, seed, patience,
            val_fraction, window_seconds, crops_per_clip, model_kwargs, verbose, evaluate_val, resume, deterministic,
-           mixed_precision, strategy, pretrained, freeze_backbone, fine_tune_epochs, fine_tune_learning_rate) -> Run:
+           mixed_precision, strategy, pretrained, freeze_backbone, fine_tune_epochs, fine_tune_learning_rate, aug,
+           cache) -> Run:
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
     train_clips, val_clips, notes = resolve_splits(dataset, val_fraction, seed)
     notes = dataset.notes + notes
@@ -203,11 +220,14 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
         raise TrainingError("--freeze-backbone needs --pretrained")
     replicas = dist.num_replicas_in_sync
     global_batch = batch_size * replicas
-    with dist.scope(), _precision_policy(mixed_precision):
+    spec_augment = dict(aug.spec_augment, seed=seed) if aug.spec_augment else None
+    with dist.scope(), _precision_policy(mixed_precision), spec_augment_scope(spec_augment):
         net = registry.build_model(model, num_classes=len(labels), window_seconds=window_seconds, **model_kwargs)
         net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
                     metrics=["accuracy"])
         net.optimizer.build(net.trainable_variables)  # its state is part of a checkpoint
+    if aug.spec_augment and not any(layer.name == "spec_augment" for layer in net.layers):
+        raise TrainingError(f"{model} has its own front-end (no spectrogram_input): specaugment cannot be added")
     from . import transfer
 
     head_only = transfer.backbone_is_frozen(net)
@@ -234,6 +254,7 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
         "data": dataset.spec, "seed": seed, "epochs": epochs, "batch_size": batch_size,
         "learning_rate": learning_rate, "patience": patience, "val_fraction": val_fraction,
         "train_clips": len(train_clips), "val_clips": len(val_clips), "notes": notes, "versions": _versions(),
+        "augment": aug.to_dict(), "cache": cache if isinstance(cache, bool) else str(cache),
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("genrenet") else None,
         "deterministic": deterministic, "mixed_precision": mixed_precision, "strategy": strategy,
         "replicas": replicas, "global_batch_size": global_batch,
@@ -254,11 +275,12 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
         train_ds, steps = training_epochs(train_clips, labels, sample_rate=features.sample_rate,
                                           window_samples=window_samples, batch_size=global_batch, seed=seed,
                                           initial_epoch=initial_epoch, epochs=epochs, crops_per_clip=crops_per_clip,
-                                          log=log, drop_remainder=strategy != "default")
+                                          log=log, drop_remainder=strategy != "default", augment=aug,
+                                          cache=cache)
     except ValueError as e:
         raise TrainingError(str(e)) from None
     val_ds = (validation_dataset(val_clips, labels, sample_rate=features.sample_rate, window_samples=window_samples,
-                                 batch_size=global_batch, log=log) if val_clips else None)
+                                 batch_size=global_batch, log=log, cache=cache) if val_clips else None)
     if strategy != "default":
         train_ds = shard_by_data(train_ds)
         val_ds = shard_by_data(val_ds) if val_ds is not None else None
@@ -270,7 +292,7 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
     if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy):
         callbacks.insert(0, sync_non_trainable_callback(dist, steps))
     if chief:
-        callbacks.append(_SkipReport(log, os.path.join(out, "skipped.tsv")))
+        callbacks.append(_SkipReport(log, os.path.join(out, "skipped.tsv"), verbose))
     if head_only:
         transfer.fit_head(net, train_clips, val_clips, labels, sample_rate=features.sample_rate,
                           window_samples=window_samples, batch_size=batch_size, epochs=epochs,

@@ -1,8 +1,10 @@
-"""Datasets (specs → clips), decoding, the tf.data pipeline and the built-in synthetic music."""
+"""Datasets (specs → clips), decoding, the tf.data pipeline, augmentation and the built-in synthetic music."""
 from .audio import AudioError, load_audio
-from .pipeline import SkipLog, training_dataset, validation_dataset, window_dataset
-from .sources import Clip, ClipDataset, DatasetError, load_dataset
-from .split import holdout_split
+from .augment import Augment, AugmentError, SpecAugment
+from .pipeline import AudioCache, SkipLog, training_dataset, validation_dataset, window_dataset
+from .sources import Clip, ClipDataset, DatasetError, load_dataset, with_folds
+from .split import holdout_split, kfold
 
-__all__ = ["AudioError", "Clip", "ClipDataset", "DatasetError", "SkipLog", "holdout_split", "load_audio",
-           "load_dataset", "training_dataset", "validation_dataset", "window_dataset"]
+__all__ = ["AudioCache", "AudioError", "Augment", "AugmentError", "Clip", "ClipDataset", "DatasetError", "SkipLog",
+           "SpecAugment", "holdout_split", "kfold", "load_audio", "load_dataset", "training_dataset",
+           "validation_dataset", "window_dataset", "with_folds"]

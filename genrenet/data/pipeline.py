@@ -1,4 +1,4 @@
-"""tf.data pipelines: decode (soundfile via ``tf.numpy_function``) → resample → cache → windows → batch.
+"""tf.data pipelines: decode (soundfile, ``tf.numpy_function``) → resample → cache → windows → augment → batch.
 
 Training takes fresh random crops of every clip each epoch; evaluation and prediction cut every window of a
 clip and keep the clip index so that window probabilities can be averaged per clip. Files that fail to decode
@@ -6,6 +6,8 @@ are skipped and logged (never the end of a run); clips shorter than a window are
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from typing import Callable, Optional
 
@@ -49,16 +51,96 @@ class SkipLog:
                                                                   for n in sorted(self.padded)]
 
 
-def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog):
+def _cache_key(clip, sample_rate: int) -> str:
+    """Changes when the file (path, size, mtime), the clip's in-memory audio or the sample rate changes."""
+    h = hashlib.sha1(f"genrenet-audio-v1|{sample_rate}|".encode())
+    if clip.audio is not None:
+        h.update(f"{clip.id}|{clip.sample_rate}|".encode())
+        h.update(np.ascontiguousarray(clip.audio).tobytes())
+    else:
+        path = os.path.realpath(clip.path)
+        try:
+            st = os.stat(path)
+            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode())
+        except OSError:
+            h.update(f"{path}|missing".encode())
+    return h.hexdigest()
+
+
+class AudioCache:
+    """Decoded, resampled audio on disk: ``DIR/<key[:2]>/<key>.npy`` (or ``.err`` with the reason a file
+    could not be decoded, so that later runs report it again without decoding). Safe to share between runs
+    and processes (atomic writes); a changed file or sample rate gets a new key."""
+
+    def __init__(self, directory):
+        self.directory = os.fspath(directory)
+        os.makedirs(self.directory, exist_ok=True)
+
+    def _path(self, key, ext):
+        return os.path.join(self.directory, key[:2], key + ext)
+
+    def get(self, key):
+        """(audio or None, error reason or None); (None, None) when absent."""
+        npy = self._path(key, ".npy")
+        if os.path.exists(npy):
+            try:
+                return np.load(npy, allow_pickle=False), None
+            except (OSError, ValueError):
+                pass  # unreadable cache entry: decode again
+        err = self._path(key, ".err")
+        if os.path.exists(err):
+            with open(err, encoding="utf-8") as f:
+                return None, f.read()
+        return None, None
+
+    def _write(self, key, ext, writer):
+        final = self._path(key, ext)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as f:
+            writer(f)
+        os.replace(tmp, final)
+
+    def put(self, key, audio):
+        self._write(key, ".npy", lambda f: np.save(f, audio.astype(np.float32, copy=False), allow_pickle=False))
+
+    def put_error(self, key, reason):
+        self._write(key, ".err", lambda f: f.write(reason.encode("utf-8")))
+
+
+def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog, cache_dir=None):
+    disk = AudioCache(cache_dir) if cache_dir else None
+
+    def load(clip):
+        key = _cache_key(clip, sample_rate) if disk else None
+        if disk:
+            audio, reason = disk.get(key)
+            if reason is not None:
+                raise AudioError(clip.name, reason)
+            if audio is not None:
+                return audio
+        try:
+            audio = clip.load(sample_rate)
+        except AudioError as e:
+            if disk:
+                disk.put_error(key, e.reason)
+            raise
+        if disk:
+            disk.put(key, audio)
+        return audio
+
     def decode(i):
         clip = clips[int(i)]
         try:
-            audio = clip.load(sample_rate)
+            audio = load(clip)
         except AudioError as e:
             log.skip(clip.name, e.reason)
             return np.zeros(0, np.float32)
         except Exception as e:  # never let one file end the run
             log.skip(clip.name, f"cannot decode ({type(e).__name__}: {e})")
+            return np.zeros(0, np.float32)
+        if not np.all(np.isfinite(audio)):
+            log.skip(clip.name, "contains NaN or infinite samples")
             return np.zeros(0, np.float32)
         if not np.any(audio):
             log.skip(clip.name, "is silent (all samples are zero)")
@@ -74,10 +156,13 @@ def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog):
 def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, cache=True):
     """Dataset of ``(audio[samples], clip_index)`` for the decodable clips, in clip order.
 
-    ``cache``: ``True`` keeps decoded audio in memory after the first pass, a path caches to files there,
-    ``False`` decodes every time.
+    ``cache``: ``True``/``"memory"`` keeps decoded audio in memory after the first pass (later epochs do not
+    decode again); a directory path keeps it on disk as ``.npy`` per clip (:class:`AudioCache`: for datasets
+    larger than memory, and reused by later runs and by evaluation); ``False``/``None`` decodes every time.
     """
-    decode = _decoder(clips, sample_rate, window_samples, log)
+    memory = cache is True or cache == "memory"
+    decode = _decoder(clips, sample_rate, window_samples, log,
+                      cache_dir=None if memory or not cache else cache)
 
     def load(i):
         audio = tf.numpy_function(decode, [i], tf.float32, stateful=False)
@@ -85,10 +170,8 @@ def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, ca
 
     ds = tf.data.Dataset.range(len(clips)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.filter(lambda audio, i: tf.size(audio) > 0)
-    if cache is True:
+    if memory:
         ds = ds.cache()
-    elif cache:
-        ds = ds.cache(str(cache))
     return ds
 
 
@@ -105,29 +188,52 @@ def epoch_seeds(seed: int, epoch: int) -> tuple:
     return tuple(int(x) for x in np.random.SeedSequence([seed, epoch]).generate_state(4) % (2 ** 31 - 1))
 
 
-def _num_crops(length, window_samples: int, crops_per_clip: Optional[int]):
+def _num_crops(length, window_samples: int, crops_per_clip: Optional[int], hop_samples: Optional[int] = None,
+               crop: Optional[int] = None):
+    """Windows one clip gives per epoch: ``crops_per_clip``, ``round(L / W)`` random crops, or with
+    ``hop_samples`` every fixed window of ``crop`` samples."""
+    if hop_samples:
+        return 1 + tf.maximum(0, length - (crop or window_samples)) // hop_samples
     if crops_per_clip:
         return tf.constant(crops_per_clip, tf.int32)
     return tf.maximum(1, tf.cast(tf.round(length / window_samples), tf.int32))
 
 
+def _resolve_augment(augment, batch_augment, window_samples: int, sample_rate: int):
+    """``(window_fn, crop_samples, batch_fn)`` from names / a dict / an Augment, or a plain callable
+    ``augment(waveform, label, seed)``. Stretch and pitch need crops longer than the window."""
+    from .augment import Augment
+
+    if callable(augment) and not isinstance(augment, Augment):
+        return augment, window_samples, batch_augment
+    aug = Augment.resolve(augment)
+    return (aug.waveform_fn(window_samples, sample_rate), aug.input_samples(window_samples),
+            batch_augment or aug.batch_fn())
+
+
 def _epoch_batches(clip_ds, targets, seeds, *, num_clips: int, window_samples: int, batch_size: int,
                    crops_per_clip: Optional[int], augment: Optional[Callable], batch_augment: Optional[Callable],
-                   reshuffle: bool = False, drop_remainder: bool = False):
+                   crop: Optional[int] = None, hop_samples: Optional[int] = None, reshuffle: bool = False,
+                   drop_remainder: bool = False):
     """One epoch of training batches. Its order, crops and augmentation depend only on ``seeds`` (and TF's global
     seed), unless ``reshuffle``: then every iteration of the dataset draws a new epoch."""
     shuffle_clips, shuffle_windows, crop_seed, augment_seed = seeds
-    w = window_samples
+    w, crop = window_samples, crop or window_samples
 
     def stream(s):  # per-element seed pairs for stateless random ops
         return tf.data.Dataset.random(seed=s, rerandomize_each_iteration=reshuffle).batch(2)
 
     def crops(item, rng_seed):
         audio, i = item
+        audio = tf.pad(audio, [[0, tf.maximum(0, crop - tf.shape(audio)[0])]])  # crops longer than a window
         length = tf.shape(audio)[0]
-        n = _num_crops(length, w, crops_per_clip)
-        offsets = tf.random.stateless_uniform([n], seed=rng_seed, minval=0, maxval=length - w + 1, dtype=tf.int32)
-        windows = tf.gather(audio, offsets[:, None] + tf.range(w)[None, :])
+        n = _num_crops(length, w, crops_per_clip, hop_samples, crop)
+        if hop_samples:
+            windows = tf.signal.frame(audio, crop, hop_samples, pad_end=False)
+        else:
+            offsets = tf.random.stateless_uniform([n], seed=rng_seed, minval=0, maxval=length - crop + 1,
+                                                  dtype=tf.int32)
+            windows = tf.gather(audio, offsets[:, None] + tf.range(crop)[None, :])
         return tf.data.Dataset.from_tensor_slices((windows, tf.repeat(targets[i][None], n, axis=0)))
 
     ds = clip_ds.shuffle(max(1, num_clips), seed=shuffle_clips, reshuffle_each_iteration=reshuffle)
@@ -136,6 +242,8 @@ def _epoch_batches(clip_ds, targets, seeds, *, num_clips: int, window_samples: i
     if augment is not None:
         ds = tf.data.Dataset.zip((ds, stream(augment_seed)))
         ds = ds.map(lambda item, s: augment(item[0], item[1], s), num_parallel_calls=AUTOTUNE, deterministic=True)
+    elif crop != w:
+        ds = ds.map(lambda x, y: (x[:w], y))
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if batch_augment is not None:
         ds = tf.data.Dataset.zip((ds, stream(augment_seed + 1)))
@@ -145,22 +253,30 @@ def _epoch_batches(clip_ds, targets, seeds, *, num_clips: int, window_samples: i
 
 
 def training_dataset(clips, labels, *, sample_rate: int, window_samples: int, batch_size: int = 32,
-                     seed: int = 0, crops_per_clip: Optional[int] = None, augment: Optional[Callable] = None,
+                     seed: int = 0, crops_per_clip: Optional[int] = None, augment=None,
                      batch_augment: Optional[Callable] = None, cache=True, log: Optional[SkipLog] = None,
-                     epoch: Optional[int] = None):
-    """Batches of ``(waveform[B, W], one_hot[B, C])`` with fresh random crops of every clip each epoch.
+                     hop_samples: Optional[int] = None, epoch: Optional[int] = None):
+    """Batches of ``(waveform[B, W], one_hot[B, C])``, shuffled, from fresh windows every epoch.
 
-    A clip of length L gives ``crops_per_clip`` crops (default ``round(L / W)``, so every second of audio is
-    seen about once per epoch). ``augment(waveform, label, seed)`` runs per window, ``batch_augment`` per batch.
-    Without ``epoch`` every iteration draws a new epoch; with it, the batches are exactly those of that epoch
-    (see :func:`training_epochs`, which gives all epochs of a run).
+    Windows: by default random crops, drawn afresh every epoch; a clip of length L gives ``crops_per_clip``
+    crops (default ``round(L / W)``, so every second of audio is seen about once per epoch). With
+    ``hop_samples`` every epoch uses the same fixed windows ``[k·hop, k·hop + W)`` instead.
+
+    ``augment``: names / a dict / an :class:`~genrenet.data.augment.Augment` (waveform techniques run per
+    window, ``mixup`` per batch; ``specaugment`` lives in the model and is ignored here), or a callable
+    ``augment(waveform, label, seed) -> (waveform, label)`` run per window. ``batch_augment(x, y, seed)`` runs
+    per batch. All random choices are stateless ops seeded from ``seed``. Without ``epoch`` every iteration
+    draws a new epoch; with it, the batches are exactly those of that epoch (see :func:`training_epochs`,
+    which gives all epochs of a run). ``cache``: see :func:`clip_audio`.
     """
     log = log or SkipLog()
+    window_fn, crop, batch_fn = _resolve_augment(augment, batch_augment, window_samples, sample_rate)
     targets = one_hot_labels(clips, labels)
     clip_ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache)
     ds = _epoch_batches(clip_ds, targets, epoch_seeds(seed, 0 if epoch is None else epoch), num_clips=len(clips),
                         window_samples=window_samples, batch_size=batch_size, crops_per_clip=crops_per_clip,
-                        augment=augment, batch_augment=batch_augment, reshuffle=epoch is None)
+                        augment=window_fn, batch_augment=batch_fn, crop=crop, hop_samples=hop_samples,
+                        reshuffle=epoch is None)
     return ds.prefetch(AUTOTUNE)
 
 
@@ -174,8 +290,8 @@ def _concatenate(parts):
 
 def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, batch_size: int = 32, seed: int = 0,
                     initial_epoch: int = 0, epochs: int, crops_per_clip: Optional[int] = None,
-                    augment: Optional[Callable] = None, batch_augment: Optional[Callable] = None, cache=True,
-                    log: Optional[SkipLog] = None, drop_remainder: bool = False):
+                    augment=None, batch_augment: Optional[Callable] = None, cache=True,
+                    log: Optional[SkipLog] = None, drop_remainder: bool = False, hop_samples: Optional[int] = None):
     """``(dataset, steps_per_epoch)``: the batches of epochs ``initial_epoch .. epochs-1`` in one stream.
 
     Epoch ``e`` is a pure function of ``(seed, e)`` (not of how many epochs this process has run), so a run
@@ -184,9 +300,11 @@ def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, bat
     partial batch (distributed training: a replica with an empty batch would make the loss NaN).
     """
     log = log or SkipLog()
+    window_fn, crop, batch_fn = _resolve_augment(augment, batch_augment, window_samples, sample_rate)
     targets = one_hot_labels(clips, labels)
     clip_ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache)
-    counts = clip_ds.map(lambda audio, i: _num_crops(tf.shape(audio)[0], window_samples, crops_per_clip))
+    counts = clip_ds.map(lambda audio, i: _num_crops(tf.maximum(tf.shape(audio)[0], crop), window_samples,
+                                                     crops_per_clip, hop_samples, crop))
     windows = int(counts.reduce(tf.constant(0, tf.int32), lambda a, b: a + b))
     steps = windows // batch_size if drop_remainder else -(-windows // batch_size)
     if steps == 0:
@@ -195,7 +313,8 @@ def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, bat
     def epoch_ds(e):
         return _epoch_batches(clip_ds, targets, epoch_seeds(seed, e), num_clips=len(clips),
                               window_samples=window_samples, batch_size=batch_size, crops_per_clip=crops_per_clip,
-                              augment=augment, batch_augment=batch_augment, drop_remainder=drop_remainder)
+                              augment=window_fn, batch_augment=batch_fn, crop=crop, hop_samples=hop_samples,
+                              drop_remainder=drop_remainder)
 
     parts = [epoch_ds(e) for e in range(initial_epoch, epochs)] or [epoch_ds(0).take(0)]
     return _concatenate(parts).prefetch(AUTOTUNE), steps
@@ -223,12 +342,17 @@ def window_dataset(clips, *, sample_rate: int, window_samples: int, hop_samples:
 
 
 def validation_dataset(clips, labels, *, sample_rate: int, window_samples: int, batch_size: int = 32,
-                       log: Optional[SkipLog] = None):
-    """Fixed, non-overlapping windows with one-hot labels, cached: the same windows every epoch."""
+                       log: Optional[SkipLog] = None, cache=True):
+    """Fixed, non-overlapping windows with one-hot labels, never augmented: the same windows every epoch.
+
+    ``cache=True`` keeps the windows in memory; a directory keeps decoded audio there instead (for
+    validation sets larger than memory)."""
     targets = one_hot_labels(clips, labels)
+    memory = cache is True or cache == "memory"
     ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size,
-                        log=log).unbatch()
-    return ds.map(lambda w, i: (w, tf.gather(targets, i))).batch(batch_size).cache().prefetch(AUTOTUNE)
+                        log=log, cache=False if memory else cache).unbatch()
+    ds = ds.map(lambda w, i: (w, tf.gather(targets, i))).batch(batch_size)
+    return (ds.cache() if memory else ds).prefetch(AUTOTUNE)
 
 
 def streamed_window_batches(clips, *, sample_rate: int, window_samples: int, hop_samples: Optional[int] = None,

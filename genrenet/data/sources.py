@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import os
 import re
+from collections import Counter
 from importlib import resources
 from typing import Callable, Optional
 
@@ -92,6 +93,49 @@ def _finish(name, spec, clips, skipped=(), notes=(), labels=None) -> ClipDataset
     return ClipDataset(name=name, spec=spec, clips=clips, labels=labels, skipped=list(skipped), notes=list(notes))
 
 
+# --------------------------------------------------------------------------------------------- options
+def parse_options(path: str, known=("folds", "fold", "seed", "split", "subset")) -> tuple[str, dict]:
+    """``"PATH?folds=5&fold=0"`` → ``("PATH", {"folds": "5", "fold": "0"})``. A path that exists as written,
+    or whose query has unknown keys, is returned unchanged."""
+    if "?" not in path or os.path.exists(path):
+        return path, {}
+    base, query = path.rsplit("?", 1)
+    opts = {}
+    for item in filter(None, query.split("&")):
+        k, sep, v = item.partition("=")
+        if not sep or k not in known:
+            return path, {}
+        opts[k] = v
+    return base, opts
+
+
+def with_folds(dataset: ClipDataset, folds: int, fold: int, seed: int = 0) -> ClipDataset:
+    """``dataset`` with split ``test`` = fold ``fold`` of a stratified, artist-disjoint ``folds``-fold
+    partition (:func:`genrenet.data.split.kfold`) and ``train`` = the other folds (``train`` then holds out
+    its validation part from those, by group)."""
+    from .split import kfold
+
+    if not 0 <= fold < folds:
+        raise DatasetError(f"{dataset.spec}: fold must be in 0..{folds - 1}")
+    parts, notes = kfold(dataset.clips, folds, seed)
+    test = {id(c) for c in parts[fold]}
+    clips = [dataclasses.replace(c, split="test" if id(c) in test else "train") for c in dataset.clips]
+    notes = [f"{folds}-fold cross-validation (seed {seed}): fold {fold} is the test split "
+             f"({len(test)} clips), the other folds train"] + notes
+    return ClipDataset(name=f"{dataset.name}-fold{fold}of{folds}", spec=dataset.spec, clips=clips,
+                       labels=dataset.labels, skipped=dataset.skipped, notes=dataset.notes + notes)
+
+
+def _apply_options(dataset: ClipDataset, opts: dict) -> ClipDataset:
+    if "folds" in opts or "fold" in opts:
+        try:
+            folds, fold, seed = int(opts.get("folds", 5)), int(opts.get("fold", 0)), int(opts.get("seed", 0))
+        except ValueError:
+            raise DatasetError(f"{dataset.spec}: folds, fold and seed must be integers") from None
+        return with_folds(dataset, folds, fold, seed)
+    return dataset
+
+
 # --------------------------------------------------------------------------------------------- synthetic
 def _parse_options(text: str) -> dict:
     opts = {}
@@ -139,8 +183,13 @@ def _check_dir(path: str, spec: str):
         raise DatasetError(f"{spec}: not a directory")
 
 
-def _walk_audio(root: str):
-    """Audio files below ``root`` (sorted, symlink loops and unreadable folders skipped)."""
+# Audio formats libsndfile cannot read: listed as skipped (with what to do) rather than silently ignored.
+UNSUPPORTED_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma", ".ape", ".alac", ".amr", ".webm", ".mka", ".ra")
+
+
+def _walk_audio(root: str, unsupported: Optional[list] = None):
+    """Audio files below ``root`` (sorted, symlink loops and unreadable folders skipped); files in formats
+    libsndfile cannot read are appended to ``unsupported`` as (path, reason)."""
     seen = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
@@ -152,6 +201,9 @@ def _walk_audio(root: str):
         for f in sorted(filenames):
             if is_audio_file(f):
                 yield os.path.join(dirpath, f)
+            elif unsupported is not None and f.lower().endswith(UNSUPPORTED_EXTENSIONS):
+                unsupported.append((os.path.join(dirpath, f), f"unsupported format {os.path.splitext(f)[1]!r} "
+                                    "(libsndfile reads wav, flac, ogg, mp3, au, aiff: convert it)"))
 
 
 def _probe(path: str) -> Optional[str]:
@@ -188,17 +240,30 @@ def folder_dataset(path: str, spec: Optional[str] = None) -> ClipDataset:
     """Folder-per-class: ``PATH/<label>/**/<file>`` in any format libsndfile reads."""
     spec = spec or path
     _check_dir(path, spec)
-    candidates = []
+    candidates, unsupported, notes = [], [], []
     for label in sorted(os.listdir(path)):
         sub = os.path.join(path, label)
         if os.path.isdir(sub) and not label.startswith("."):
-            for f in _walk_audio(sub):
+            found = 0
+            for f in _walk_audio(sub, unsupported):
                 rel = os.path.relpath(f, path)
                 candidates.append(Clip(id=rel, label=label, path=f, group=rel))
+                found += 1
+            if not found:
+                notes.append(f"folder {label!r} has no audio files: it is not used as a class")
     if not candidates:
-        raise DatasetError(f"{spec}: no audio files in class sub-folders (expected PATH/<label>/<file>.wav)")
+        detail = f" ({len(unsupported)} in unsupported formats, e.g. {unsupported[0][0]})" if unsupported else ""
+        raise DatasetError(f"{spec}: no audio files in class sub-folders (expected PATH/<label>/<file>.wav){detail}")
     clips, skipped = _scan(candidates)
-    return _finish(os.path.basename(os.path.normpath(path)), spec, clips, skipped)
+    notes += _empty_class_notes(candidates, clips)
+    return _finish(os.path.basename(os.path.normpath(path)), spec, clips, skipped + unsupported, notes)
+
+
+def _empty_class_notes(candidates, clips) -> list:
+    """Say which classes lost every file to skipping (they are not classes of the dataset)."""
+    usable = {c.label for c in clips}
+    lost = Counter(c.label for c in candidates if c.label not in usable)
+    return [f"class {label!r} has no usable files ({n} skipped): it is left out" for label, n in sorted(lost.items())]
 
 
 # --------------------------------------------------------------------------------------------- GTZAN
@@ -259,7 +324,7 @@ def gtzan_dataset(path: str, spec: Optional[str] = None, *, split: str = "filter
             group = f"{genre}:{artists[stem]}" if stem in artists else key
             candidates.append(Clip(id=key, label=genre, path=os.path.join(sub, f), split=clip_split, group=group))
     clips, skipped = _scan(candidates)
-    notes = []
+    notes = _empty_class_notes(candidates, clips)
     if split == "filtered":
         found = {s: sum(c.split == s for c in clips) for s in SPLITS}
         expected = {"train": 443, "val": 197, "test": 290}
@@ -297,14 +362,33 @@ def csv_dataset(path: str, spec: Optional[str] = None) -> ClipDataset:
                                    split=_SPLIT_ALIASES[split.lower()] if split else None,
                                    group=row.get("group") or row["path"]))
     clips, unreadable = _scan(candidates)
-    return _finish(os.path.splitext(os.path.basename(path))[0], spec, clips, skipped + unreadable)
+    return _finish(os.path.splitext(os.path.basename(path))[0], spec, clips, skipped + unreadable,
+                   _empty_class_notes(candidates, clips))
 
 
 # --------------------------------------------------------------------------------------------- dispatch
+def _gtzan_source(path: str, spec: str) -> ClipDataset:
+    """``gtzan:PATH[?split=filtered|none][&folds=K&fold=I&seed=S]``: with folds, every file is used."""
+    path, opts = parse_options(path)
+    kfold_asked = "folds" in opts or "fold" in opts
+    split = opts.get("split", "none" if kfold_asked else "filtered")
+    if split not in ("filtered", "none"):
+        raise DatasetError(f"{spec}: split must be filtered or none")
+    return _apply_options(gtzan_dataset(path, spec, split=split), opts)
+
+
+def _with_options(loader):
+    def load(path: str, spec: str) -> ClipDataset:
+        path, opts = parse_options(path, known=("folds", "fold", "seed"))
+        return _apply_options(loader(path, spec), opts)
+
+    return load
+
+
 SOURCES: dict[str, Callable[[str, str], ClipDataset]] = {
-    "gtzan": lambda p, spec: gtzan_dataset(p, spec),
-    "csv": lambda p, spec: csv_dataset(p, spec),
-    "folder": lambda p, spec: folder_dataset(p, spec),
+    "gtzan": _gtzan_source,
+    "csv": _with_options(csv_dataset),
+    "folder": _with_options(folder_dataset),
 }
 
 
@@ -324,7 +408,8 @@ def load_dataset(spec: str) -> ClipDataset:
     """Resolve a data spec (see module docstring) to a :class:`ClipDataset`.
 
     A plain ``PATH`` is read folder-per-class (no predefined split; GTZAN-named files get artist groups);
-    ``gtzan:PATH`` adds the fault-filtered split.
+    ``gtzan:PATH`` adds the fault-filtered split. Any folder, GTZAN or CSV spec takes ``?folds=K&fold=I``
+    (``&seed=S``): fold I of a stratified, artist-disjoint K-fold partition is the test split.
     """
     spec = str(spec)
     if spec == "synthetic" or spec.startswith("synthetic:"):
@@ -336,9 +421,9 @@ def load_dataset(spec: str) -> ClipDataset:
         from .fma import fma_dataset  # noqa: F401  (registered by the FMA module)
 
         return SOURCES["fma"](os.path.expanduser(rest), spec)
-    path = os.path.expanduser(spec)
+    path, opts = parse_options(os.path.expanduser(spec), known=("folds", "fold", "seed"))
     if os.path.isfile(path) and path.lower().endswith(".csv"):
-        return csv_dataset(path, spec)
+        return _apply_options(csv_dataset(path, spec), opts)
     if os.path.isdir(path) and _looks_like_gtzan(path):
-        return gtzan_dataset(path, spec, split="none")
-    return folder_dataset(path, spec)
+        return _apply_options(gtzan_dataset(path, spec, split="none"), opts)
+    return _apply_options(folder_dataset(path, spec), opts)

@@ -26,6 +26,10 @@ def _seconds(path) -> float:
     """Duration from the header (0 when unreadable: the decoder then reports why)."""
     import soundfile as sf
 
+    from .data.audio import unusable_path
+
+    if unusable_path(path):  # never open a FIFO or device just to read a header: it may block forever
+        return 0.0
     try:
         info = sf.info(os.fsencode(path))
         return info.frames / info.samplerate if info.samplerate > 0 else 0.0

@@ -278,7 +278,14 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
                                           log=log, drop_remainder=strategy != "default", augment=aug,
                                           cache=cache)
     except ValueError as e:
-        raise TrainingError(str(e)) from None
+        rows = log.to_rows()
+        if chief and rows:
+            write_text(os.path.join(out, "skipped.tsv"), "file\treason\n" + "".join(f"{n}\t{r}\n" for n, r in rows))
+        for line in log.summary():
+            _say(verbose, line)
+        where = os.path.join(out, "skipped.tsv")
+        detail = f" ({len(log.skipped)} skipped in total; reasons in {where})" if rows else ""
+        raise TrainingError(f"{e}{detail}") from None
     val_ds = (validation_dataset(val_clips, labels, sample_rate=features.sample_rate, window_samples=window_samples,
                                  batch_size=global_batch, log=log, cache=cache) if val_clips else None)
     if strategy != "default":

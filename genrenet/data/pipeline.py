@@ -307,6 +307,8 @@ def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, bat
                                                      crops_per_clip, hop_samples, crop))
     windows = int(counts.reduce(tf.constant(0, tf.int32), lambda a, b: a + b))
     steps = windows // batch_size if drop_remainder else -(-windows // batch_size)
+    if windows == 0:
+        raise ValueError("no usable training audio: all training files were skipped")
     if steps == 0:
         raise ValueError(f"one epoch has {windows} training windows, fewer than one batch of {batch_size}")
 

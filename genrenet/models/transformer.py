@@ -9,7 +9,7 @@ from ..layers import classifier, spectrogram_input
 from ..registry import register_model
 
 #: AST's input: 16 kHz, 25-ms windows, 10-ms hop, 128 mels.
-AST_FEATURES = FeatureConfig(sample_rate=16000, n_fft=400, hop_length=160, n_mels=128)
+AST_FEATURES = FeatureConfig(sample_rate=16000, n_fft=512, hop_length=160, n_mels=128)  # power of two: TFLite RFFT2D
 
 
 @keras.saving.register_keras_serializable(package="genrenet")

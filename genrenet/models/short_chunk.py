@@ -38,6 +38,17 @@ def residual_block(x, filters, *, stride=2, name):
     return layers.ReLU(name=f"{name}_relu")(layers.Add(name=f"{name}_add")([x, y]))
 
 
+def _short_chunk(name, block, num_classes, features, window_seconds, channels, dropout):
+    """The shared body: 7 blocks of growing width → global max over time and frequency → FC → softmax."""
+    waveform, x = spectrogram_input(features, window_seconds)
+    x = _expand(x)
+    for i, f in enumerate(_widths(channels), start=1):
+        x = block(x, f, i)
+    x = layers.GlobalMaxPooling2D(name="global_max")(x)
+    x = dense_block(x, 4 * channels, dropout, name="fc1")
+    return keras.Model(waveform, classifier(x, num_classes), name=name)
+
+
 @register_model(
     "short_chunk_cnn",
     description="Short-chunk CNN: 7 × (3×3 conv-BN-ReLU-2×2 maxpool) on 3.7-s 128-mel chunks, global max → "
@@ -47,13 +58,8 @@ def residual_block(x, filters, *, stride=2, name):
     window_seconds=SHORT_CHUNK_WINDOW,
 )
 def short_chunk_cnn(num_classes=10, *, features, window_seconds, channels=32, dropout=0.5):
-    waveform, x = spectrogram_input(features, window_seconds)
-    x = _expand(x)
-    for i, f in enumerate(_widths(channels), start=1):
-        x = conv_block(x, f, pool_size=(2, 2), name=f"conv{i}")
-    x = layers.GlobalMaxPooling2D(name="global_max")(x)
-    x = dense_block(x, 4 * channels, dropout, name="fc1")
-    return keras.Model(waveform, classifier(x, num_classes), name="short_chunk_cnn")
+    block = lambda x, f, i: conv_block(x, f, pool_size=(2, 2), name=f"conv{i}")  # noqa: E731
+    return _short_chunk("short_chunk_cnn", block, num_classes, features, window_seconds, channels, dropout)
 
 
 @register_model(
@@ -65,10 +71,5 @@ def short_chunk_cnn(num_classes=10, *, features, window_seconds, channels=32, dr
     window_seconds=SHORT_CHUNK_WINDOW,
 )
 def short_chunk_resnet(num_classes=10, *, features, window_seconds, channels=32, dropout=0.5):
-    waveform, x = spectrogram_input(features, window_seconds)
-    x = _expand(x)
-    for i, f in enumerate(_widths(channels), start=1):
-        x = residual_block(x, f, stride=2, name=f"res{i}")
-    x = layers.GlobalMaxPooling2D(name="global_max")(x)
-    x = dense_block(x, 4 * channels, dropout, name="fc1")
-    return keras.Model(waveform, classifier(x, num_classes), name="short_chunk_resnet")
+    block = lambda x, f, i: residual_block(x, f, stride=2, name=f"res{i}")  # noqa: E731
+    return _short_chunk("short_chunk_resnet", block, num_classes, features, window_seconds, channels, dropout)

@@ -3,7 +3,6 @@ linear probes and plots. Works from a run or from a registered model, e.g. music
 from __future__ import annotations
 
 import csv
-import os
 from typing import Optional
 
 import keras

@@ -1,6 +1,5 @@
 """The `genrenet` command line, end to end in subprocesses, as users and release checks call it."""
 import json
-import subprocess
 
 import numpy as np
 import pytest

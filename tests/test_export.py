@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import GTZAN_DEV, run_cli, write_tone
+from conftest import GTZAN_DEV, run_cli
 
 import genrenet
 from genrenet.data.synthetic import generate_clip

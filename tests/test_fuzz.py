@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO, run_cli, write_tone
-from genrenet.data import AudioError, DatasetError, load_audio, load_dataset
+from genrenet.data import AudioError, load_audio, load_dataset
 
 pytestmark = pytest.mark.timeout(120)
 RNG = np.random.default_rng(1234)

@@ -23,10 +23,9 @@ from __future__ import annotations
 import copy
 import json
 import math
-from typing import Optional, Union
+from typing import Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 TWO_PI = 2.0 * math.pi

@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Optional
 
-from .sources import SOURCES, Clip, DatasetError, _finish, parse_options
+from .sources import SOURCES, Clip, ClipDataset, DatasetError, _finish, parse_options
 
 SUBSETS = ("small", "medium", "large")
 _SPLITS = {"training": "train", "validation": "val", "test": "test"}
@@ -63,7 +63,7 @@ def audio_path(root: str, subset: str, track_id) -> str:
     return os.path.join(root, f"fma_{subset}", tid[:3], f"{tid}.mp3")
 
 
-def fma_dataset(path: str, spec: Optional[str] = None, *, subset: Optional[str] = None) -> "ClipDataset":  # noqa: F821
+def fma_dataset(path: str, spec: Optional[str] = None, *, subset: Optional[str] = None) -> ClipDataset:
     path, opts = parse_options(path, known=("subset",))
     subset = subset or opts.get("subset")
     spec = spec or f"fma:{path}"

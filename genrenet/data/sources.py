@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .audio import AudioError, is_audio_file, load_audio, unusable_path
+from .audio import is_audio_file, load_audio, unusable_path
 
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",

@@ -15,7 +15,6 @@ Parity with the original graph is checked by ``tests/test_musicnn_port.py``.
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import keras
 import numpy as np

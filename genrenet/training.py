@@ -63,6 +63,11 @@ def resolve_splits(dataset: ClipDataset, val_fraction: float, seed: int):
     return train, val, notes
 
 
+def _write_skips(path, rows):
+    """``skipped.tsv``: one ``file<TAB>reason`` row per skipped or padded file, written atomically."""
+    write_text(path, "file\treason\n" + "".join(f"{n}\t{r}\n" for n, r in rows))
+
+
 class _SkipReport(keras.callbacks.Callback):
     """Writes ``skipped.tsv`` after every epoch, so what was skipped survives an interrupted run."""
 
@@ -76,7 +81,7 @@ class _SkipReport(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         rows = self.log.to_rows()
         if rows:
-            write_text(self.path, "file\treason\n" + "".join(f"{n}\t{r}\n" for n, r in rows))
+            _write_skips(self.path, rows)
         if not self.batches:  # every training file failed to decode (silent, NaN, corrupt...)
             for line in self.log.summary():
                 _say(self.verbose, line)
@@ -280,7 +285,7 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
     except ValueError as e:
         rows = log.to_rows()
         if chief and rows:
-            write_text(os.path.join(out, "skipped.tsv"), "file\treason\n" + "".join(f"{n}\t{r}\n" for n, r in rows))
+            _write_skips(os.path.join(out, "skipped.tsv"), rows)
         for line in log.summary():
             _say(verbose, line)
         where = os.path.join(out, "skipped.tsv")

@@ -42,7 +42,8 @@ def machine_info() -> Dict[str, str]:
         mod = sys.modules.get(name)
         if mod is not None:
             info[name] = getattr(mod, "__version__", "?")
-    for var in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_XLA_FLAGS"):
+    for var in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_XLA_FLAGS",
+                "TF_CPU_ALLOCATOR_USE_BFC"):
         if os.environ.get(var):
             info[var] = os.environ[var]
     return info

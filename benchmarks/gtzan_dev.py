@@ -3,6 +3,16 @@
     python -m benchmarks.gtzan_dev                       # default: 2 folds, cnn 15 epochs, with/without augmentation
     python -m benchmarks.gtzan_dev --folds 4 --epochs 60 --models cnn,crnn_attention \\
         --augment none,gain,noise,stretch,pitch,specaugment,mixup,gain+noise+specaugment+mixup   # full protocol
+    python -m benchmarks.gtzan_dev --protocol defaults --models all --pretrained musicnn:msd,vgg_musicnn:msd \\
+        --probe musicnn:msd --json zoo.json              # the README's model comparison table
+
+``--protocol fixed`` trains every network for ``--epochs`` epochs on all training clips (below).
+``--protocol defaults`` runs ``genrenet.train`` exactly as the CLI does with its defaults (30 epochs at most,
+early stopping on 20 % of the training clips held out by artist, best epoch kept; frozen backbone + head on cached
+features for ``--pretrained`` rows), i.e. ``genrenet train MODEL --data 'PATH?folds=K&fold=I'``.
+``--probe arch:tag`` is a logistic-regression probe (scikit-learn, standardised) on the pretrained model's
+penultimate features averaged over each clip's windows. ``--json`` keeps every finished row; rerunning with the same
+file skips rows it already holds, so an interrupted comparison loses nothing.
 
 Protocol. Folds come from :func:`genrenet.data.kfold` (stratified, artist-disjoint; the dev set's single-artist
 classes — blues, classical, reggae, rock — are split by clip, so their test clips share the artist with training
@@ -80,33 +90,124 @@ def train_and_predict(model_name, train_clips, test_clips, labels, *, augment, e
     metrics, _, y_pred, _ = evaluate_clips(net, labels, test_clips, sample_rate=spec.features.sample_rate,
                                            window_samples=window, batch_size=batch_size, verbose=0,
                                            return_predictions=True)
-    return np.asarray(y_pred), float(hist.history["accuracy"][-1])
+    return np.asarray(y_pred), float(hist.history["accuracy"][-1]), net.count_params()
 
 
 # ------------------------------------------------------------------------------------------------ main
+def score(y_true, y_pred, labels, unseen) -> dict:
+    from genrenet.evaluation import clip_metrics
+
+    correct = np.asarray(y_true) == np.asarray(y_pred)
+    m = clip_metrics(list(y_true), list(y_pred), labels, 0, 0)
+    return {"acc": float(correct.mean()), "f1": m["macro_f1"],
+            "unseen": float(correct[unseen].mean()) if unseen.any() else float("nan")}
+
+
+def train_defaults(model_name, data_spec, test_clips, labels, *, seed, pretrained=None):
+    """``genrenet train MODEL --data SPEC [--pretrained TAG]`` with every other setting at its default."""
+    import tempfile
+
+    from genrenet.evaluation import evaluate_clips
+    from genrenet.training import train
+
+    with tempfile.TemporaryDirectory() as out:
+        run = train(model_name, data=data_spec, out=os.path.join(out, "run"), seed=seed, pretrained=pretrained,
+                    verbose=0)
+        net = run.load_model()
+        _, _, y_pred, _ = evaluate_clips(net, run.labels, test_clips, sample_rate=run.sample_rate,
+                                         window_samples=run.window_samples, verbose=0, return_predictions=True)
+        index = {l: i for i, l in enumerate(labels)}
+        return np.array([index[run.labels[p]] if p >= 0 else -1 for p in y_pred]), net.count_params()
+
+
+def probe_features(arch, tag, clips, labels):
+    """Penultimate features of the pretrained ``arch`` (mean over each clip's windows), one row per clip."""
+    from genrenet import registry
+    from genrenet.embed import embedding_model
+    from genrenet.evaluation import predict_clips
+
+    model = registry.build_model(arch, num_classes=len(labels), pretrained=tag)
+    net = embedding_model(model)
+    mean, _, counts = predict_clips(net, clips, sample_rate=registry.get_spec(arch).features.sample_rate,
+                                    window_samples=int(model.input_shape[-1]), verbose=0)
+    return mean, net.count_params()
+
+
+def logistic_probe(train_x, train_y, test_x):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+    model.fit(train_x, train_y)
+    return model.predict(test_x)
+
+
+def load_rows(path):
+    import json
+
+    if path and os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)["rows"]
+    return []
+
+
+def save_rows(path, rows, meta):
+    import json
+
+    if path:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+        os.replace(tmp, path)
+
+
+def print_table(rows, folds):
+    print()
+    print("| setting | clip acc | macro-F1 | artist unseen | per fold | params | train time / fold |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        res = r["folds"]
+        params = f"{r['params'] / 1e6:.2f} M" if r.get("params") else ""
+        print(f"| {r['name']} | {np.mean([x['acc'] for x in res]):.3f} | {np.mean([x['f1'] for x in res]):.3f} | "
+              f"{np.nanmean([x['unseen'] for x in res]):.3f} | {' / '.join(format(x['acc'], '.2f') for x in res)} | "
+              f"{params} | {r['seconds'] / len(res):.0f} s |")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="GTZAN-layout folder (default ../shared/data/gtzan_dev)")
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--run-folds", type=int, default=None, help="run only the first N folds (default all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--models", default="cnn", help="comma-separated registered models ('' = baseline only)")
+    p.add_argument("--protocol", choices=("fixed", "defaults"), default="fixed",
+                   help="fixed: --epochs on all training clips; defaults: genrenet.train's defaults")
+    p.add_argument("--models", default="cnn", help="comma-separated registered models, 'all', or '' (baseline only)")
     p.add_argument("--augment", default="none,gain+noise+specaugment+mixup",
-                   help="comma-separated settings; techniques within a setting joined by '+'")
-    p.add_argument("--epochs", type=int, default=15)
+                   help="fixed protocol: comma-separated settings; techniques within a setting joined by '+'")
+    p.add_argument("--pretrained", default="", help="defaults protocol: comma-separated arch:tag rows, "
+                                                     "e.g. musicnn:msd")
+    p.add_argument("--probe", default="", help="comma-separated arch:tag logistic-regression probes")
+    p.add_argument("--epochs", type=int, default=15, help="fixed protocol: epochs per network")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--json", default=None, help="keep finished rows here; rows already in it are skipped")
     args = p.parse_args(argv)
 
+    from genrenet import list_models
     from genrenet.data import kfold, load_dataset
 
-    dataset = load_dataset(os.path.normpath(args.data))
+    data = os.path.normpath(args.data)
+    dataset = load_dataset(data)
     labels = dataset.labels
     folds, notes = kfold(dataset.clips, args.folds, args.seed)
-    print(f"{dataset.summary()}; {args.folds}-fold artist-aware CV (seed {args.seed})")
+    print(f"{dataset.summary()}; {args.folds}-fold artist-aware CV (seed {args.seed}), protocol {args.protocol}")
     for n in notes:
         print(f"note: {n}")
-    run_folds = range(args.run_folds or args.folds)
+    run_folds = list(range(args.run_folds or args.folds))
     index = {l: i for i, l in enumerate(labels)}
+    meta = {"data": data, "folds": args.folds, "run_folds": run_folds, "seed": args.seed}
+    rows = load_rows(args.json)
+    done = {r["name"] for r in rows}
 
     def split(f):
         test = folds[f]
@@ -114,48 +215,67 @@ def main(argv=None):
         unseen = np.array([c.group not in {t.group for t in train} for c in test])
         return train, test, unseen
 
-    rows = []  # (name, acc all, acc artist-unseen, seconds, train acc)
+    def run_row(name, fold_fn, params=None):
+        """fold_fn(f, train, test) -> (predicted label ids, params); the row is saved as soon as it is done."""
+        if name in done:
+            print(f"{name}: already in {args.json}")
+            return
+        res, t1 = [], time.time()
+        for f in run_folds:
+            train, test, unseen = split(f)
+            y_pred, params = fold_fn(f, train, test)
+            res.append(score([index[c.label] for c in test], y_pred, labels, unseen))
+        rows.append({"name": name, "folds": res, "seconds": time.time() - t1, "params": params})
+        save_rows(args.json, rows, meta)
+        print(f"{name}: clip acc {np.mean([r['acc'] for r in res]):.3f} ({time.time() - t1:.0f} s)", flush=True)
 
-    t0 = time.time()
-    feats = {c.id: clip_features(c.path) for c in dataset.clips}
-    feat_time = time.time() - t0
-    res = []
-    for f in run_folds:
-        train, test, unseen = split(f)
-        pred = svm_predict(np.stack([feats[c.id] for c in train]), [c.label for c in train],
-                           np.stack([feats[c.id] for c in test]))
-        correct = np.array([a == c.label for a, c in zip(pred, test)])
-        res.append((correct.mean(), correct[unseen].mean() if unseen.any() else np.nan, unseen.sum()))
-    rows.append(("mfcc+chroma+spectral SVM", res, time.time() - t0, None))
-    print(f"baseline done ({feat_time:.0f} s of feature extraction)", flush=True)
+    cache = {}
 
-    for model_name in filter(None, args.models.split(",")):
-        for setting in args.augment.split(","):
-            augment = [] if setting == "none" else setting.split("+")
-            res, t1, train_accs = [], time.time(), []
-            for f in run_folds:
-                train, test, unseen = split(f)
-                y_pred, train_acc = train_and_predict(model_name, train, test, labels, augment=augment,
-                                                      epochs=args.epochs, seed=args.seed,
-                                                      batch_size=args.batch_size)
-                truth = np.array([index[c.label] for c in test])
-                correct = y_pred == truth
-                res.append((correct.mean(), correct[unseen].mean() if unseen.any() else np.nan, unseen.sum()))
-                train_accs.append(train_acc)
-            name = f"{model_name} {args.epochs} ep, augment={setting}"
-            rows.append((name, res, time.time() - t1, float(np.mean(train_accs))))
-            print(f"{name}: {np.mean([r[0] for r in res]):.3f} ({time.time() - t1:.0f} s)", flush=True)
+    def svm_fold(f, train, test):
+        if not cache:
+            cache.update({c.id: clip_features(c.path) for c in dataset.clips})
+        pred = svm_predict(np.stack([cache[c.id] for c in train]), [c.label for c in train],
+                           np.stack([cache[c.id] for c in test]))
+        return [index[x] for x in pred], None
 
-    print()
-    print(f"| setting | clip acc (all test clips) | clip acc (artist unseen in training, n={int(res[0][2])}/fold) "
-          "| per fold | train window acc (last epoch) | time |")
-    print("|---|---|---|---|---|---|")
-    for name, res, seconds, train_acc in rows:
-        accs = [r[0] for r in res]
-        unseen = [r[1] for r in res]
-        print(f"| {name} | {np.mean(accs):.3f} | {np.nanmean(unseen):.3f} | "
-              f"{' / '.join(f'{a:.2f}' for a in accs)} | {'' if train_acc is None else f'{train_acc:.2f}'} | "
-              f"{seconds:.0f} s |")
+    run_row("MFCC + chroma + spectral statistics → SVM", svm_fold)
+
+    for item in filter(None, args.probe.split(",")):
+        arch, tag = item.split(":")
+        probe = {}  # features of every clip, computed once for all folds
+
+        def probe_fold(f, train, test, arch=arch, tag=tag, probe=probe):
+            if not probe:
+                x, probe["params"] = probe_features(arch, tag, dataset.clips, labels)
+                probe["x"] = {c.id: v for c, v in zip(dataset.clips, x)}
+            pred = logistic_probe(np.stack([probe["x"][c.id] for c in train]), [c.label for c in train],
+                                  np.stack([probe["x"][c.id] for c in test]))
+            return [index[x] for x in pred], probe["params"]
+
+        run_row(f"`{arch}` {tag} penultimate features → logistic regression", probe_fold)
+
+    models = list_models() if args.models == "all" else list(filter(None, args.models.split(",")))
+    spec = lambda f: f"{data}?folds={args.folds}&fold={f}&seed={args.seed}"  # noqa: E731
+    if args.protocol == "defaults":
+        for item in filter(None, args.pretrained.split(",")):
+            arch, tag = item.split(":")
+            run_row(f"`{arch}` pretrained {tag}, defaults", lambda f, train, test, arch=arch, tag=tag:
+                    train_defaults(arch, spec(f), test, labels, seed=args.seed, pretrained=tag))
+        for model_name in models:
+            run_row(f"`{model_name}`, defaults", lambda f, train, test, m=model_name:
+                    train_defaults(m, spec(f), test, labels, seed=args.seed))
+    else:
+        for model_name in models:
+            for setting in args.augment.split(","):
+                augment = [] if setting == "none" else setting.split("+")
+
+                def fixed_fold(f, train, test, m=model_name, augment=augment):
+                    y_pred, _, n = train_and_predict(m, train, test, labels, augment=augment, epochs=args.epochs,
+                                                     seed=args.seed, batch_size=args.batch_size)
+                    return y_pred, n
+
+                run_row(f"`{model_name}` {args.epochs} ep, augment={setting}", fixed_fold)
+    print_table(rows, args.folds)
     return 0
 
 

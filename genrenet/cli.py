@@ -223,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--learning-rate", type=float, default=1e-3)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
-    s.add_argument("--val-fraction", type=float, default=0.2,
-                   help="held-out validation part for datasets without their own split")
+    s.add_argument("--val-fraction", type=float, default=None,
+                   help="held-out validation part for datasets without their own split (default 0.2 when every "
+                        "class has 10+ clips, else none: train all epochs); 0 = no validation")
     s.add_argument("--window-seconds", type=float, default=None, help="window length (default: the model's)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override a model hyper-parameter, e.g. --set dropout=0.5 --set filters=[16,32,64]")

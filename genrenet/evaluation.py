@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import weakref
 from typing import Optional
 
 import keras
@@ -14,6 +15,19 @@ import tensorflow as tf
 from .data import ClipDataset, DatasetError, SkipLog, load_dataset, window_dataset
 from .data.pipeline import streamed_window_batches
 from .runs import Run, atomic_path, write_json
+
+
+_FORWARD = weakref.WeakKeyDictionary()
+
+
+def inference_function(model):
+    """``model(x, training=False)`` as one ``tf.function`` per model, reused across calls: evaluating the same
+    model many times (folds, epochs, many files) traces it once instead of warning about retracing."""
+    forward = _FORWARD.get(model)
+    if forward is None:
+        ref = weakref.ref(model)  # the cache must not keep the model alive
+        forward = _FORWARD[model] = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
+    return forward
 
 
 def predict_clips(model, clips, *, sample_rate: int, window_samples: int, hop_samples: Optional[int] = None,
@@ -36,7 +50,7 @@ def predict_clips(model, clips, *, sample_rate: int, window_samples: int, hop_sa
     else:
         ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, hop_samples=hop_samples,
                             batch_size=batch_size, log=log)
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    forward = inference_function(model)
     bar = keras.utils.Progbar(len(clips), unit_name="clip", verbose=verbose) if verbose else None
     for windows, index in ds:
         probs = forward(tf.convert_to_tensor(windows)).numpy().astype(np.float64)

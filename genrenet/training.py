@@ -9,6 +9,7 @@ import platform
 import shutil
 import sys
 import warnings
+from collections import Counter
 from typing import Optional
 
 import keras
@@ -49,18 +50,36 @@ def _default_out(model_name: str) -> str:
     return os.path.join("runs", f"{model_name}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
 
 
-def resolve_splits(dataset: ClipDataset, val_fraction: float, seed: int):
+MIN_CLIPS_PER_CLASS_FOR_VALIDATION = 10
+
+
+def resolve_splits(dataset: ClipDataset, val_fraction: Optional[float], seed: int):
     """(train clips, validation clips, notes): the dataset's own split when it has one, else a seeded
-    stratified hold-out by clip/group made before windowing."""
+    stratified hold-out by clip/group made before windowing.
+
+    ``val_fraction=None`` (the default) holds out 20 % only when every class has at least
+    :data:`MIN_CLIPS_PER_CLASS_FOR_VALIDATION` clips to spare. On fewer, a hold-out costs a large share of the
+    training data and its loss is too noisy to stop on (measured on the 40 GTZAN dev clips, see
+    ``benchmarks/gtzan_dev.py``), so the model trains for all its epochs instead.
+    """
     notes = []
+    pool = dataset.clips
     if dataset.has_splits and dataset.split("train"):
-        train, val = dataset.split("train"), dataset.split("val")
-        if not val:
-            train, val, notes = holdout_split(train, val_fraction, seed)
-            notes.insert(0, "the dataset has no validation split: holding out part of its training split")
-        return train, val, notes
-    train, val, notes = holdout_split(dataset.clips, val_fraction, seed)
-    return train, val, notes
+        pool, val = dataset.split("train"), dataset.split("val")
+        if val:
+            return pool, val, notes
+        notes.append("the dataset has no validation split: holding out part of its training split")
+    if val_fraction is None:
+        fewest = min(Counter(c.label for c in pool).values())
+        if fewest < MIN_CLIPS_PER_CLASS_FOR_VALIDATION:
+            return pool, [], [f"no validation split: a class has only {fewest} training clips (a hold-out needs "
+                              f"{MIN_CLIPS_PER_CLASS_FOR_VALIDATION}+ per class to be worth its cost); training "
+                              "for all epochs (pass val_fraction / --val-fraction to hold out anyway)"]
+        val_fraction = 0.2
+    if not val_fraction:
+        return pool, [], []
+    train, val, more = holdout_split(pool, val_fraction, seed)
+    return train, val, notes + more
 
 
 def _write_skips(path, rows):
@@ -158,7 +177,7 @@ def _precision_policy(mixed_precision: str):
 
 
 def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: int = 30, batch_size: int = 32,
-          learning_rate: float = 1e-3, seed: int = 0, patience: int = 10, val_fraction: float = 0.2,
+          learning_rate: float = 1e-3, seed: int = 0, patience: int = 10, val_fraction: Optional[float] = None,
           window_seconds: Optional[float] = None, crops_per_clip: Optional[int] = None,
           model_kwargs: Optional[dict] = None, pretrained: Optional[str] = None,
           freeze_backbone: Optional[bool] = None, fine_tune_epochs: int = 0, fine_tune_learning_rate: float = 1e-5,
@@ -166,8 +185,9 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
           mixed_precision: str = "off", strategy: str = "default", augment=None, cache=True) -> Run:
     """Train ``model`` (a registered name) on ``data`` (a spec or a :class:`ClipDataset`) into ``out``.
 
-    Early stopping on the validation loss keeps the best epoch's weights. Returns the :class:`Run`; its
-    ``metrics.json`` holds the validation clip accuracy of the kept model.
+    Early stopping on the validation loss keeps the best epoch's weights. Without a validation split (the
+    default when a class has fewer than 10 clips, see :func:`resolve_splits`) the model trains for all its
+    epochs. Returns the :class:`Run`; its ``metrics.json`` holds the validation clip accuracy of the kept model.
 
     Transfer learning: ``pretrained`` (e.g. ``"msd"`` for musicnn) loads pretrained weights; the backbone is
     then frozen unless ``freeze_backbone=False``, and the new head trains on cached backbone features (see

@@ -126,6 +126,21 @@ def test_holdout_of_a_single_artist_class_falls_back_to_clips(gtzan_dev):
     assert {c.id for c in train}.isdisjoint({c.id for c in held})
 
 
+def test_validation_is_held_out_by_default_only_when_every_class_can_spare_clips():
+    from genrenet.training import resolve_splits
+
+    big = load_dataset("synthetic:classes=3,clips=10,seconds=1")
+    train, val, notes = resolve_splits(big, None, 0)
+    assert len(val) == 6 and len(train) == 24 and not notes  # 20 % of 10 clips per class
+    small = load_dataset("synthetic:classes=3,clips=9,seconds=1")
+    train, val, notes = resolve_splits(small, None, 0)
+    assert not val and len(train) == 27 and "only 9 training clips" in notes[0]
+    train, val, _ = resolve_splits(small, 0.2, 0)  # asked for explicitly: held out anyway
+    assert len(val) == 6
+    train, val, notes = resolve_splits(big, 0, 0)  # 0 never holds out
+    assert not val and len(train) == 30
+
+
 def test_training_windows_are_random_crops_with_one_hot_labels():
     ds = load_dataset(TINY)
     log = SkipLog()

@@ -14,7 +14,7 @@ from conftest import REPO, TINY
 
 pytestmark = pytest.mark.slow
 
-MODEL_ARGS = ["cnn", "--data", TINY, "--epochs", "1", "--batch-size", "2", "--verbose", "0",
+MODEL_ARGS = ["cnn", "--data", TINY, "--epochs", "1", "--batch-size", "2", "--verbose", "0", "--val-fraction", "0.2",
               "--set", "filters=[8,16]", "--set", "dense_units=[16]"]
 
 # Runs `genrenet ARGS` in-process after an optional logical-device split, saving the model's weights after every

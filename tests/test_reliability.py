@@ -142,7 +142,7 @@ def test_mixed_float16_trains_on_cpu_and_matches_float32(tmp_path):
     from genrenet.training import train
 
     run = train("cnn", TINY, str(tmp_path / "mp"), epochs=1, batch_size=4, verbose=0, model_kwargs=SMALL,
-                mixed_precision="mixed_float16", evaluate_val=False)
+                mixed_precision="mixed_float16", evaluate_val=False, val_fraction=0.2)
     assert keras.mixed_precision.global_policy().name == "float32"  # the global policy is restored
     assert Run(run.path).config["mixed_precision"] == "mixed_float16"
     metrics = run.metrics
@@ -196,3 +196,25 @@ def test_streamed_prediction_matches_whole_file_decoding(tiny_run, tmp_path):
     for (x, i), (y, j) in zip(chunks, whole):
         assert np.array_equal(i, j)
         np.testing.assert_allclose(x, y, atol=1e-4)
+
+
+def test_evaluating_a_model_again_does_not_trace_it_again():
+    import gc
+    import weakref
+
+    import genrenet
+    from genrenet.data import load_dataset
+    from genrenet.evaluation import inference_function, predict_clips
+
+    model = genrenet.build_model("cnn", num_classes=3, **SMALL)
+    ds = load_dataset(TINY)
+    kw = dict(sample_rate=22050, window_samples=int(model.input_shape[-1]), batch_size=4, verbose=0)
+    first = predict_clips(model, ds.clips, **kw)[0]
+    traces = inference_function(model).experimental_get_tracing_count()
+    again = predict_clips(model, ds.clips, **kw)[0]
+    assert inference_function(model).experimental_get_tracing_count() == traces
+    np.testing.assert_allclose(first, again, rtol=1e-6)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None  # the cache does not keep models alive

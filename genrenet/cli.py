@@ -198,6 +198,7 @@ def cmd_download(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``genrenet`` argument parser: one sub-command per verb (DESIGN.md §4)."""
     p = argparse.ArgumentParser(prog="genrenet", description="Music genre classification with Keras: train, "
                                 "evaluate, export and predict from raw audio.")
     p.add_argument("--version", action="version", version=_version())

@@ -67,10 +67,12 @@ class FeatureConfig:
         return 1 + max(0, num_samples - self.n_fft) // self.hop_length
 
     def to_dict(self) -> dict:
+        """The config as a plain dict (stored in ``config.json`` and export metadata)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
+        """The config a dict describes; unknown fields are an error, not silently dropped."""
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:
@@ -78,6 +80,7 @@ class FeatureConfig:
         return cls(**d)
 
     def replace(self, **changes) -> "FeatureConfig":
+        """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
 

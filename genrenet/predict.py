@@ -46,6 +46,7 @@ class Progress:
         self.enabled = enabled and total > 1 and (stream is not None or self.stream.isatty())
 
     def update(self, done: int):
+        """Show ``done`` files finished."""
         if not self.enabled or done == self.done:
             return
         self.done = done
@@ -56,6 +57,7 @@ class Progress:
         self.stream.flush()
 
     def close(self):
+        """Finish the bar at 100 % and end its line."""
         if self.enabled:
             self.update(self.total)
             self.stream.write("\n")

@@ -29,6 +29,7 @@ class ModelSpec:
     family: str = ""
 
     def window_samples(self, features: Optional[FeatureConfig] = None) -> int:
+        """Samples in one window at ``features``' sample rate (the model's own by default)."""
         return int(round(self.window_seconds * (features or self.features).sample_rate))
 
     def defaults(self) -> dict:
@@ -95,6 +96,7 @@ def list_models() -> list[str]:
 
 
 def get_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` registered as ``name``; a KeyError lists the known names."""
     _load_builtin_models()
     try:
         return _REGISTRY[name]

@@ -37,6 +37,7 @@ def atomic_path(path, suffix=""):
 
 
 def write_text(path, text: str):
+    """Write ``text`` to ``path`` atomically (a reader never sees half a file)."""
     with atomic_path(path) as tmp:
         # surrogateescape: file names that are not valid UTF-8 are written back as their original bytes
         with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
@@ -44,6 +45,7 @@ def write_text(path, text: str):
 
 
 def write_json(path, obj):
+    """Write ``obj`` as indented JSON, atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
@@ -74,32 +76,39 @@ class Run:
                 raise RunError(f"{self.path}: not a finished genrenet run ({name} is missing)")
 
     def file(self, name):
+        """Path of ``name`` inside the run directory."""
         return os.path.join(self.path, name)
 
     @cached_property
     def config(self) -> dict:
+        """``config.json``: model, hyper-parameters, FeatureConfig, data spec, seed, versions."""
         with open(self.file("config.json"), encoding="utf-8") as f:
             return json.load(f)
 
     @cached_property
     def labels(self) -> list:
+        """``labels.json``: class names in output order."""
         with open(self.file("labels.json"), encoding="utf-8") as f:
             return json.load(f)
 
     @property
     def features(self) -> FeatureConfig:
+        """The run's :class:`FeatureConfig`."""
         return FeatureConfig.from_dict(self.config["features"])
 
     @property
     def sample_rate(self) -> int:
+        """Sample rate the model expects."""
         return self.features.sample_rate
 
     @property
     def window_samples(self) -> int:
+        """Samples per model window."""
         return int(self.config["window_samples"])
 
     @property
     def metrics(self) -> dict:
+        """``metrics.json`` (empty while the run is unfinished)."""
         path = self.file("metrics.json")
         if not os.path.isfile(path):
             return {}
@@ -107,6 +116,7 @@ class Run:
             return json.load(f)
 
     def load_model(self):
+        """The trained Keras model (custom genrenet layers registered first)."""
         import keras
 
         from . import ensemble, registry  # noqa: F401  (registers the custom layers model.keras may hold)
@@ -116,4 +126,5 @@ class Run:
 
 
 def is_run_dir(path) -> bool:
+    """True for a finished run directory (``config.json`` and ``model.keras`` present)."""
     return os.path.isfile(os.path.join(path, "config.json")) and os.path.isfile(os.path.join(path, "model.keras"))

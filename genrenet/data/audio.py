@@ -22,6 +22,7 @@ class AudioError(ValueError):
 
 
 def is_audio_file(path) -> bool:
+    """True when ``path`` has an extension genrenet decodes (libsndfile formats and mp3)."""
     return str(path).lower().endswith(AUDIO_EXTENSIONS)
 
 

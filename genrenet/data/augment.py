@@ -84,6 +84,7 @@ class Augment:
 
     @classmethod
     def resolve(cls, spec) -> "Augment":
+        """An :class:`Augment` from a name list, a comma string, a dict of parameters, ``all`` or none."""
         if isinstance(spec, Augment):
             return spec
         if spec is None or spec is False or spec == "" or spec == "none":
@@ -133,14 +134,17 @@ class Augment:
         return name in self.config
 
     def to_dict(self) -> dict:
+        """The resolved techniques and their parameters (JSON-ready, recorded in ``config.json``)."""
         return copy.deepcopy(self.config)
 
     @property
     def names(self) -> list:
+        """The selected techniques, in the order they are applied."""
         return list(self.config)
 
     @property
     def waveform_names(self) -> list:
+        """The selected techniques that act on the waveform in tf.data (not SpecAugment or mixup)."""
         return [n for n in WAVEFORM if n in self.config]
 
     @property

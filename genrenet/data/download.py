@@ -53,6 +53,7 @@ class DownloadError(RuntimeError):
 
 
 def file_digest(path: str, algorithm: str) -> str:
+    """Hex digest of a file with ``algorithm`` (e.g. ``md5``, ``sha1``), read in blocks."""
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
@@ -66,6 +67,7 @@ class _Progress:
         self.start, self.start_done, self.last = time.time(), done, 0.0
 
     def update(self, n: int):
+        """Count ``n`` more bytes; redraws at most five times a second."""
         self.done += n
         now = time.time()
         if self.enabled and (now - self.last > 0.2 or (self.total and self.done >= self.total)):
@@ -81,6 +83,7 @@ class _Progress:
             print(text, end="", file=sys.stderr, flush=True)
 
     def close(self):
+        """End the progress line."""
         if self.enabled:
             print(file=sys.stderr, flush=True)
 

@@ -59,11 +59,13 @@ def read_tracks(csv_path: str) -> list[dict]:
 
 
 def audio_path(root: str, subset: str, track_id) -> str:
+    """Where FMA keeps a track: ``ROOT/fma_SUBSET/NNN/NNNNNN.mp3``."""
     tid = f"{int(track_id):06d}"
     return os.path.join(root, f"fma_{subset}", tid[:3], f"{tid}.mp3")
 
 
 def fma_dataset(path: str, spec: Optional[str] = None, *, subset: Optional[str] = None) -> ClipDataset:
+    """The ``fma:PATH`` source: tracks of the audio subset present, top-level genre, official split, artist groups."""
     path, opts = parse_options(path, known=("subset",))
     subset = subset or opts.get("subset")
     spec = spec or f"fma:{path}"

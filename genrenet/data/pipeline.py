@@ -30,14 +30,17 @@ class SkipLog:
             self.skipped[name] = reason
 
     def skip(self, name, reason):
+        """Record that ``name`` was left out, and why."""
         with self._lock:
             self.skipped[str(name)] = reason
 
     def pad(self, name):
+        """Record that ``name`` was shorter than one window and was zero-padded."""
         with self._lock:
             self.padded.add(str(name))
 
     def summary(self) -> list[str]:
+        """Lines for the user: how many files were skipped (with reasons) and padded."""
         lines = []
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} files")
@@ -47,6 +50,7 @@ class SkipLog:
         return lines
 
     def to_rows(self):
+        """``(file, reason)`` rows for ``skipped.tsv``: skipped files, then padded ones."""
         return [(n, r) for n, r in sorted(self.skipped.items())] + [(n, "padded: shorter than one window")
                                                                   for n in sorted(self.padded)]
 
@@ -102,9 +106,11 @@ class AudioCache:
         os.replace(tmp, final)
 
     def put(self, key, audio):
+        """Store decoded audio for ``key`` (written atomically)."""
         self._write(key, ".npy", lambda f: np.save(f, audio.astype(np.float32, copy=False), allow_pickle=False))
 
     def put_error(self, key, reason):
+        """Remember that ``key`` failed to decode, so later epochs and runs skip it without retrying."""
         self._write(key, ".err", lambda f: f.write(reason.encode("utf-8")))
 
 
@@ -176,6 +182,7 @@ def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, ca
 
 
 def one_hot_labels(clips, labels):
+    """[N, C] one-hot targets of ``clips`` in the order of ``labels``; a clip with an unknown label is an error."""
     index = {name: i for i, name in enumerate(labels)}
     missing = sorted({c.label for c in clips} - set(index))
     if missing:

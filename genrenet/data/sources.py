@@ -48,6 +48,7 @@ class Clip:
 
     @property
     def name(self) -> str:
+        """How the clip is named in messages and reports: its path, else its id."""
         return self.path or self.id
 
 
@@ -64,6 +65,7 @@ class ClipDataset:
 
     @property
     def has_splits(self) -> bool:
+        """True when the source assigns clips to train/val/test itself."""
         return any(c.split for c in self.clips)
 
     def split(self, name: str) -> list:
@@ -77,6 +79,7 @@ class ClipDataset:
         return len(self.clips)
 
     def summary(self) -> str:
+        """One line: name, clip and class counts, and the split sizes."""
         counts = {s: len(self.split(s)) for s in SPLITS if self.split(s)}
         split_text = ", ".join(f"{k} {v}" for k, v in counts.items()) if counts else "no predefined split"
         text = f"{self.name}: {len(self.clips)} clips, {len(self.labels)} classes ({split_text})"

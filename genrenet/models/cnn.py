@@ -13,6 +13,7 @@ from ..registry import register_model
 )
 def cnn(num_classes=10, *, features, window_seconds, filters=(32, 64, 128, 128), dense_units=(256, 128),
         dropout=0.3):
+    """The article's CNN: conv blocks on the log-mel, global max+mean pooling, two dense blocks."""
     waveform, x = spectrogram_input(features, window_seconds)
     x = conv_stack(x, filters, [(2, 2)] * len(filters))
     x = global_pool_2d(x)

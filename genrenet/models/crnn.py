@@ -27,6 +27,7 @@ def _conv_gru(features, window_seconds, filters, gru_units, dropout):
 )
 def crnn(num_classes=10, *, features, window_seconds, filters=(32, 64, 96, 128), gru_units=64, dense_units=128,
          dropout=0.3):
+    """Conv blocks, then a bidirectional GRU over time, max+mean pooled (Choi et al. 2017)."""
     waveform, x = _conv_gru(features, window_seconds, filters, gru_units, dropout)
     x = dense_block(global_pool_1d(x), dense_units, dropout, name="fc1")
     return keras.Model(waveform, classifier(x, num_classes), name="crnn")
@@ -39,6 +40,7 @@ def crnn(num_classes=10, *, features, window_seconds, filters=(32, 64, 96, 128),
 )
 def crnn_attention(num_classes=10, *, features, window_seconds, filters=(32, 64, 96, 128), gru_units=64, heads=4,
                    key_dim=32, dense_units=128, dropout=0.3):
+    """The article's CRNN with multi-head self-attention and attention pooling over the GRU outputs."""
     waveform, x = _conv_gru(features, window_seconds, filters, gru_units, dropout)
     x = self_attention(x, heads=heads, key_dim=key_dim, dropout=dropout, name="attention")
     x = dense_block(attention_pooling(x), dense_units, dropout, name="fc1")

@@ -15,6 +15,7 @@ from ..registry import register_model
 )
 def cnn_rnn_fusion(num_classes=10, *, features, window_seconds, filters=(32, 64, 128), gru_units=64, heads=4,
                    key_dim=32, dense_units=128, dropout=0.3):
+    """Feature-level fusion: a CNN path and a GRU+attention path on the same log-mel, concatenated."""
     waveform, spec = spectrogram_input(features, window_seconds)
     cnn_path = global_pool_2d(conv_stack(spec, filters, [(2, 2)] * len(filters)), name="cnn_pool")
     seq = layers.MaxPooling1D(2, name="rnn_time_pool")(spec)

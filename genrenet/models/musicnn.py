@@ -208,6 +208,7 @@ def load_musicnn_checkpoint(model: keras.Model, ckpt_dir: str, mapping: dict, *,
 )
 def musicnn(num_classes=10, *, features, window_seconds, pretrained=None, freeze_backbone=False,
             timbral_filters=204, temporal_filters=51, midend_filters=64, backend_units=200, dropout=0.5):
+    """musicnn (Pons & Serra 2019), optionally with its MSD/MTT weights and a new head."""
     tag = _check_pretrained(pretrained, freeze_backbone, features,
                             dict(timbral_filters=timbral_filters, temporal_filters=temporal_filters,
                                  midend_filters=midend_filters, backend_units=backend_units),

@@ -21,6 +21,7 @@ def _lstm_stack(x, units, dropout, *, last_sequence=True):
     reference="Founding article §3.3; Hochreiter & Schmidhuber, 'Long short-term memory', 1997.",
 )
 def lstm(num_classes=10, *, features, window_seconds, units=(128, 128), dense_units=128, dropout=0.3):
+    """Stacked LSTMs over log-mel frames (the article's LSTM model)."""
     waveform, x = spectrogram_input(features, window_seconds)
     x = _lstm_stack(x, units, dropout, last_sequence=False)
     x = dense_block(x, dense_units, dropout, name="fc1")
@@ -34,6 +35,7 @@ def lstm(num_classes=10, *, features, window_seconds, units=(128, 128), dense_un
 )
 def lstm_attention(num_classes=10, *, features, window_seconds, units=(128, 128), heads=4, key_dim=32,
                    dense_units=128, dropout=0.3):
+    """Stacked LSTMs, multi-head self-attention and attention pooling (the article's LSTM+attention)."""
     waveform, x = spectrogram_input(features, window_seconds)
     x = _lstm_stack(x, units, dropout)
     x = self_attention(x, heads=heads, key_dim=key_dim, dropout=dropout, name="attention")

@@ -58,6 +58,7 @@ def _short_chunk(name, block, num_classes, features, window_seconds, channels, d
     window_seconds=SHORT_CHUNK_WINDOW,
 )
 def short_chunk_cnn(num_classes=10, *, features, window_seconds, channels=32, dropout=0.5):
+    """Won et al.'s short-chunk CNN: seven 3x3 conv blocks on 3.7-s chunks."""
     block = lambda x, f, i: conv_block(x, f, pool_size=(2, 2), name=f"conv{i}")  # noqa: E731
     return _short_chunk("short_chunk_cnn", block, num_classes, features, window_seconds, channels, dropout)
 
@@ -71,5 +72,6 @@ def short_chunk_cnn(num_classes=10, *, features, window_seconds, channels=32, dr
     window_seconds=SHORT_CHUNK_WINDOW,
 )
 def short_chunk_resnet(num_classes=10, *, features, window_seconds, channels=32, dropout=0.5):
+    """Won et al.'s short-chunk ResNet: the same with residual blocks."""
     block = lambda x, f, i: residual_block(x, f, stride=2, name=f"res{i}")  # noqa: E731
     return _short_chunk("short_chunk_resnet", block, num_classes, features, window_seconds, channels, dropout)

@@ -13,7 +13,13 @@ def test_train_and_evaluate_crnn_attention_on_real_gtzan_clips(gtzan_dev, tmp_pa
     r = run_cli("train", "crnn_attention", "--data", gtzan_dev, "--out", run, "--epochs", "2", "--verbose", "2")
     assert r.returncode == 0, r.stderr
     assert "40 clips, 10 classes" in r.stdout
+    assert "no validation split: a class has only 4 training clips" in r.stdout  # the default on 4 clips/class
+    r = run_cli("train", "crnn_attention", "--data", gtzan_dev, "--out", tmp_path / "held", "--epochs", "1",
+                "--verbose", "2", "--val-fraction", "0.25")
+    assert r.returncode == 0, r.stderr
     assert "held out by clip instead" in r.stdout  # single-artist classes are said, not hidden
+    config = json.loads((tmp_path / "held" / "config.json").read_text())
+    assert config["val_clips"] >= 10 and config["train_clips"] + config["val_clips"] == 40  # 1+ per class
     r = run_cli("evaluate", run, "--data", gtzan_dev, "--json")
     assert r.returncode == 0, r.stderr
     metrics = json.loads(r.stdout.strip().splitlines()[-1])

@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
     s.add_argument("--val-fraction", type=float, default=None,
                    help="held-out validation part for datasets without their own split (default 0.2 when every "
-                        "class has 10+ clips, else none: train all epochs); 0 = no validation")
+                        "class has 10+ clips, else none); 0 = no validation")
     s.add_argument("--window-seconds", type=float, default=None, help="window length (default: the model's)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override a model hyper-parameter, e.g. --set dropout=0.5 --set filters=[16,32,64]")

@@ -60,7 +60,7 @@ def resolve_splits(dataset: ClipDataset, val_fraction: Optional[float], seed: in
     ``val_fraction=None`` (the default) holds out 20 % only when every class has at least
     :data:`MIN_CLIPS_PER_CLASS_FOR_VALIDATION` clips to spare. On fewer, a hold-out costs a large share of the
     training data and its loss is too noisy to stop on (measured on the 40 GTZAN dev clips, see
-    ``benchmarks/gtzan_dev.py``), so the model trains for all its epochs instead.
+    ``benchmarks/gtzan_dev.py``), so the model trains on every clip and early stopping watches the training loss.
     """
     notes = []
     pool = dataset.clips
@@ -73,8 +73,9 @@ def resolve_splits(dataset: ClipDataset, val_fraction: Optional[float], seed: in
         fewest = min(Counter(c.label for c in pool).values())
         if fewest < MIN_CLIPS_PER_CLASS_FOR_VALIDATION:
             return pool, [], [f"no validation split: a class has only {fewest} training clips (a hold-out needs "
-                              f"{MIN_CLIPS_PER_CLASS_FOR_VALIDATION}+ per class to be worth its cost); training "
-                              "for all epochs (pass val_fraction / --val-fraction to hold out anyway)"]
+                              f"{MIN_CLIPS_PER_CLASS_FOR_VALIDATION}+ per class to be worth its cost); early "
+                              "stopping watches the training loss (pass val_fraction / --val-fraction to hold out "
+                              "anyway)"]
         val_fraction = 0.2
     if not val_fraction:
         return pool, [], []
@@ -186,8 +187,7 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
     """Train ``model`` (a registered name) on ``data`` (a spec or a :class:`ClipDataset`) into ``out``.
 
     Early stopping on the validation loss keeps the best epoch's weights. Without a validation split (the
-    default when a class has fewer than 10 clips, see :func:`resolve_splits`) the model trains for all its
-    epochs. Returns the :class:`Run`; its ``metrics.json`` holds the validation clip accuracy of the kept model.
+    default when a class has fewer than 10 clips, see :func:`resolve_splits`) it watches the training loss. Returns the :class:`Run`; its ``metrics.json`` holds the validation clip accuracy of the kept model.
 
     Transfer learning: ``pretrained`` (e.g. ``"msd"`` for musicnn) loads pretrained weights; the backbone is
     then frozen unless ``freeze_backbone=False``, and the new head trains on cached backbone features (see

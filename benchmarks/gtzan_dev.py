@@ -7,9 +7,10 @@
         --probe musicnn:msd --json zoo.json              # the README's model comparison table
 
 ``--protocol fixed`` trains every network for ``--epochs`` epochs on all training clips (below).
-``--protocol defaults`` runs ``genrenet.train`` exactly as the CLI does with its defaults (30 epochs at most,
-early stopping on 20 % of the training clips held out by artist, best epoch kept; frozen backbone + head on cached
-features for ``--pretrained`` rows), i.e. ``genrenet train MODEL --data 'PATH?folds=K&fold=I'``.
+``--protocol defaults`` runs ``genrenet.train`` exactly as the CLI does with its defaults (30 epochs at most; on
+the dev folds' 2 clips per class no validation hold-out, so early stopping watches the training loss; frozen
+backbone + head on cached features for ``--pretrained`` rows), i.e.
+``genrenet train MODEL --data 'PATH?folds=K&fold=I'``.
 ``--probe arch:tag`` is a logistic-regression probe (scikit-learn, standardised) on the pretrained model's
 penultimate features averaged over each clip's windows. ``--json`` keeps every finished row; rerunning with the same
 file skips rows it already holds, so an interrupted comparison loses nothing.
@@ -86,11 +87,11 @@ def train_and_predict(model_name, train_clips, test_clips, labels, *, augment, e
     ds = training_dataset(train_clips, labels, sample_rate=spec.features.sample_rate, window_samples=window,
                           batch_size=batch_size, seed=seed, augment=aug, log=log)
     net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
-    hist = net.fit(ds, epochs=epochs, verbose=0)
+    net.fit(ds, epochs=epochs, verbose=0)
     metrics, _, y_pred, _ = evaluate_clips(net, labels, test_clips, sample_rate=spec.features.sample_rate,
                                            window_samples=window, batch_size=batch_size, verbose=0,
                                            return_predictions=True)
-    return np.asarray(y_pred), float(hist.history["accuracy"][-1]), net.count_params()
+    return np.asarray(y_pred), net.count_params()
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -128,7 +129,7 @@ def probe_features(arch, tag, clips, labels):
 
     model = registry.build_model(arch, num_classes=len(labels), pretrained=tag)
     net = embedding_model(model)
-    mean, _, counts = predict_clips(net, clips, sample_rate=registry.get_spec(arch).features.sample_rate,
+    mean, _, _ = predict_clips(net, clips, sample_rate=registry.get_spec(arch).features.sample_rate,
                                     window_samples=int(model.input_shape[-1]), verbose=0)
     return mean, net.count_params()
 
@@ -153,16 +154,13 @@ def load_rows(path):
 
 
 def save_rows(path, rows, meta):
-    import json
+    from genrenet.runs import write_json  # atomic: an interrupted run keeps the rows it had
 
     if path:
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=1)
-        os.replace(tmp, path)
+        write_json(path, {"meta": meta, "rows": rows})
 
 
-def print_table(rows, folds):
+def print_table(rows):
     print()
     print("| setting | clip acc | macro-F1 | artist unseen | per fold | params | train time / fold |")
     print("|---|---|---|---|---|---|---|")
@@ -215,7 +213,7 @@ def main(argv=None):
         unseen = np.array([c.group not in {t.group for t in train} for c in test])
         return train, test, unseen
 
-    def run_row(name, fold_fn, params=None):
+    def run_row(name, fold_fn):
         """fold_fn(f, train, test) -> (predicted label ids, params); the row is saved as soon as it is done."""
         if name in done:
             print(f"{name}: already in {args.json}")
@@ -269,13 +267,11 @@ def main(argv=None):
             for setting in args.augment.split(","):
                 augment = [] if setting == "none" else setting.split("+")
 
-                def fixed_fold(f, train, test, m=model_name, augment=augment):
-                    y_pred, _, n = train_and_predict(m, train, test, labels, augment=augment, epochs=args.epochs,
-                                                     seed=args.seed, batch_size=args.batch_size)
-                    return y_pred, n
-
-                run_row(f"`{model_name}` {args.epochs} ep, augment={setting}", fixed_fold)
-    print_table(rows, args.folds)
+                run_row(f"`{model_name}` {args.epochs} ep, augment={setting}", lambda f, train, test, m=model_name,
+                        augment=augment: train_and_predict(m, train, test, labels, augment=augment,
+                                                           epochs=args.epochs, seed=args.seed,
+                                                           batch_size=args.batch_size))
+    print_table(rows)
     return 0
 
 

@@ -92,13 +92,13 @@ class Predictor:
     def __init__(self, source: str):
         self.source = source = os.fspath(source)
         if is_run_dir(source):
-            import tensorflow as tf
+            from .evaluation import inference_function
 
             run = Run(source)
             self.kind, self.labels = "run", run.labels
             self.sample_rate, self.window_samples = run.sample_rate, run.window_samples
             self.model = run.load_model()
-            call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+            call = inference_function(self.model)
             self.forward = lambda w: call(w).numpy()
         elif os.path.isfile(os.path.join(source, "saved_model.pb")):
             import tensorflow as tf

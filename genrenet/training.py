@@ -187,7 +187,8 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
     """Train ``model`` (a registered name) on ``data`` (a spec or a :class:`ClipDataset`) into ``out``.
 
     Early stopping on the validation loss keeps the best epoch's weights. Without a validation split (the
-    default when a class has fewer than 10 clips, see :func:`resolve_splits`) it watches the training loss. Returns the :class:`Run`; its ``metrics.json`` holds the validation clip accuracy of the kept model.
+    default when a class has fewer than 10 clips, see :func:`resolve_splits`) it watches the training loss.
+    Returns the :class:`Run`; its ``metrics.json`` holds the validation clip accuracy of the kept model.
 
     Transfer learning: ``pretrained`` (e.g. ``"msd"`` for musicnn) loads pretrained weights; the backbone is
     then frozen unless ``freeze_backbone=False``, and the new head trains on cached backbone features (see

@@ -52,6 +52,20 @@ def _default_out(model_name: str) -> str:
 
 MIN_CLIPS_PER_CLASS_FOR_VALIDATION = 10
 
+# Defaults measured on the 40 real GTZAN dev clips (2-fold artist-aware CV, benchmarks/gtzan_dev.py): models
+# trained from scratch memorise 20 training clips within 30 epochs (training accuracy 0.97+) and score at the
+# MFCC+SVM baseline (crnn_attention 0.55); mixup with 60 epochs of cosine-decayed learning rate lifts
+# crnn_attention to 0.70 on both folds.
+DEFAULT_EPOCHS = 60
+DEFAULT_AUGMENT = ("mixup",)
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def cosine_learning_rate(learning_rate: float, epochs: int):
+    """Epoch → learning rate, decaying from ``learning_rate`` to ~0 over ``epochs`` (half a cosine). A pure
+    function of the epoch, so a resumed run gets the same rates as an uninterrupted one."""
+    return lambda epoch, lr=None: float(learning_rate * 0.5 * (1.0 + np.cos(np.pi * epoch / max(1, epochs))))
+
 
 def resolve_splits(dataset: ClipDataset, val_fraction: Optional[float], seed: int):
     """(train clips, validation clips, notes): the dataset's own split when it has one, else a seeded
@@ -177,18 +191,20 @@ def _precision_policy(mixed_precision: str):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: int = 30, batch_size: int = 32,
-          learning_rate: float = 1e-3, seed: int = 0, patience: int = 10, val_fraction: Optional[float] = None,
-          window_seconds: Optional[float] = None, crops_per_clip: Optional[int] = None,
-          model_kwargs: Optional[dict] = None, pretrained: Optional[str] = None,
+def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: int = DEFAULT_EPOCHS,
+          batch_size: int = 32, learning_rate: float = 1e-3, lr_schedule: str = "cosine", seed: int = 0,
+          patience: int = 10, val_fraction: Optional[float] = None, window_seconds: Optional[float] = None,
+          crops_per_clip: Optional[int] = None, model_kwargs: Optional[dict] = None, pretrained: Optional[str] = None,
           freeze_backbone: Optional[bool] = None, fine_tune_epochs: int = 0, fine_tune_learning_rate: float = 1e-5,
           verbose: int = 1, evaluate_val: bool = True, resume: bool = False, deterministic: bool = False,
-          mixed_precision: str = "off", strategy: str = "default", augment=None, cache=True) -> Run:
+          mixed_precision: str = "off", strategy: str = "default", augment=DEFAULT_AUGMENT, cache=True) -> Run:
     """Train ``model`` (a registered name) on ``data`` (a spec or a :class:`ClipDataset`) into ``out``.
 
-    Early stopping on the validation loss keeps the best epoch's weights. Without a validation split (the
-    default when a class has fewer than 10 clips, see :func:`resolve_splits`) it watches the training loss.
-    Returns the :class:`Run`; its ``metrics.json`` holds the validation clip accuracy of the kept model.
+    The learning rate follows ``lr_schedule``: ``"cosine"`` (default) decays it from ``learning_rate`` to ~0
+    over ``epochs``, ``"constant"`` keeps it. Early stopping on the validation loss keeps the best epoch's
+    weights. Without a validation split (the default when a class has fewer than 10 clips, see
+    :func:`resolve_splits`) it watches the training loss. Returns the :class:`Run`; its ``metrics.json``
+    holds the validation clip accuracy of the kept model.
 
     Transfer learning: ``pretrained`` (e.g. ``"msd"`` for musicnn) loads pretrained weights; the backbone is
     then frozen unless ``freeze_backbone=False``, and the new head trains on cached backbone features (see
@@ -201,13 +217,17 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
     ``batch_size`` is per replica (the global batch is ``batch_size × replicas``).
 
     ``augment``: training-only augmentation, e.g. ``["gain", "noise", "specaugment", "mixup"]`` or
-    ``{"noise": {"snr_db": [10, 20]}}`` (see :mod:`genrenet.data.augment`). ``cache``: ``True`` keeps decoded
-    audio in memory, a directory keeps it on disk (datasets larger than memory), ``False`` decodes every epoch.
+    ``{"noise": {"snr_db": [10, 20]}}`` (see :mod:`genrenet.data.augment`); default ``("mixup",)``, ``None``
+    for none. The defaults (60 epochs, cosine, mixup) were chosen on real music (see :data:`DEFAULT_AUGMENT`).
+    ``cache``: ``True`` keeps decoded audio in memory, a directory keeps it on disk (datasets larger than
+    memory), ``False`` decodes every epoch.
     """
     aug = Augment.resolve(augment)
     spec = registry.get_spec(model)
     if mixed_precision not in PRECISIONS:
         raise TrainingError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {mixed_precision!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise TrainingError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
     try:
         dist = make_strategy(strategy)  # first: multi-worker collectives must be set up before any TF op
     except StrategyError as e:
@@ -218,19 +238,20 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
     state = _check_out(out, resume) if chief else (load_state(out) if resume else None)
     with _reproducibility(seed, deterministic):
         return _train(model, spec, data, out, dist=dist, chief=chief, state=state, epochs=epochs,
-                      batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience,
-                      val_fraction=val_fraction, window_seconds=window_seconds, crops_per_clip=crops_per_clip,
-                      model_kwargs=model_kwargs, verbose=verbose if chief else 0, evaluate_val=evaluate_val,
+                      batch_size=batch_size, learning_rate=learning_rate, lr_schedule=lr_schedule, seed=seed,
+                      patience=patience, val_fraction=val_fraction, window_seconds=window_seconds,
+                      crops_per_clip=crops_per_clip, model_kwargs=model_kwargs, verbose=verbose if chief else 0,
+                      evaluate_val=evaluate_val,
                       resume=resume, deterministic=deterministic, mixed_precision=mixed_precision,
                       strategy=strategy, pretrained=pretrained, freeze_backbone=freeze_backbone,
                       fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate,
                       aug=aug, cache=cache)
 
 
-def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, learning_rate, seed, patience,
-           val_fraction, window_seconds, crops_per_clip, model_kwargs, verbose, evaluate_val, resume, deterministic,
-           mixed_precision, strategy, pretrained, freeze_backbone, fine_tune_epochs, fine_tune_learning_rate, aug,
-           cache) -> Run:
+def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, learning_rate, lr_schedule, seed,
+           patience, val_fraction, window_seconds, crops_per_clip, model_kwargs, verbose, evaluate_val, resume,
+           deterministic, mixed_precision, strategy, pretrained, freeze_backbone, fine_tune_epochs,
+           fine_tune_learning_rate, aug, cache) -> Run:
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
     train_clips, val_clips, notes = resolve_splits(dataset, val_fraction, seed)
     notes = dataset.notes + notes
@@ -278,7 +299,8 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
         "fine_tune_epochs": fine_tune_epochs, "fine_tune_learning_rate": fine_tune_learning_rate,
         "features": features.to_dict(), "window_seconds": window_seconds, "window_samples": window_samples,
         "data": dataset.spec, "seed": seed, "epochs": epochs, "batch_size": batch_size,
-        "learning_rate": learning_rate, "patience": patience, "val_fraction": val_fraction,
+        "learning_rate": learning_rate, "lr_schedule": lr_schedule, "patience": patience,
+        "val_fraction": val_fraction,
         "train_clips": len(train_clips), "val_clips": len(val_clips), "notes": notes, "versions": _versions(),
         "augment": aug.to_dict(), "cache": cache if isinstance(cache, bool) else str(cache),
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("genrenet") else None,
@@ -322,6 +344,8 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
     checkpoint = EpochCheckpoint(out, early_stopping, state=state, write=chief,
                                  extra={"steps_per_epoch": steps})
     callbacks = [early_stopping, checkpoint]
+    if lr_schedule == "cosine":
+        callbacks.insert(0, keras.callbacks.LearningRateScheduler(cosine_learning_rate(learning_rate, epochs)))
     if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy):
         callbacks.insert(0, sync_non_trainable_callback(dist, steps))
     if chief:

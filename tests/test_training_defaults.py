@@ -1,0 +1,50 @@
+"""The training defaults chosen on real music (60 epochs, cosine learning rate, mixup) are what `genrenet train`
+does unless told otherwise, and each can be switched off."""
+import csv
+import json
+
+import numpy as np
+
+from conftest import TINY, run_cli
+from genrenet import training
+
+SMALL = ["--set", "filters=[8,16]", "--set", "dense_units=[16]", "--verbose", "0"]
+
+
+def _history(run):
+    with open(run / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cli_defaults_are_the_measured_ones_and_the_learning_rate_follows_a_cosine(tmp_path):
+    run = tmp_path / "run"
+    r = run_cli("train", "cnn", "--data", TINY, "--out", run, "--epochs", "4", *SMALL)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["lr_schedule"] == "cosine" and list(config["augment"]) == ["mixup"]
+    rates = [float(row["learning_rate"]) for row in _history(run)]
+    expected = [1e-3 * 0.5 * (1 + np.cos(np.pi * e / 4)) for e in range(4)]  # 1e-3, 8.5e-4, 5e-4, 1.5e-4
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+    assert training.cosine_learning_rate(1e-3, 4)(4) < 1e-12  # decays to ~0 at the end
+
+
+def test_the_defaults_can_be_switched_off(tmp_path):
+    run = tmp_path / "plain"
+    r = run_cli("train", "cnn", "--data", TINY, "--out", run, "--epochs", "2", "--lr-schedule", "constant",
+                "--augment", "none", *SMALL)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["lr_schedule"] == "constant" and config["augment"] == {}
+    assert all("learning_rate" not in row or float(row["learning_rate"]) == 1e-3 for row in _history(run))
+    r = run_cli("train", "cnn", "--data", TINY, "--out", tmp_path / "bad", "--lr-schedule", "linear", *SMALL)
+    assert r.returncode == 2 and "invalid choice: 'linear'" in r.stderr
+
+
+def test_cli_and_python_api_share_the_default_epochs():
+    import inspect
+
+    from genrenet.cli import build_parser
+
+    args = build_parser().parse_args(["train", "cnn"])
+    assert args.epochs == training.DEFAULT_EPOCHS == inspect.signature(training.train).parameters["epochs"].default
+    assert inspect.signature(training.train).parameters["augment"].default == training.DEFAULT_AUGMENT

@@ -7,9 +7,9 @@
         --probe musicnn:msd --json zoo.json              # the README's model comparison table
 
 ``--protocol fixed`` trains every network for ``--epochs`` epochs on all training clips (below).
-``--protocol defaults`` runs ``genrenet.train`` exactly as the CLI does with its defaults (30 epochs at most; on
-the dev folds' 2 clips per class no validation hold-out, so early stopping watches the training loss; frozen
-backbone + head on cached features for ``--pretrained`` rows), i.e.
+``--protocol defaults`` runs ``genrenet.train`` exactly as the CLI does with its defaults (60 epochs at most,
+cosine-decayed learning rate, mixup; on the dev folds' 2 clips per class no validation hold-out, so early
+stopping watches the training loss; frozen backbone + head on cached features for ``--pretrained`` rows), i.e.
 ``genrenet train MODEL --data 'PATH?folds=K&fold=I'``.
 ``--probe arch:tag`` is a logistic-regression probe (scikit-learn, standardised) on the pretrained model's
 penultimate features averaged over each clip's windows. ``--json`` keeps every finished row; rerunning with the same

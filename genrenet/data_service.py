@@ -1,0 +1,248 @@
+"""Optional tf.data service for the training input: each epoch's batches are made on tf.data service workers
+(other processes or machines) instead of in the trainer.
+
+Why it is built this way:
+
+- genrenet decodes audio with soundfile and soxr inside ``tf.numpy_function``, and a worker in another process
+  cannot run a Python function of the trainer ("Could not find callback pyfunc_0"). So the service reads the
+  decoded audio that ``--cache DIR`` holds, with TensorFlow ops only. The trainer still decodes every clip once,
+  as it always does to count the windows of an epoch; that pass fills DIR, and a warm DIR (an earlier run) makes
+  it a read. DIR must be readable by the workers at the same absolute path (shared storage on a cluster).
+- Each epoch is its own service job, sharded statically at batch level (``ShardingPolicy.HINT``) *before*
+  waveform augmentation: worker k augments (and mixes up) batches k, k+N, ... of the same epoch stream that
+  :func:`genrenet.data.pipeline.training_epochs` gives, so every batch of an epoch is made once and an epoch
+  has exactly ``steps_per_epoch`` batches. Reading, cropping and shuffling are cheap and run on every worker.
+  With one job for all epochs, a fast worker's stream can arrive long before another's and Keras "epochs" would
+  mix data epochs; with ``parallel_epochs`` every worker would produce the whole epoch (N copies of each batch);
+  ``distributed_epoch`` splits clips across workers, which changes the batches and their count.
+- Static sharding needs a dispatcher that knows how many workers it has (``DispatcherConfig.worker_addresses``);
+  :func:`start` and ``genrenet data-service`` set it.
+
+What does not hold across a service: the batches of an epoch arrive in the order the workers finish them, so
+with more than one worker runs are not bit-identical (``--deterministic``), and ``--resume`` continues at the
+right epoch with that epoch's batches but not with the results of an uninterrupted run. With one worker the
+stream is that of a run without the service. A worker that dies stalls the epoch until it is back at the same
+address. The servers listen on every interface (TensorFlow has no bind address) and run whatever graph they
+are sent, file reads and writes included: run them only on a trusted network.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import threading
+import uuid
+from typing import Callable, Optional
+
+import numpy as np
+
+ADDRESS = re.compile(r"^(?:grpc://)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})$")
+PROBE_SECONDS = 60.0
+
+
+class DataServiceError(ValueError):
+    """The tf.data service cannot be used as asked (bad address, unreachable, wrong options)."""
+
+
+def check(address: str, *, strategy: str = "default", cache=None, timeout: float = 5.0) -> str:
+    """``grpc://HOST:PORT`` for ``address`` (``HOST:PORT`` is accepted too), after checking that the options
+    allow the service and that something listens there. TensorFlow itself retries a malformed or dead address
+    for an hour, silently: this makes both a one-line error before any data is decoded."""
+    match = ADDRESS.match(str(address).strip())
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise DataServiceError(f"--data-service {address!r} is not grpc://HOST:PORT (`genrenet data-service` "
+                               "starts a local service and prints its address)")
+    host, port = match["host"], int(match["port"])
+    if strategy not in (None, "default", "mirrored"):
+        raise DataServiceError(f"--data-service works with --strategy default or mirrored (one trainer process), "
+                               f"not {strategy}: several trainers would each need their part of the same batches")
+    if cache is None or isinstance(cache, bool) or cache == "memory":
+        raise DataServiceError("--data-service needs --cache DIR, a directory the service's workers can read at "
+                               "the same path: they read the decoded audio from there (they cannot run genrenet's "
+                               "Python decoder)")
+    try:
+        socket.create_connection((host.strip("[]"), port), timeout=timeout).close()
+    except OSError as e:
+        raise DataServiceError(f"--data-service: nothing answers at {host}:{port} ({e.strerror or e}); start a "
+                               f"service with `genrenet data-service --port {port}`") from None
+    return f"grpc://{host}:{port}"
+
+
+def _cached_sources(clips, sample_rate: int, cache, log):
+    """(absolute ``.npy`` paths, byte offsets of their data, clip indices) of the clips the trainer's counting
+    pass decoded into ``cache``; the clips it skipped (undecodable, silent, NaN) are left out, as locally."""
+    from .data.pipeline import AudioCache, _cache_key
+
+    disk = AudioCache(cache)
+    paths, offsets, indices = [], [], []
+    for i, clip in enumerate(clips):
+        if clip.name in log.skipped:
+            continue
+        path = os.path.abspath(disk._path(_cache_key(clip, sample_rate), ".npy"))
+        try:
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(f)
+                offset = f.tell()
+        except (OSError, ValueError) as e:
+            raise DataServiceError(f"{clip.name}: its decoded audio is not in the cache {cache} ({e})") from None
+        if len(shape) != 1 or dtype != np.dtype("<f4"):
+            raise DataServiceError(f"{path}: not a cached genrenet clip (shape {shape}, dtype {dtype})")
+        paths.append(path)
+        offsets.append(offset)
+        indices.append(i)
+    return paths, offsets, indices
+
+
+def training_epochs(clips, labels, *, service: str, sample_rate: int, window_samples: int, batch_size: int = 32,
+                    seed: int = 0, initial_epoch: int = 0, epochs: int, crops_per_clip: Optional[int] = None,
+                    augment=None, batch_augment: Optional[Callable] = None, cache=None, log=None,
+                    drop_remainder: bool = False, hop_samples: Optional[int] = None,
+                    say: Callable[[str], None] = print):
+    """Like :func:`genrenet.data.pipeline.training_epochs` (same arguments, the same batches in each epoch, the
+    same ``steps_per_epoch``), but every epoch's batches come from the tf.data service at ``service``.
+    ``cache`` must be a directory the workers can read (see the module docstring); ``say`` gets one line on
+    the service (its number of workers)."""
+    import tensorflow as tf
+
+    from .data.pipeline import (AUTOTUNE, SkipLog, _concatenate, _epoch_batches, _resolve_augment, epoch_seeds,
+                                one_hot_labels)
+    from .data.pipeline import training_epochs as local_epochs
+
+    log = log if log is not None else SkipLog()
+    local, steps = local_epochs(clips, labels, sample_rate=sample_rate, window_samples=window_samples,
+                                batch_size=batch_size, seed=seed, initial_epoch=initial_epoch, epochs=epochs,
+                                crops_per_clip=crops_per_clip, augment=augment, batch_augment=batch_augment,
+                                cache=cache, log=log, drop_remainder=drop_remainder, hop_samples=hop_samples)
+    if initial_epoch >= epochs:
+        return local, steps  # nothing left to train: an empty stream and no job
+    window_fn, crop, batch_fn = _resolve_augment(augment, batch_augment, window_samples, sample_rate)
+    targets = one_hot_labels(clips, labels)
+    paths, offsets, indices = _cached_sources(clips, sample_rate, cache, log)
+
+    def read(path, offset, i):  # TF ops only: this runs on the workers
+        data = tf.io.read_file(path)
+        audio = tf.io.decode_raw(tf.strings.substr(data, offset, tf.strings.length(data) - offset), tf.float32)
+        return tf.pad(audio, [[0, tf.maximum(0, window_samples - tf.shape(audio)[0])]]), i  # pads as locally
+
+    clip_ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), tf.constant(offsets, tf.int32),
+                                                  tf.constant(indices, tf.int64)))
+    clip_ds = clip_ds.map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+    def stream(s):  # the per-element seed pairs of pipeline._epoch_batches
+        return tf.data.Dataset.random(seed=s, rerandomize_each_iteration=False).batch(2)
+
+    def finish(batch, window_seeds, batch_seed):  # after the shard: the work that is divided between workers
+        x, y = batch
+        if window_fn is not None:
+            spec = (tf.TensorSpec([window_samples], tf.float32), tf.TensorSpec(y.shape[1:], y.dtype))
+            x, y = tf.map_fn(lambda t: window_fn(*t), (x, y, window_seeds[:tf.shape(x)[0]]),
+                             fn_output_signature=spec)
+        if batch_fn is not None:
+            x, y = batch_fn(x, y, batch_seed)
+        return x, y
+
+    job = f"genrenet-{uuid.uuid4().hex[:12]}"  # unique: a shared job name would split one stream between readers
+    workers = _probe(service, job)
+    if steps < workers:
+        raise DataServiceError(f"an epoch has {steps} batches, fewer than the {workers} workers of the tf.data "
+                               f"service at {service} (each must make one): use fewer workers or smaller batches")
+    say(f"training batches from the tf.data service at {service} ({workers} worker{'s' * (workers != 1)}, "
+        f"one job per epoch, job names {job}-epochN)")
+
+    def epoch_ds(e):
+        seeds = epoch_seeds(seed, e)
+        # Window augmentation waits for finish(); the pass-through keeps crops longer than a window whole.
+        ds = _epoch_batches(clip_ds, targets, seeds, num_clips=len(clips), window_samples=window_samples,
+                            batch_size=batch_size, crops_per_clip=crops_per_clip,
+                            augment=(lambda x, y, s: (x, y)) if window_fn is not None else None, batch_augment=None,
+                            crop=crop, hop_samples=hop_samples, drop_remainder=drop_remainder)
+        ds = tf.data.Dataset.zip((ds, stream(seeds[3]).batch(batch_size), stream(seeds[3] + 1)))
+        ds = ds.shard(tf.data.experimental.SHARD_HINT, tf.data.experimental.SHARD_HINT)
+        ds = ds.map(finish, num_parallel_calls=AUTOTUNE, deterministic=True)
+        return ds.apply(tf.data.experimental.service.distribute(
+            tf.data.experimental.service.ShardingPolicy.HINT, service, job_name=f"{job}-epoch{e}",
+            compression=None))  # float audio hardly compresses, and decompressing would cost the trainer CPU
+
+    return _concatenate([epoch_ds(e) for e in range(initial_epoch, epochs)]).prefetch(AUTOTUNE), steps
+
+
+def _probe(service: str, job: str) -> int:
+    """The number of workers of ``service``, from one element of a statically sharded job (worker k's batch of
+    ``range(4096)`` is k, k+N, ...). A dispatcher without a worker list, or without workers, becomes a one-line
+    error here instead of an error or an endless wait inside ``fit``."""
+    import tensorflow as tf
+
+    hint = tf.data.experimental.SHARD_HINT
+    # map(): shard() right on a source is rewritten as file sharding; every worker must get an element.
+    ds = tf.data.Dataset.range(4096).map(lambda i: i).shard(hint, hint).batch(4096).take(1)
+    ds = ds.apply(tf.data.experimental.service.distribute(tf.data.experimental.service.ShardingPolicy.HINT,
+                                                          service, job_name=f"{job}-probe"))
+    result = {}
+
+    def fetch():
+        try:
+            result["value"] = [v.tolist() for v in ds.as_numpy_iterator()]
+        except Exception as e:  # reported below, in one line
+            result["error"] = e
+
+    thread = threading.Thread(target=fetch, daemon=True)  # a service without workers would block forever
+    thread.start()
+    thread.join(PROBE_SECONDS)
+    if "error" in result:
+        text = re.sub(r"^\{\{[^}]*\}\}\s*|\s*\[Op:\w+\].*$", "", str(result["error"]).strip().split("\n")[0])
+        first = text or type(result["error"]).__name__
+        why = (" (static sharding needs a dispatcher with a fixed worker list, DispatcherConfig(worker_addresses="
+               "...); `genrenet data-service` sets one)" if "workers list" in first else "")
+        raise DataServiceError(f"--data-service {service}: {first}{why}")
+    if not result.get("value"):
+        raise DataServiceError(f"--data-service {service}: no tf.data service worker produced data within "
+                               f"{PROBE_SECONDS:.0f} s (are its workers running?)")
+    batch = result["value"][0]
+    return batch[1] - batch[0] if len(batch) > 1 else 4096
+
+
+def start(port: int = 0, workers: int = 1):
+    """An in-process dispatcher on ``port`` (0: any free port) and ``workers`` workers (any free ports), all
+    reached through ``localhost``; returns ``(dispatcher, [worker, ...])`` (``dispatcher.target`` is
+    ``grpc://localhost:PORT``). The dispatcher is told how many workers it has: static sharding needs that."""
+    import tensorflow as tf
+
+    service = tf.data.experimental.service
+    if workers < 1:
+        raise DataServiceError(f"--workers must be at least 1, got {workers}")
+    try:
+        dispatcher = service.DispatchServer(service.DispatcherConfig(
+            port=port, worker_addresses=["localhost:%port%"] * workers))
+        address = dispatcher.target.split("://", 1)[1]
+        pool = [service.WorkerServer(service.WorkerConfig(dispatcher_address=address)) for _ in range(workers)]
+    except tf.errors.OpError as e:
+        raise DataServiceError(f"cannot start the tf.data service on port {port}: {e.message}") from None
+    return dispatcher, pool
+
+
+def serve(port: int = 5050, workers: int = 1) -> str:
+    """:func:`start`, print the address, and serve until Ctrl-C or SIGTERM (the normal end, not an error); then
+    stop the servers and return the address. TensorFlow's servers can take forever to stop (or to be destroyed)
+    once a trainer has gone away mid-job, so stopping gets two seconds and ``genrenet data-service`` then
+    leaves the process with ``os._exit``."""
+    dispatcher, pool = start(port, workers)
+    target = dispatcher.target
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(f"tf.data service at {target} (dispatcher + {workers} worker{'s' * (workers != 1)} on this "
+              f"machine): train with --data-service {target} --cache DIR; Ctrl-C stops it", flush=True)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        stopper = threading.Thread(target=lambda: [server.stop() for server in (*pool, dispatcher)], daemon=True)
+        stopper.start()
+        stopper.join(2.0)
+    print("tf.data service stopped", flush=True)
+    return target

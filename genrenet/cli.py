@@ -84,7 +84,7 @@ def cmd_train(args):
                 fine_tune_learning_rate=args.fine_tune_learning_rate, verbose=args.verbose, resume=resume,
                 deterministic=args.deterministic, mixed_precision=args.mixed_precision, strategy=args.strategy,
                 augment=DEFAULT_AUGMENT if args.augment is None else args.augment,
-                cache=_cache_option(args.cache))
+                cache=_cache_option(args.cache), data_service=args.data_service)
     if run is not None:  # None: a non-chief worker of a multi-worker run (the chief writes the run)
         print(f"run saved to {run.path}")
 
@@ -101,10 +101,22 @@ def _add_engine_options(s):
     s.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker", "tpu"),
                    help="tf.distribute strategy: mirrored = all local GPUs, multi_worker = machines in "
                    "TF_CONFIG, tpu; --batch-size is per replica")
+    s.add_argument("--data-service", default=None, metavar="grpc://HOST:PORT",
+                   help="make the training batches on a tf.data service's workers (start one with `genrenet "
+                   "data-service`); needs --cache DIR readable by the workers at the same path")
 
 
 def _cache_option(value):
     return {"memory": True, "none": False}.get(value, value)
+
+
+def cmd_data_service(args):
+    from .data_service import serve
+
+    serve(port=args.port, workers=args.workers)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # stopped; TF's server destructors can wait forever on tasks of a trainer that has gone
 
 
 def cmd_evaluate(args):
@@ -252,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     _add_engine_options(s)
     s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("data-service", help="run a tf.data service (dispatcher + workers) on this machine for "
+                       "train --data-service, until Ctrl-C")
+    s.add_argument("--port", type=int, default=5050, help="dispatcher port (default 5050; 0: any free port)")
+    s.add_argument("--workers", type=int, default=1, help="tf.data service workers to start (default 1)")
+    s.set_defaults(fn=cmd_data_service)
 
     s = sub.add_parser("evaluate", help="clip-level metrics, predictions and a confusion matrix")
     s.add_argument("run")

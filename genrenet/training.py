@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import json
 import os
 import platform
@@ -21,6 +22,7 @@ from . import registry
 from .data import ClipDataset, SkipLog, holdout_split, load_dataset, validation_dataset
 from .data.augment import Augment
 from .data.pipeline import training_epochs
+from .data_service import DataServiceError, check as check_data_service, training_epochs as service_epochs
 from .layers import spec_augment_scope
 from .distribute import (StrategyError, is_chief, keras_workarounds, make_strategy, shard_by_data,
                          sync_non_trainable_callback, zero_batch)
@@ -125,7 +127,7 @@ class _SkipReport(keras.callbacks.Callback):
 
 PRECISIONS = ("off", "mixed_float16", "mixed_bfloat16")
 # Config keys that may differ when a run is resumed (everything else must match the started run).
-_RESUMABLE_CHANGES = ("epochs", "command", "versions", "notes")
+_RESUMABLE_CHANGES = ("epochs", "command", "versions", "notes", "data_service")
 _RUN_MARKERS = ("config.json", "labels.json", "history.csv", "metrics.json", CHECKPOINT_DIR)
 
 
@@ -197,7 +199,8 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
           crops_per_clip: Optional[int] = None, model_kwargs: Optional[dict] = None, pretrained: Optional[str] = None,
           freeze_backbone: Optional[bool] = None, fine_tune_epochs: int = 0, fine_tune_learning_rate: float = 1e-5,
           verbose: int = 1, evaluate_val: bool = True, resume: bool = False, deterministic: bool = False,
-          mixed_precision: str = "off", strategy: str = "default", augment=DEFAULT_AUGMENT, cache=True) -> Run:
+          mixed_precision: str = "off", strategy: str = "default", augment=DEFAULT_AUGMENT, cache=True,
+          data_service: Optional[str] = None) -> Run:
     """Train ``model`` (a registered name) on ``data`` (a spec or a :class:`ClipDataset`) into ``out``.
 
     The learning rate follows ``lr_schedule``: ``"cosine"`` (default) decays it from ``learning_rate`` to ~0
@@ -221,6 +224,14 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
     for none. The defaults (60 epochs, cosine, mixup) were chosen on real music (see :data:`DEFAULT_AUGMENT`).
     ``cache``: ``True`` keeps decoded audio in memory, a directory keeps it on disk (datasets larger than
     memory), ``False`` decodes every epoch.
+
+    ``data_service``: ``"grpc://HOST:PORT"`` of a tf.data service dispatcher (``genrenet data-service``); each
+    epoch's training batches (reading, crops, shuffles, augmentation, mixup) are then made by its workers, from
+    the decoded audio in ``cache`` (a directory they can read at the same path; the trainer still decodes each
+    clip once into it, to count the steps). Every epoch gets the same batches as without the service, but with
+    more than one worker they arrive in a varying order: runs are then not bit-identical and ``resume`` does
+    not reproduce an uninterrupted run. Validation and fine-tuning epochs stay local (see
+    :mod:`genrenet.data_service`).
     """
     aug = Augment.resolve(augment)
     spec = registry.get_spec(model)
@@ -228,6 +239,10 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
         raise TrainingError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {mixed_precision!r}")
     if lr_schedule not in LR_SCHEDULES:
         raise TrainingError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
+    try:
+        data_service = data_service and check_data_service(data_service, strategy=strategy, cache=cache)
+    except DataServiceError as e:
+        raise TrainingError(str(e)) from None
     try:
         dist = make_strategy(strategy)  # first: multi-worker collectives must be set up before any TF op
     except StrategyError as e:
@@ -245,16 +260,19 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: in
                       resume=resume, deterministic=deterministic, mixed_precision=mixed_precision,
                       strategy=strategy, pretrained=pretrained, freeze_backbone=freeze_backbone,
                       fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate,
-                      aug=aug, cache=cache)
+                      aug=aug, cache=cache, data_service=data_service)
 
 
 def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, learning_rate, lr_schedule, seed,
            patience, val_fraction, window_seconds, crops_per_clip, model_kwargs, verbose, evaluate_val, resume,
            deterministic, mixed_precision, strategy, pretrained, freeze_backbone, fine_tune_epochs,
-           fine_tune_learning_rate, aug, cache) -> Run:
+           fine_tune_learning_rate, aug, cache, data_service) -> Run:
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
     train_clips, val_clips, notes = resolve_splits(dataset, val_fraction, seed)
     notes = dataset.notes + notes
+    if data_service:
+        notes.append("--data-service: each epoch has the batches it would have locally, in the order the service's "
+                     "workers make them (with several workers: not bit-identical, --resume not exact)")
     labels = dataset.labels
     window_seconds = window_seconds or spec.window_seconds
     model_kwargs = dict(model_kwargs or {})
@@ -281,6 +299,9 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
     if head_only and (resume or strategy != "default"):
         raise TrainingError("a frozen pretrained backbone trains its head on cached features: --resume and "
                             "--strategy are not supported there (the head trains in seconds to minutes)")
+    if head_only and data_service:
+        raise TrainingError("a frozen pretrained backbone trains its head on cached features: --data-service is "
+                            "not used there")
     features = spec.features
     window_samples = int(net.input_shape[-1])
 
@@ -305,7 +326,7 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
         "augment": aug.to_dict(), "cache": cache if isinstance(cache, bool) else str(cache),
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("genrenet") else None,
         "deterministic": deterministic, "mixed_precision": mixed_precision, "strategy": strategy,
-        "replicas": replicas, "global_batch_size": global_batch,
+        "replicas": replicas, "global_batch_size": global_batch, "data_service": data_service,
     }
     if chief:
         if resume:
@@ -319,8 +340,10 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
                       + (" (early stopping had ended it)" if state.get("stop_training") else ""))
     elif resume:
         _say(verbose, f"nothing to resume in {out} yet: starting from the first epoch")
+    epochs_pipeline = training_epochs if not data_service else functools.partial(
+        service_epochs, service=data_service, say=lambda text: _say(verbose, text))
     try:
-        train_ds, steps = training_epochs(train_clips, labels, sample_rate=features.sample_rate,
+        train_ds, steps = epochs_pipeline(train_clips, labels, sample_rate=features.sample_rate,
                                           window_samples=window_samples, batch_size=global_batch, seed=seed,
                                           initial_epoch=initial_epoch, epochs=epochs, crops_per_clip=crops_per_clip,
                                           log=log, drop_remainder=strategy != "default", augment=aug,

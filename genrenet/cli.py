@@ -113,10 +113,12 @@ def _cache_option(value):
 def cmd_data_service(args):
     from .data_service import serve
 
-    serve(port=args.port, workers=args.workers)
-    sys.stdout.flush()
+    # serve() returns on Ctrl-C or SIGTERM with the servers still up and referenced, so that no destructor runs:
+    # TF's stop() and destructors can block for long after a trainer left mid-job, so the process just ends.
+    servers = serve(port=args.port, workers=args.workers)  # noqa: F841
+    print("tf.data service stopped", flush=True)
     sys.stderr.flush()
-    os._exit(0)  # stopped; TF's server destructors can wait forever on tasks of a trainer that has gone
+    os._exit(0)
 
 
 def cmd_evaluate(args):

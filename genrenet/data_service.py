@@ -224,25 +224,22 @@ def start(port: int = 0, workers: int = 1):
     return dispatcher, pool
 
 
-def serve(port: int = 5050, workers: int = 1) -> str:
+def serve(port: int = 5050, workers: int = 1):
     """:func:`start`, print the address, and serve until Ctrl-C or SIGTERM (the normal end, not an error); then
-    stop the servers and return the address. TensorFlow's servers can take forever to stop (or to be destroyed)
-    once a trainer has gone away mid-job, so stopping gets two seconds and ``genrenet data-service`` then
-    leaves the process with ``os._exit``."""
+    return ``(dispatcher, workers)`` still running. They are not stopped here: once a trainer has gone away
+    mid-job, TensorFlow's ``stop()`` (and the servers' destructors) can block for a long time, holding the GIL,
+    and there is nothing to save (the dispatcher is not fault-tolerant), so ``genrenet data-service`` ends the
+    process with ``os._exit``."""
     dispatcher, pool = start(port, workers)
-    target = dispatcher.target
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        print(f"tf.data service at {target} (dispatcher + {workers} worker{'s' * (workers != 1)} on this "
-              f"machine): train with --data-service {target} --cache DIR; Ctrl-C stops it", flush=True)
+        print(f"tf.data service at {dispatcher.target} (dispatcher + {workers} worker{'s' * (workers != 1)} on "
+              f"this machine): train with --data-service {dispatcher.target} --cache DIR; Ctrl-C stops it",
+              flush=True)
         while not stop.wait(1.0):
             pass
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        stopper = threading.Thread(target=lambda: [server.stop() for server in (*pool, dispatcher)], daemon=True)
-        stopper.start()
-        stopper.join(2.0)
-    print("tf.data service stopped", flush=True)
-    return target
+    return dispatcher, pool

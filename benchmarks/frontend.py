@@ -47,8 +47,12 @@ def make_clips(n: int, seconds: float, sr: int, seed: int = 0) -> np.ndarray:
     return clips
 
 
-def build_methods(cfg, with_memory_names=None):
-    """name -> (peer group, mode, callable(batch_np) -> materialised result). Groups: genrenet, ceiling, peers."""
+STAGE = "stage"  # group prefix of the --breakdown rows (not peers: parts of genrenet's own layer)
+
+
+def build_methods(cfg, with_memory_names=None, breakdown=False):
+    """name -> (peer group, mode, callable(batch_np) -> materialised result). Groups: genrenet, ceiling, peers,
+    and with ``breakdown`` genrenet's layer cut after each of its steps (``stage ...``)."""
     import keras
     import librosa
     import tensorflow as tf
@@ -79,6 +83,10 @@ def build_methods(cfg, with_memory_names=None):
 
     layer = LogMelSpectrogram(cfg)
     tf_method("genrenet LogMelSpectrogram", layer.call)
+    if breakdown:  # where the time goes: the layer stopped after each step (the last one adds dB + top_db)
+        tf_method(f"{STAGE} 1: frame x Hann window + RFFT", layer.stft)
+        tf_method(f"{STAGE} 2: + power re^2+im^2", layer.power_spectrum)
+        tf_method(f"{STAGE} 3: + banded mel matmuls", layer.mel_power)
 
     # a plain tf.signal log-mel as most tutorials write it: stft, abs, square, dense mel matrix, dB
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(n_mels, n_fft // 2 + 1, sr, cfg.fmin, fmax)
@@ -140,6 +148,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32, help="clips per call for the in-graph methods (default 32)")
     p.add_argument("--seconds", type=float, default=30.0, help="clip length in seconds (default 30)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory column")
+    p.add_argument("--breakdown", action="store_true", help="also time genrenet's layer stopped after each step "
+                   "(window + RFFT, power, mel): where its time goes relative to the ceiling")
     p.add_argument("--allocator", choices=("system", "bfc"), default="system",
                    help="TensorFlow's CPU allocator for every method: system malloc, or TF's caching BFC allocator")
     args = p.parse_args(argv)
@@ -162,7 +172,7 @@ def main(argv=None) -> int:
     tf_batches = [tf.constant(b) for b in np_batches]
     sizes = [len(b) for b in np_batches]
 
-    methods = build_methods(cfg)
+    methods = build_methods(cfg, breakdown=args.breakdown)
     # each method gets the batch type its users would pass: tensors for TF, arrays for numpy/torch
     calls = {}
     for name, (group, mode, fn) in methods.items():
@@ -211,7 +221,8 @@ def main(argv=None) -> int:
           f"({g_rate:.1f} vs {c_rate:.1f} clips/s; target >= {TARGET_CEILING_RATIO:.0%})")
     groups = []
     for group, _, _ in methods.values():
-        if group not in groups and group not in ("genrenet LogMelSpectrogram", "bare frame+RFFT (ceiling)"):
+        if group not in groups and group not in ("genrenet LogMelSpectrogram", "bare frame+RFFT (ceiling)") \
+                and not group.startswith(STAGE):
             groups.append(group)
     for group in groups:
         p_name, p_rate = best(group)

@@ -174,26 +174,42 @@ class LogMelSpectrogram(keras.layers.Layer):
             self._bands = [(lo - b_lo, hi - b_lo, tf.constant(fb[lo:hi, m0:m1])) for lo, hi, m0, m1 in groups]
 
     def call(self, waveform):
+        return self._compress(self.mel_power(waveform))
+
+    def stft(self, waveform):
+        """The complex STFT [batch, frames, n_fft//2+1] of the (centred) periodic-Hann frames."""
         c = self.config
         x = waveform if waveform.dtype == tf.float32 else tf.cast(waveform, tf.float32)
         if c.center:
             pad = c.n_fft // 2
             x = tf.pad(x, [[0, 0], [pad, pad]])
         frames = tf.signal.frame(x, c.n_fft, c.hop_length, pad_end=False)
-        spec = tf.signal.rfft(frames * self._window, fft_length=[c.n_fft])
+        return tf.signal.rfft(frames * self._window, fft_length=[c.n_fft])
+
+    def power_spectrum(self, waveform):
+        """``re² + im²`` of the STFT bins some mel filter uses, ``**(power/2)`` when ``power`` is not 2."""
+        c = self.config
+        spec = self.stft(waveform)
         b_lo, b_hi = self._bin_range
         re = tf.math.real(spec)[..., b_lo:b_hi]
         im = tf.math.imag(spec)[..., b_lo:b_hi]
         power = re * re + im * im
         if c.power != 2.0:
             power = tf.math.pow(power, c.power / 2.0)
+        return power
+
+    def mel_power(self, waveform):
+        """The (mel) power spectrogram before compression: [batch, frames, bins]."""
+        c = self.config
+        power = self.power_spectrum(waveform)
+        b_lo, b_hi = self._bin_range
         if self._bands is not None:
             shape = tf.shape(power)
             flat = tf.reshape(power, [-1, b_hi - b_lo])  # [batch*frames, bins]: one 2-D matmul per band
             mel = [tf.matmul(flat[:, lo:hi], w) for lo, hi, w in self._bands]
             mel = mel[0] if len(mel) == 1 else tf.concat(mel, axis=-1)
             power = tf.reshape(mel, tf.concat([shape[:-1], [c.n_mels]], axis=0))
-        return self._compress(power)
+        return power
 
     def _compress(self, s):
         c = self.config

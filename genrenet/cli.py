@@ -72,7 +72,7 @@ def _run_dir_and_resume(args):
 
 
 def cmd_train(args):
-    from .training import DEFAULT_AUGMENT, train
+    from .training import train
 
     out, resume = _run_dir_and_resume(args)
     run = train(args.model, args.data, out, epochs=args.epochs, batch_size=args.batch_size,
@@ -83,7 +83,7 @@ def cmd_train(args):
                 freeze_backbone=args.freeze_backbone, fine_tune_epochs=args.fine_tune_epochs,
                 fine_tune_learning_rate=args.fine_tune_learning_rate, verbose=args.verbose, resume=resume,
                 deterministic=args.deterministic, mixed_precision=args.mixed_precision, strategy=args.strategy,
-                augment=DEFAULT_AUGMENT if args.augment is None else args.augment,
+                augment="default" if args.augment is None else args.augment,
                 cache=_cache_option(args.cache), data_service=args.data_service)
     if run is not None:  # None: a non-chief worker of a multi-worker run (the chief writes the run)
         print(f"run saved to {run.path}")
@@ -235,11 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="a registered model name (see `genrenet models`)")
     s.add_argument("--data", default="synthetic", help="synthetic[:k=v,..] | PATH | gtzan:PATH | fma:PATH | csv:FILE")
     s.add_argument("--out", default=None, help="run directory (default runs/<model>-<time>)")
-    s.add_argument("--epochs", type=int, default=60)
+    s.add_argument("--epochs", type=int, default=None,
+                   help="default 60 from scratch, 30 for the head of a frozen --pretrained backbone")
     s.add_argument("--batch-size", type=int, default=32, help="batch size per replica (default 32)")
     s.add_argument("--learning-rate", type=float, default=1e-3)
-    s.add_argument("--lr-schedule", default="cosine", choices=("cosine", "constant"),
-                   help="cosine: decay the learning rate to ~0 over --epochs (default); constant: keep it")
+    s.add_argument("--lr-schedule", default=None, choices=("cosine", "constant"),
+                   help="cosine: decay the learning rate to ~0 over --epochs (default from scratch); constant: "
+                        "keep it (default for a frozen backbone's head)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
     s.add_argument("--val-fraction", type=float, default=None,
@@ -258,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--augment", default=None, metavar="NAMES",
                    help="training-only augmentation: comma-separated names from shift, gain, noise, stretch, "
                         "pitch, specaugment, mixup (or 'all'), or a JSON dict of parameters, e.g. "
-                        "'{\"noise\": {\"snr_db\": [10, 20]}}'; default mixup, 'none' for none. Parameters: see "
-                        "the README (Augmentation)")
+                        "'{\"noise\": {\"snr_db\": [10, 20]}}'; default mixup (none for a frozen backbone's head), "
+                        "'none' for none. Parameters: see the README (Augmentation)")
     s.add_argument("--cache", default="memory", metavar="memory|none|DIR",
                    help="keep decoded audio in memory (default), decode every epoch, or cache it in DIR "
                         "(for datasets larger than memory; reused by later runs)")

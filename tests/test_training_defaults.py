@@ -1,9 +1,11 @@
 """The training defaults chosen on real music (60 epochs, cosine learning rate, mixup) are what `genrenet train`
 does unless told otherwise, and each can be switched off."""
 import csv
+import importlib.util
 import json
 
 import numpy as np
+import pytest
 
 from conftest import TINY, run_cli
 from genrenet import training
@@ -40,11 +42,19 @@ def test_the_defaults_can_be_switched_off(tmp_path):
     assert r.returncode == 2 and "invalid choice: 'linear'" in r.stderr
 
 
-def test_cli_and_python_api_share_the_default_epochs():
-    import inspect
+def test_without_epochs_a_run_trains_the_default_60_and_says_so_in_its_config(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "DEFAULT_EPOCHS", 2)  # the default, not the number, is what is tested
+    run = training.train("cnn", TINY, str(tmp_path / "run"), verbose=0,
+                         model_kwargs={"filters": [8, 16], "dense_units": [16]})
+    assert run.config["epochs"] == 2 and run.metrics["epochs_run"] == 2 and list(run.config["augment"]) == ["mixup"]
+    assert training.train.__kwdefaults__["epochs"] is None  # resolved per kind of training
 
-    from genrenet.cli import build_parser
 
-    args = build_parser().parse_args(["train", "cnn"])
-    assert args.epochs == training.DEFAULT_EPOCHS == inspect.signature(training.train).parameters["epochs"].default
-    assert inspect.signature(training.train).parameters["augment"].default == training.DEFAULT_AUGMENT
+@pytest.mark.skipif(importlib.util.find_spec("musicnn") is None, reason="needs the musicnn wheel (pretrained)")
+def test_a_frozen_pretrained_head_defaults_to_30_constant_epochs_without_augmentation(tmp_path):
+    run = tmp_path / "head"
+    r = run_cli("train", "musicnn", "--pretrained", "msd", "--data", "synthetic:classes=3,clips=4,seconds=6.5",
+                "--out", run, "--verbose", "0")
+    assert r.returncode == 0, r.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert (config["epochs"], config["lr_schedule"], config["augment"]) == (training.HEAD_EPOCHS, "constant", {})

@@ -18,6 +18,12 @@ from .audio import AudioError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
+# Inference pipelines run with tf.data's autotuner off: on a 2-core CPU, with the model taking both cores, the
+# autotuner stalled about every second pass over 100 files by ~1.3 s (lstm predict: 1.3 s or 2.6 s per pass;
+# with it off, 1.2-1.5 s every time; measured with benchmarks.predict, Dec 2026).
+_STEADY = tf.data.Options()
+_STEADY.autotune.enabled = False
+
 
 class SkipLog:
     """Thread-safe record of skipped files and padded clips, reported by train/evaluate and saved in runs."""
@@ -347,7 +353,7 @@ def window_dataset(clips, *, sample_rate: int, window_samples: int, hop_samples:
         w = frame_windows(audio, window_samples, hop)
         return tf.data.Dataset.from_tensor_slices((w, tf.fill([tf.shape(w)[0]], i)))
 
-    return ds.flat_map(windows).batch(batch_size).prefetch(AUTOTUNE)
+    return ds.flat_map(windows).batch(batch_size).prefetch(AUTOTUNE).with_options(_STEADY)
 
 
 def validation_dataset(clips, labels, *, sample_rate: int, window_samples: int, batch_size: int = 32,

@@ -262,8 +262,8 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: Op
                       batch_size=batch_size, learning_rate=learning_rate, lr_schedule=lr_schedule, seed=seed,
                       patience=patience, val_fraction=val_fraction, window_seconds=window_seconds,
                       crops_per_clip=crops_per_clip, model_kwargs=model_kwargs, verbose=verbose if chief else 0,
-                      evaluate_val=evaluate_val,
-                      resume=resume, deterministic=deterministic, mixed_precision=mixed_precision,
+                      evaluate_val=evaluate_val, resume=resume, deterministic=deterministic,
+                      mixed_precision=mixed_precision,
                       strategy=strategy, pretrained=pretrained, freeze_backbone=freeze_backbone,
                       fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate,
                       aug=aug, default_augment=default_augment, cache=cache, data_service=data_service)

@@ -7,8 +7,8 @@ then times, in this one process and on the same files:
 
 * ``genrenet predict`` through :class:`genrenet.predict.Predictor`, for each of ``--models``, from the run
   directory and from its exported SavedModel (and, with ``--tflite``, from the ``.tflite`` file): decode +
-  resample in tf.data, 3-s windows of many files batched through the model, mean per file. Model loading and one warm-up pass are not
-  timed (steady state); the cold numbers (load + first pass) are printed too.
+  resample in tf.data, 3-s windows of many files batched through the model, mean per file. Model loading and
+  one warm-up pass are not timed (steady state); the cold numbers (load + first pass) are printed too.
 * the classic pipeline: ``librosa.load`` → 3-s windows → 20 MFCC, 12 chroma, spectral centroid / bandwidth /
   rolloff / contrast, zero-crossing rate and RMS (mean and std of each over frames) → ``StandardScaler`` +
   ``RandomForestClassifier`` (trained, untimed, on the same features of the first ``--train-files`` files) → mean per file.

@@ -83,9 +83,10 @@ def main(argv=None):
                                    cache=False, batches=epoch_batches)))
     warm = {}
     for s in settings:
-        warm["+".join(s) or "none"] = pipeline_rate(clips, labels, sample_rate=sr, window=window, batch=b,
-                                                    augment=s, cache=True, batches=2 * epoch_batches)
-        rows.append((f"pipeline alone, warm, augment={'+'.join(s) or 'none'}", warm["+".join(s) or "none"]))
+        name = "+".join(s) or "none"
+        warm[name] = pipeline_rate(clips, labels, sample_rate=sr, window=window, batch=b, augment=s, cache=True,
+                                   batches=2 * epoch_batches)
+        rows.append((f"pipeline alone, warm, augment={name}", warm[name]))
 
     keras.utils.set_random_seed(0)
     net = registry.build_model(args.model, num_classes=len(labels))

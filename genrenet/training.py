@@ -61,6 +61,7 @@ MIN_CLIPS_PER_CLASS_FOR_VALIDATION = 10
 # apply and longer training only overfits: 30 epochs at a constant rate (musicnn msd 0.90; 60 cosine: 0.85).
 DEFAULT_EPOCHS = 60
 DEFAULT_AUGMENT = ("mixup",)
+DEFAULT_LR_SCHEDULE = "cosine"
 HEAD_EPOCHS = 30
 HEAD_LR_SCHEDULE = "constant"
 LR_SCHEDULES = ("cosine", "constant")
@@ -304,15 +305,14 @@ def _train(model, spec, data, out, *, dist, chief, state, epochs, batch_size, le
     head_only = transfer.backbone_is_frozen(net)
     if epochs is None:
         epochs = HEAD_EPOCHS if head_only else DEFAULT_EPOCHS
-    lr_schedule = lr_schedule or (HEAD_LR_SCHEDULE if head_only else "cosine")
+    lr_schedule = lr_schedule or (HEAD_LR_SCHEDULE if head_only else DEFAULT_LR_SCHEDULE)
     if head_only and default_augment:
         aug = Augment.resolve(None)  # the head trains on cached features: nothing to augment
-    if head_only and (resume or strategy != "default"):
-        raise TrainingError("a frozen pretrained backbone trains its head on cached features: --resume and "
-                            "--strategy are not supported there (the head trains in seconds to minutes)")
-    if head_only and data_service:
-        raise TrainingError("a frozen pretrained backbone trains its head on cached features: --data-service is "
-                            "not used there")
+    unsupported = [flag for flag, used in (("--resume", resume), ("--strategy", strategy != "default"),
+                                           ("--data-service", data_service)) if used]
+    if head_only and unsupported:
+        raise TrainingError("a frozen pretrained backbone trains its head on cached features: "
+                            f"{', '.join(unsupported)} not supported there (the head trains in seconds to minutes)")
     features = spec.features
     window_samples = int(net.input_shape[-1])
 

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from .data import ClipDataset, DatasetError, SkipLog, load_dataset, window_dataset
 from .data.pipeline import streamed_window_batches
+from .features import fused_frontend
 from .runs import Run, atomic_path, write_json
 
 
@@ -22,11 +23,17 @@ _FORWARD = weakref.WeakKeyDictionary()
 
 def inference_function(model):
     """``model(x, training=False)`` as one ``tf.function`` per model, reused across calls: evaluating the same
-    model many times (folds, epochs, many files) traces it once instead of warning about retracing."""
+    model many times (folds, epochs, many files) traces it once instead of warning about retracing. The
+    front-end is traced fused (:func:`~genrenet.features.fused_frontend`)."""
     forward = _FORWARD.get(model)
     if forward is None:
         ref = weakref.ref(model)  # the cache must not keep the model alive
-        forward = _FORWARD[model] = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
+
+        def forward(x):
+            with fused_frontend():
+                return ref()(x, training=False)
+
+        forward = _FORWARD[model] = tf.function(forward, reduce_retracing=True)
     return forward
 
 

@@ -28,6 +28,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from .features import core_ops_only
 from .graph_audio import decode_wav_batch
 from .runs import Run
 
@@ -140,6 +141,11 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
     failed TFLite conversion leaves nothing behind); an existing version is refused unless ``force``.
     Returns the version directory.
     """
+    with core_ops_only():  # TF Serving and TFLite need core ops: no XLA clusters in the front-end
+        return _export(run, out, name=name, version=version, force=force, tflite=tflite, verbose=verbose)
+
+
+def _export(run, out, *, name, version, force, tflite, verbose):
     run = run if isinstance(run, Run) else Run(run)
     target = os.path.join(out, name, str(int(version)))
     if os.path.exists(target) and not force:

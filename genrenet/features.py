@@ -6,9 +6,12 @@ spectrogram is computed on the accelerator when there is one. The numbers match 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
+import threading
+import weakref
 from typing import Optional
 
 import keras
@@ -140,6 +143,51 @@ def mel_bands(filterbank: np.ndarray, group_cost: int = 2048) -> list[tuple[int,
     return groups[::-1]
 
 
+_FUSION = {"depth": 0, "blocked": 0, "lock": threading.Lock()}
+
+
+@contextlib.contextmanager
+def _count(key):
+    with _FUSION["lock"]:
+        _FUSION[key] += 1
+    try:
+        yield
+    finally:
+        with _FUSION["lock"]:
+            _FUSION[key] -= 1
+
+
+@contextlib.contextmanager
+def fused_frontend():
+    """While active, :class:`LogMelSpectrogram` layers traced in graph mode compile their element-wise steps with
+    XLA, leaving the RFFT and the model body to TensorFlow's own kernels.
+
+    In graph mode every step (framing, window, re/im, squares, mel slices, dB) is a separate pass over
+    tensors of up to 10 MB per clip; fusing them makes the front-end 20-25% faster and a whole ``lstm``
+    forward pass ~25% faster on a 2-core CPU (``benchmarks.frontend``), with the same numbers to ~3e-6 dB.
+    genrenet's own training, evaluation and prediction trace inside this block. It is off by default and never
+    on while exporting: a SavedModel or TFLite file then has core TF ops only (TF Serving runs XLA clusters only
+    with an experimental flag). Process-wide, not per thread, so that tf.distribute replica threads see it.
+    """
+    with _count("depth"):
+        yield
+
+
+@contextlib.contextmanager
+def core_ops_only():
+    """Overrides :func:`fused_frontend` (export traces inside it): layers traced now use core TF ops only."""
+    with _count("blocked"):
+        yield
+
+
+def fusion_enabled() -> bool:
+    """Whether layers traced now are fused (read when a layer is traced)."""
+    return _FUSION["depth"] > 0 and not _FUSION["blocked"]
+
+
+_FUSED = weakref.WeakKeyDictionary()  # layer -> (frames, tail) XLA functions; not attributes, so never saved
+
+
 @keras.saving.register_keras_serializable(package="genrenet")
 class LogMelSpectrogram(keras.layers.Layer):
     """Waveform [batch, samples] → log-mel [batch, frames, bins], always in float32.
@@ -151,7 +199,8 @@ class LogMelSpectrogram(keras.layers.Layer):
     (trimming fewer costs a copy of the spectrum and saves less), and the mel projection is a few
     small matmuls over the filterbank's non-zero band (see :func:`mel_bands`) instead of one dense
     [bins, mels] product that is 98.5% zeros. Every op is core TF (frame, rfft, real/imag, slice, matmul),
-    so the layer exports to SavedModel and converts to TFLite builtins.
+    so the layer exports to SavedModel and converts to TFLite builtins. Inside :func:`fused_frontend` the steps
+    before and after the RFFT are XLA-compiled instead (same numbers, faster in graph mode).
     """
 
     def __init__(self, config: FeatureConfig | dict | None = None, **kwargs):
@@ -177,22 +226,46 @@ class LogMelSpectrogram(keras.layers.Layer):
             self._bands = [(lo - b_lo, hi - b_lo, tf.constant(fb[lo:hi, m0:m1])) for lo, hi, m0, m1 in groups]
 
     def call(self, waveform):
-        return self._compress(self.mel_power(waveform))
+        if fusion_enabled():
+            frames, tail = self._fused()
+            return tail(tf.signal.rfft(frames(waveform), fft_length=[self.config.n_fft]))
+        return self._tail(self.stft(waveform))
 
-    def stft(self, waveform):
-        """The complex STFT [batch, frames, n_fft//2+1] of the (centred) periodic-Hann frames."""
+    def _fused(self):
+        fused = _FUSED.get(self)
+        if fused is None:
+            ref = weakref.ref(self)  # the cache must not keep the layer alive
+            fused = _FUSED[self] = (tf.function(lambda w: ref().windowed_frames(w), jit_compile=True),
+                                    tf.function(lambda spec: ref()._tail(spec), jit_compile=True))
+        return fused
+
+    def windowed_frames(self, waveform):
+        """The (centred) frames [batch, frames, n_fft] times the periodic Hann window."""
         c = self.config
         x = waveform if waveform.dtype == tf.float32 else tf.cast(waveform, tf.float32)
         if c.center:
             pad = c.n_fft // 2
             x = tf.pad(x, [[0, 0], [pad, pad]])
-        frames = tf.signal.frame(x, c.n_fft, c.hop_length, pad_end=False)
-        return tf.signal.rfft(frames * self._window, fft_length=[c.n_fft])
+        return tf.signal.frame(x, c.n_fft, c.hop_length, pad_end=False) * self._window
+
+    def stft(self, waveform):
+        """The complex STFT [batch, frames, n_fft//2+1] of the (centred) periodic-Hann frames."""
+        return tf.signal.rfft(self.windowed_frames(waveform), fft_length=[self.config.n_fft])
 
     def power_spectrum(self, waveform):
         """``re² + im²`` of the STFT bins some mel filter uses, ``**(power/2)`` when ``power`` is not 2."""
+        return self._power(self.stft(waveform))
+
+    def mel_power(self, waveform):
+        """The (mel) power spectrogram before compression: [batch, frames, bins]."""
+        return self._mel(self.power_spectrum(waveform))
+
+    def _tail(self, spec):
+        """Everything after the RFFT: power, mel projection, compression."""
+        return self._compress(self._mel(self._power(spec)))
+
+    def _power(self, spec):
         c = self.config
-        spec = self.stft(waveform)
         b_lo, b_hi = self._bin_range
         re, im = tf.math.real(spec), tf.math.imag(spec)
         if (b_lo, b_hi) != (0, c.n_fft // 2 + 1):
@@ -202,18 +275,15 @@ class LogMelSpectrogram(keras.layers.Layer):
             power = tf.math.pow(power, c.power / 2.0)
         return power
 
-    def mel_power(self, waveform):
-        """The (mel) power spectrogram before compression: [batch, frames, bins]."""
-        c = self.config
-        power = self.power_spectrum(waveform)
+    def _mel(self, power):
+        if self._bands is None:
+            return power
         b_lo, b_hi = self._bin_range
-        if self._bands is not None:
-            shape = tf.shape(power)
-            flat = tf.reshape(power, [-1, b_hi - b_lo])  # [batch*frames, bins]: one 2-D matmul per band
-            mel = [tf.matmul(flat[:, lo:hi], w) for lo, hi, w in self._bands]
-            mel = mel[0] if len(mel) == 1 else tf.concat(mel, axis=-1)
-            power = tf.reshape(mel, tf.concat([shape[:-1], [c.n_mels]], axis=0))
-        return power
+        shape = tf.shape(power)
+        flat = tf.reshape(power, [-1, b_hi - b_lo])  # [batch*frames, bins]: one 2-D matmul per band
+        mel = [tf.matmul(flat[:, lo:hi], w) for lo, hi, w in self._bands]
+        mel = mel[0] if len(mel) == 1 else tf.concat(mel, axis=-1)
+        return tf.reshape(mel, tf.concat([shape[:-1], [self.config.n_mels]], axis=0))
 
     def _compress(self, s):
         c = self.config

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from .data import SkipLog, window_dataset
+from .evaluation import inference_function
 
 
 def backbone_is_frozen(model: keras.Model) -> bool:
@@ -32,9 +33,10 @@ def _window_features(model, clips, labels, *, sample_rate, window_samples, batch
     index = {name: i for i, name in enumerate(labels)}
     ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size,
                         log=log)
+    forward = inference_function(features_model)
     feats, targets = [], []
     for windows, clip_index in ds:
-        feats.append(features_model(windows, training=False).numpy())
+        feats.append(forward(windows).numpy())
         targets += [index[clips[i].label] for i in clip_index.numpy()]
     if not feats:
         return np.zeros((0, features_model.output_shape[-1]), np.float32), np.zeros((0, len(labels)), np.float32)

@@ -172,6 +172,24 @@ def test_export_layout_assets_and_refusal(exported, tiny_run):
         export(str(tiny_run), out, verbose=0)
 
 
+def test_export_has_core_ops_only_even_inside_fused_frontend(tiny_run, tmp_path):
+    """genrenet trains and predicts with an XLA-fused front-end; an export must never carry XLA clusters."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from genrenet.export import export
+    from genrenet.features import fused_frontend
+
+    with fused_frontend():  # e.g. a script that exports right after training, inside the same block
+        version = export(str(tiny_run), str(tmp_path), verbose=0)
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(version, "saved_model.pb"), "rb") as f:
+        saved.ParseFromString(f.read())
+    functions = [f for g in saved.meta_graphs for f in g.graph_def.library.function]
+    assert functions and not [f.signature.name for f in functions if f.attr["_XlaMustCompile"].b]
+    ops = {n.op for f in functions for n in f.node_def}
+    assert "RFFT" in ops and not {o for o in ops if o.startswith("Xla")}
+
+
 def test_both_signatures_in_a_fresh_process_match_predict(exported, tiny_run, audio_files, tmp_path):
     from genrenet.data import load_audio
     from genrenet.predict import predict

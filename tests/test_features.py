@@ -11,7 +11,8 @@ import tensorflow as tf
 
 librosa = pytest.importorskip("librosa")
 
-from genrenet.features import FeatureConfig, LogMelSpectrogram, mel_bands, mel_filterbank  # noqa: E402
+from genrenet.features import (FeatureConfig, LogMelSpectrogram, fused_frontend, fusion_enabled,  # noqa: E402
+                               mel_bands, mel_filterbank)
 
 GTZAN_DEV = os.environ.get("GENRENET_GTZAN_DEV", "/work/shared/data/gtzan_dev")
 SR = 22050
@@ -110,6 +111,33 @@ def test_jit_compile_matches():
     np.testing.assert_allclose(run(layer, x, jit=True), run(layer, x, jit=False), atol=1e-3, rtol=0)
     short = x[:, :5000]  # another length retraces and still works
     assert run(layer, short, jit=True).shape == (2, 1 + 5000 // 512, 128)
+
+
+def xla_functions(concrete):
+    """The functions of a traced graph that XLA must compile (``_XlaMustCompile``)."""
+    return [f.signature.name for f in concrete.graph.as_graph_def().library.function if f.attr["_XlaMustCompile"].b]
+
+
+@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(compression="log1p", n_mels=96, sample_rate=16000,
+                                    n_fft=512, hop_length=256), FeatureConfig(mel_scale="linear"),
+                                    FeatureConfig(compression="none", power=1.0, mel_scale="htk")],
+                         ids=["db", "musicnn-like", "linear", "power1"])
+def test_fused_frontend_gives_the_same_numbers(config):
+    """Training and predict trace the layer fused (XLA around the RFFT): same output, and XLA really used."""
+    layer = LogMelSpectrogram(config)
+    x = tf.constant(np.stack([synthetic(seed=0), synthetic(seed=1)]))
+    plain = tf.function(layer.call).get_concrete_function(x)
+    assert not fusion_enabled() and xla_functions(plain) == []  # the default graph: core ops only
+
+    def fused_call(w):
+        with fused_frontend():
+            return layer(w)
+
+    fused = tf.function(fused_call).get_concrete_function(x)
+    assert len(xla_functions(fused)) == 2 and not fusion_enabled()  # framing and the tail; the block has ended
+    expected, out = plain(x).numpy(), fused(x).numpy()
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(out, expected, atol=1e-5 * scale if config.compression == "none" else 1e-3, rtol=0)
 
 
 def test_log1p_compression():

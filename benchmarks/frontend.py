@@ -6,7 +6,9 @@
 
 All methods see the same clips (seeded synthetic music-like audio: tones + noise, 22050 Hz, 30 s), cut into
 batches of ``--batch`` clips, and are timed interleaved (see ``benchmarks/_util.py``); clips/s is the median over
-``--repeats`` repetitions. The verdicts compare each method's best mode (tf.function or XLA):
+``--repeats`` repetitions. genrenet runs in three modes: ``tf.function`` (core ops, as an export runs it), ``XLA``
+and ``fused`` (XLA around TF's own RFFT, as genrenet trains and predicts: ``genrenet.features.fused_frontend``).
+The verdicts compare each method's best mode (tf.function, XLA or fused):
   - genrenet's full log-mel reaches >= 90% of the bare framing + RFFT throughput,
   - genrenet is faster than every peer.
 The default batch is the issue's setting, 32 x 30-s clips. Every intermediate tensor is then hundreds of MB,
@@ -57,7 +59,7 @@ def build_methods(cfg, with_memory_names=None, breakdown=False):
     import librosa
     import tensorflow as tf
 
-    from genrenet.features import LogMelSpectrogram
+    from genrenet.features import LogMelSpectrogram, fused_frontend
 
     n_fft, hop, sr, n_mels = cfg.n_fft, cfg.hop_length, cfg.sample_rate, cfg.n_mels
     fmax = cfg.fmax or sr / 2
@@ -82,7 +84,13 @@ def build_methods(cfg, with_memory_names=None, breakdown=False):
     tf_method("bare frame+RFFT (ceiling)", ceiling)
 
     layer = LogMelSpectrogram(cfg)
-    tf_method("genrenet LogMelSpectrogram", layer.call)
+    tf_method("genrenet LogMelSpectrogram", layer.call)  # tf.function: core ops only, as exports run it
+
+    def fused(x):  # as genrenet's training, evaluation and predict trace it: XLA around TF's own RFFT
+        with fused_frontend():
+            return layer.call(x)
+
+    methods["genrenet LogMelSpectrogram [fused]"] = ("genrenet LogMelSpectrogram", "fused", tf.function(fused))
     if breakdown:  # where the time goes: the layer stopped after each step (the last one adds dB + top_db)
         tf_method(f"{STAGE} 1: frame x Hann window + RFFT", layer.stft)
         tf_method(f"{STAGE} 2: + power re^2+im^2", layer.power_spectrum)

@@ -14,7 +14,11 @@ then times, in this one process and on the same files:
   ``RandomForestClassifier`` (trained, untimed, on the same features of the first ``--train-files`` files) → mean per file.
 
 Each timed pass is repeated ``--repeats`` times; the table shows the median and marks the rows that reach the
-issue's target (``TARGET``× the classic pipeline). The models are untrained unless ``--run`` is given (speed
+issue's target (``TARGET``× the classic pipeline). The ``roof`` column is the most any predictor could reach with
+that model here: this machine's float32 matmul throughput (measured in the run) divided by the model's FLOPs per
+file as TF's profiler counts them (convolutions and matmuls; not the RFFT, nor ops inside RNN loops, so the roof
+is generous). A model whose roof is below the target cannot reach it on this CPU in float32, however fast the
+pipeline around it. The models are untrained unless ``--run`` is given (speed
 does not depend on the weights). Self-contained: no helpers from elsewhere.
 """
 from __future__ import annotations
@@ -137,6 +141,36 @@ def train_classic(files):
     return clf.fit(np.concatenate(feats), labels)
 
 
+# --- the compute roof -----------------------------------------------------------------------------------------
+
+def matmul_peak_gflops(repeats: int = 10) -> float:
+    """This machine's float32 matmul throughput (2048 x 2048 operands, best of ``repeats``), in GFLOP/s."""
+    import tensorflow as tf
+
+    a, b = tf.random.normal([2048, 2048]), tf.random.normal([2048, 2048])
+    f = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+    f(a, b)
+    return 2 * 2048 ** 3 / min(timed(lambda: f(a, b).numpy(), repeats)) / 1e9
+
+
+def gflop_per_file(run: str, seconds: float) -> float:
+    """FLOPs of a ``seconds`` file (its non-overlapping windows) through the run's model, as TF's profiler counts
+    them (a lower bound, see above)."""
+    import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer, option_builder
+
+    from genrenet.runs import Run
+
+    r = Run(run)
+    model = r.load_model()
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec([1, r.window_samples], tf.float32)).graph
+    options = option_builder.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    windows = 1 + max(0, int(seconds * r.sample_rate) - r.window_samples) // r.window_samples
+    return model_analyzer.profile(graph, options=options).total_float_ops * windows / 1e9
+
+
 # --- timing ---------------------------------------------------------------------------------------------------
 
 def timed(fn, repeats: int) -> list[float]:
@@ -160,7 +194,8 @@ def main(argv=None) -> int:
     p.add_argument("--run", default=None, help="benchmark this run directory instead of untrained models")
     p.add_argument("--train-files", type=int, default=20, help="files whose window features train the classic "
                    "classifier (default 20; not timed)")
-    p.add_argument("--batch-size", type=int, default=32, help="windows per model call")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per model call (default: genrenet's, "
+                   "64 windows of 3 s)")
     p.add_argument("--tflite", action="store_true", help="also time the .tflite file (export --tflite)")
     p.add_argument("--keep", default=None, help="write the files/run/export here and keep them")
     args = p.parse_args(argv)
@@ -187,12 +222,17 @@ def main(argv=None) -> int:
 
         names = list_models() if args.models == "all" else [m for m in args.models.split(",") if m]
         runs = [(m, minimal_run(os.path.join(work, "runs", m), m, STYLES)) for m in names]
-    sources = []
+    sources, roof = [], {}
+    peak = matmul_peak_gflops()
+    print(f"float32 matmul throughput: {peak:.0f} GFLOP/s (the compute roof)", flush=True)
     for name, run in runs:
         version = export(run, os.path.join(work, "export", name), force=True, tflite=args.tflite, verbose=0)
         sources += [(f"`{name}` run dir", run), (f"`{name}` SavedModel", version)]
         if args.tflite:
             sources.append((f"`{name}` .tflite", os.path.join(version, "model.tflite")))
+        gflop = gflop_per_file(run, args.seconds)
+        for label, _ in sources[-3 if args.tflite else -2:]:
+            roof[f"genrenet predict, {label}"] = (gflop, peak / gflop if gflop else float("inf"))
 
     rows = []
     for name, source in sources:
@@ -218,11 +258,17 @@ def main(argv=None) -> int:
     print(f"{len(files)} files × {args.seconds:g} s, median of {args.repeats} passes (classic: "
           f"{args.classic_repeats or args.repeats}); {'run ' + args.run if args.run else 'untrained models'}; "
           f"{os.environ.get('TF_CPU_ALLOCATOR_USE_BFC') and 'BFC allocator' or 'system malloc'}")
-    print(f"{'method':<44} {'files/s':>9} {'s/file':>8} {'× classic':>10}  target {TARGET:g}×")
+    print(f"{'method':<44} {'files/s':>9} {'s/file':>8} {'× classic':>10} {'GFLOP/file':>11} "
+          f"{'roof × classic':>15}  target {TARGET:g}×")
     for name, median, _, _ in rows:
         ratio = classic / median
+        gflop, bound = roof.get(name, (None, None))
         verdict = "" if name.startswith("librosa") else ("met" if ratio >= TARGET else "not met")
-        print(f"{name:<44} {len(files) / median:>9.2f} {median / len(files):>8.4f} {ratio:>10.1f}  {verdict}")
+        if bound is not None and bound * classic / len(files) < TARGET and ratio < TARGET:
+            verdict += " (out of reach in float32 here: roof below target)"
+        print(f"{name:<44} {len(files) / median:>9.2f} {median / len(files):>8.4f} {ratio:>10.1f} "
+              f"{'' if gflop is None else f'{gflop:.2f}':>11} "
+              f"{'' if bound is None else f'{bound * classic / len(files):.1f}':>15}  {verdict}")
     return 0
 
 

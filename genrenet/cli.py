@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: test when the dataset has a split, else all")
     s.add_argument("--aggregate", default="mean", choices=("mean", "vote"),
                    help="clip = mean of window probabilities, or majority vote of windows")
-    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--batch-size", type=int, default=None,
+                   help="windows per model call (default: 64 windows of 3 s, fewer when windows are longer)")
     s.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
     s.set_defaults(fn=cmd_evaluate)
 
@@ -291,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a run directory, an exported SavedModel version directory or a .tflite file")
     s.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders")
     s.add_argument("--top-k", type=int, default=3)
-    s.add_argument("--batch-size", type=int, default=32, help="windows per model call (across files)")
+    s.add_argument("--batch-size", type=int, default=None, help="windows per model call, across files (default: "
+                   "64 windows of 3 s, fewer when windows are longer)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_predict)
 

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import warnings
+from typing import Optional
 
 import numpy as np
 
@@ -142,13 +143,18 @@ class Predictor:
         it.invoke()
         return it.get_tensor(it.get_output_details()[0]["index"]).copy()
 
-    def predict_files(self, files, *, top_k: int = 3, batch_size: int = 32, verbose: int = 1) -> list[dict]:
+    def predict_files(self, files, *, top_k: int = 3, batch_size: Optional[int] = None,
+                      verbose: int = 1) -> list[dict]:
         """One dict per file: ``file``, ``label``, ``top`` [[label, p]], ``probabilities``, ``windows``, or
-        ``file`` and ``error``. Windows of consecutive files share batches of ``batch_size``."""
+        ``file`` and ``error``. Windows of consecutive files share batches of ``batch_size`` (default: 64 windows
+        of 3 s, fewer when windows are longer; see :func:`~genrenet.evaluation.default_batch_size`)."""
+        from .evaluation import default_batch_size
+
         from .data import window_dataset
         from .data.pipeline import streamed_window_batches
 
         files = [str(f) for f in files]
+        batch_size = batch_size or default_batch_size(self.window_samples, self.sample_rate)
         top_k = max(1, min(top_k, len(self.labels)))
         clips = [Clip(id=f, label="", path=f) for f in files]
         log = SkipLog()
@@ -183,6 +189,7 @@ class Predictor:
                 "probabilities": {l: float(p) for l, p in zip(self.labels, probs)}}
 
 
-def predict(source: str, files, *, top_k: int = 3, batch_size: int = 32, verbose: int = 1) -> list[dict]:
+def predict(source: str, files, *, top_k: int = 3, batch_size: Optional[int] = None,
+            verbose: int = 1) -> list[dict]:
     """Classify ``files`` with a run directory, an exported SavedModel version directory or a ``.tflite`` file."""
     return Predictor(source).predict_files(list(files), top_k=top_k, batch_size=batch_size, verbose=verbose)

@@ -107,6 +107,28 @@ def test_predict_reports_bad_files_and_keeps_the_good_ones(tiny_run, tmp_path):
     assert "cannot decode" in results["bad.wav"]["error"]
 
 
+def test_predict_batches_64_windows_of_3_s_by_default(tiny_run, tmp_path):
+    """Windows of many files share model calls: 64 three-second windows per call unless --batch-size says
+    otherwise (fewer for models with long windows), with the same predictions whatever the batch size."""
+    from genrenet.evaluation import default_batch_size
+    from genrenet.predict import Predictor
+
+    files = [write_tone(tmp_path / f"tone{i}.wav", seconds=75.0, freq=220.0 * (i + 1)) for i in range(3)]
+    predictor = Predictor(str(tiny_run))
+    calls, forward = [], predictor.forward
+    predictor.forward = lambda w: calls.append(len(w)) or forward(w)
+    default = predictor.predict_files(files, verbose=0)
+    assert calls == [64, 11]  # 3 files x 25 windows
+    calls.clear()
+    small = predictor.predict_files(files, batch_size=8, verbose=0)
+    assert calls == [8] * 9 + [3]
+    for a, b in zip(default, small):
+        assert a["label"] == b["label"] and a["windows"] == b["windows"] == 25
+        np.testing.assert_allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=1e-6)
+    assert default_batch_size(349440, 12000) == 7  # fcn: 29.12-s windows
+    assert default_batch_size(8000, 16000) == 64  # never more than 64 windows
+
+
 def test_refuses_to_overwrite_a_finished_run(tiny_run):
     r = run_cli("train", "cnn", "--data", TINY, "--out", tiny_run, "--epochs", "1")
     assert r.returncode == 2 and "already holds a finished run" in r.stderr

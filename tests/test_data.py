@@ -28,6 +28,19 @@ def test_synthetic_spec_options():
         load_dataset("synthetic:colors=3")
 
 
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_multichannel_files_are_averaged_to_mono(tmp_path, channels):
+    rng = np.random.default_rng(channels)
+    audio = (0.3 * rng.standard_normal((22050, channels))).astype(np.float32)
+    path = tmp_path / f"c{channels}.wav"
+    sf.write(path, audio, 22050, subtype="FLOAT")
+    mono = load_audio(path, 22050)
+    assert mono.dtype == np.float32 and mono.shape == (22050,)
+    np.testing.assert_allclose(mono, audio.mean(axis=1), rtol=0, atol=1e-6)
+    if channels <= 2:  # the common cases are exactly the channel mean
+        np.testing.assert_array_equal(mono, audio.mean(axis=1))
+
+
 def test_folder_of_mixed_formats_rates_and_channels(tmp_path):
     write_tone(tmp_path / "a" / "one.wav", sr=44100, channels=2)
     write_tone(tmp_path / "a" / "two.flac", sr=16000)

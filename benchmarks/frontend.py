@@ -7,7 +7,7 @@
 All methods see the same clips (seeded synthetic music-like audio: tones + noise, 22050 Hz, 30 s), cut into
 batches of ``--batch`` clips, and are timed interleaved (see ``benchmarks/_util.py``); clips/s is the median over
 ``--repeats`` repetitions. genrenet runs in three modes: ``tf.function`` (core ops, as an export runs it), ``XLA``
-and ``fused`` (XLA around TF's own RFFT, as genrenet trains and predicts: ``genrenet.features.fused_frontend``).
+and ``fused`` (XLA around TF's own RFFT, as genrenet evaluates and predicts: ``genrenet.features.fused_frontend``).
 The verdicts compare each method's best mode (tf.function, XLA or fused):
   - genrenet's full log-mel reaches >= 90% of the bare framing + RFFT throughput,
   - genrenet is faster than every peer.
@@ -86,7 +86,7 @@ def build_methods(cfg, with_memory_names=None, breakdown=False):
     layer = LogMelSpectrogram(cfg)
     tf_method("genrenet LogMelSpectrogram", layer.call)  # tf.function: core ops only, as exports run it
 
-    def fused(x):  # as genrenet's training, evaluation and predict trace it: XLA around TF's own RFFT
+    def fused(x):  # as genrenet's evaluate and predict trace it: XLA around TF's own RFFT
         with fused_frontend():
             return layer.call(x)
 

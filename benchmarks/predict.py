@@ -189,8 +189,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed passes per method; the median is reported")
     p.add_argument("--classic-repeats", type=int, default=None, help="passes of the (slow) classic pipeline "
                    "(default: --repeats)")
-    p.add_argument("--models", "--model", default="cnn", help="comma-separated registered models for untrained "
-                   "runs, or 'all' (default cnn)")
+    p.add_argument("--models", "--model", default="cnn,lstm", help="comma-separated registered models for untrained "
+                   "runs, or 'all' (default cnn,lstm: the article's two first models)")
     p.add_argument("--run", default=None, help="benchmark this run directory instead of untrained models")
     p.add_argument("--train-files", type=int, default=20, help="files whose window features train the classic "
                    "classifier (default 20; not timed)")

@@ -23,7 +23,6 @@ from .data import ClipDataset, SkipLog, holdout_split, load_dataset, validation_
 from .data.augment import Augment
 from .data.pipeline import training_epochs
 from .data_service import DataServiceError, check as check_data_service, training_epochs as service_epochs
-from .features import fused_frontend
 from .layers import spec_augment_scope
 from .distribute import (StrategyError, is_chief, keras_workarounds, make_strategy, shard_by_data,
                          sync_non_trainable_callback, zero_batch)
@@ -259,7 +258,7 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, epochs: Op
     out = out or _default_out(model)
     # Only the chief checks the run dir: the others may start after it has begun writing there.
     state = _check_out(out, resume) if chief else (load_state(out) if resume else None)
-    with _reproducibility(seed, deterministic), fused_frontend():  # faster graph-mode front-end while training
+    with _reproducibility(seed, deterministic):
         return _train(model, spec, data, out, dist=dist, chief=chief, state=state, epochs=epochs,
                       batch_size=batch_size, learning_rate=learning_rate, lr_schedule=lr_schedule, seed=seed,
                       patience=patience, val_fraction=val_fraction, window_seconds=window_seconds,

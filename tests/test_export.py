@@ -173,13 +173,13 @@ def test_export_layout_assets_and_refusal(exported, tiny_run):
 
 
 def test_export_has_core_ops_only_even_inside_fused_frontend(tiny_run, tmp_path):
-    """genrenet trains and predicts with an XLA-fused front-end; an export must never carry XLA clusters."""
+    """genrenet evaluates and predicts with an XLA-fused front-end; an export must never carry XLA clusters."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     from genrenet.export import export
     from genrenet.features import fused_frontend
 
-    with fused_frontend():  # e.g. a script that exports right after training, inside the same block
+    with fused_frontend():  # e.g. a script that exports from inside such a block
         version = export(str(tiny_run), str(tmp_path), verbose=0)
     saved = saved_model_pb2.SavedModel()
     with open(os.path.join(version, "saved_model.pb"), "rb") as f:

@@ -123,7 +123,7 @@ def xla_functions(concrete):
                                     FeatureConfig(compression="none", power=1.0, mel_scale="htk")],
                          ids=["db", "musicnn-like", "linear", "power1"])
 def test_fused_frontend_gives_the_same_numbers(config):
-    """Training and predict trace the layer fused (XLA around the RFFT): same output, and XLA really used."""
+    """evaluate and predict trace the layer fused (XLA around the RFFT): same output, and XLA really used."""
     layer = LogMelSpectrogram(config)
     x = tf.constant(np.stack([synthetic(seed=0), synthetic(seed=1)]))
     plain = tf.function(layer.call).get_concrete_function(x)

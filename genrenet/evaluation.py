@@ -155,8 +155,8 @@ def _slug(text: str) -> str:
 
 
 def evaluate(run, data="synthetic", split: Optional[str] = None, *, batch_size: Optional[int] = None,
-             aggregate: str = "mean",
-             hop_seconds: Optional[float] = None, out: Optional[str] = None, verbose: int = 1) -> dict:
+             aggregate: str = "mean", hop_seconds: Optional[float] = None, out: Optional[str] = None,
+             verbose: int = 1) -> dict:
     """Evaluate a run directory on ``data``; writes ``metrics.json``, ``predictions.csv``, ``confusion.png``.
 
     ``split`` defaults to ``test`` for datasets with their own split and ``all`` otherwise. Clips whose label

@@ -148,10 +148,9 @@ class Predictor:
         """One dict per file: ``file``, ``label``, ``top`` [[label, p]], ``probabilities``, ``windows``, or
         ``file`` and ``error``. Windows of consecutive files share batches of ``batch_size`` (default: 64 windows
         of 3 s, fewer when windows are longer; see :func:`~genrenet.evaluation.default_batch_size`)."""
-        from .evaluation import default_batch_size
-
         from .data import window_dataset
         from .data.pipeline import streamed_window_batches
+        from .evaluation import default_batch_size
 
         files = [str(f) for f in files]
         batch_size = batch_size or default_batch_size(self.window_samples, self.sample_rate)

@@ -2,6 +2,7 @@
 confusion-matrix plot, written to ``RUN/eval-<dataset>-<split>/``."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -30,19 +31,25 @@ def default_batch_size(window_samples: int, sample_rate: int) -> int:
     return int(max(1, min(64, round(BATCH_AUDIO_SECONDS * sample_rate / window_samples))))
 
 
-def inference_function(model):
+# XLA compiles the fused front-end in ~0.5 s per batch shape, which it wins back only over many windows (~3 ms per
+# 30-s file for lstm, ~1 ms for cnn): jobs of fewer clips run the plain graph.
+FUSE_MIN_CLIPS = 100
+
+
+def inference_function(model, fused: bool = True):
     """``model(x, training=False)`` as one ``tf.function`` per model, reused across calls: evaluating the same
-    model many times (folds, epochs, many files) traces it once instead of warning about retracing. The
-    front-end is traced fused (:func:`~genrenet.features.fused_frontend`)."""
-    forward = _FORWARD.get(model)
+    model many times (folds, epochs, many files) traces it once instead of warning about retracing. ``fused``
+    traces the front-end fused (:func:`~genrenet.features.fused_frontend`)."""
+    functions = _FORWARD.setdefault(model, {})
+    forward = functions.get(fused)
     if forward is None:
         ref = weakref.ref(model)  # the cache must not keep the model alive
 
         def forward(x):
-            with fused_frontend():
+            with fused_frontend() if fused else contextlib.nullcontext():
                 return ref()(x, training=False)
 
-        forward = _FORWARD[model] = tf.function(forward, reduce_retracing=True)
+        forward = functions[fused] = tf.function(forward, reduce_retracing=True)
     return forward
 
 
@@ -53,7 +60,7 @@ def predict_clips(model, clips, *, sample_rate: int, window_samples: int, hop_sa
     Streams windows, so memory does not grow with the number of clips. Each clip is decoded whole (in parallel
     in tf.data), unless ``stream``: then files are decoded block by block and memory does not grow with a
     file's length either (``predict`` uses it). A clip that failed to decode has zero windows (its row is NaN
-    in mean_probs).
+    in mean_probs). :data:`FUSE_MIN_CLIPS` or more clips run with the fused front-end.
     """
     num_classes = int(model.output_shape[-1])
     log = log if log is not None else SkipLog()
@@ -66,7 +73,7 @@ def predict_clips(model, clips, *, sample_rate: int, window_samples: int, hop_sa
     else:
         ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, hop_samples=hop_samples,
                             batch_size=batch_size, log=log)
-    forward = inference_function(model)
+    forward = inference_function(model, fused=len(clips) >= FUSE_MIN_CLIPS)
     bar = keras.utils.Progbar(len(clips), unit_name="clip", verbose=verbose) if verbose else None
     for windows, index in ds:
         probs = forward(tf.convert_to_tensor(windows)).numpy().astype(np.float64)

@@ -204,17 +204,40 @@ def test_evaluating_a_model_again_does_not_trace_it_again():
 
     import genrenet
     from genrenet.data import load_dataset
-    from genrenet.evaluation import inference_function, predict_clips
+    from genrenet.evaluation import FUSE_MIN_CLIPS, inference_function, predict_clips
 
     model = genrenet.build_model("cnn", num_classes=3, **SMALL)
     ds = load_dataset(TINY)
     kw = dict(sample_rate=22050, window_samples=int(model.input_shape[-1]), batch_size=4, verbose=0)
     first = predict_clips(model, ds.clips, **kw)[0]
-    traces = inference_function(model).experimental_get_tracing_count()
+    used = inference_function(model, fused=len(ds.clips) >= FUSE_MIN_CLIPS)
+    traces = used.experimental_get_tracing_count()
+    assert traces >= 1
     again = predict_clips(model, ds.clips, **kw)[0]
-    assert inference_function(model).experimental_get_tracing_count() == traces
+    assert used.experimental_get_tracing_count() == traces
     np.testing.assert_allclose(first, again, rtol=1e-6)
     ref = weakref.ref(model)
     del model
     gc.collect()
     assert ref() is None  # the cache does not keep models alive
+
+
+def test_many_clips_run_the_fused_front_end_with_the_same_results():
+    """From FUSE_MIN_CLIPS clips on, inference compiles the front-end with XLA (worth its compile time); the
+    probabilities are those of the plain graph."""
+    import genrenet
+    from genrenet.data import Clip
+    from genrenet.evaluation import FUSE_MIN_CLIPS, inference_function, predict_clips
+
+    model = genrenet.build_model("cnn", num_classes=3, **SMALL)
+    window = int(model.input_shape[-1])
+    rng = np.random.default_rng(0)
+    clips = [Clip(id=f"c{i}", label="", audio=(0.1 * rng.standard_normal(window)).astype(np.float32),
+                  sample_rate=22050) for i in range(FUSE_MIN_CLIPS)]
+    kw = dict(sample_rate=22050, window_samples=window, batch_size=32, verbose=0)
+    few = predict_clips(model, clips[:FUSE_MIN_CLIPS - 1], **kw)[0]
+    assert inference_function(model, fused=False).experimental_get_tracing_count() >= 1
+    assert inference_function(model, fused=True).experimental_get_tracing_count() == 0
+    many = predict_clips(model, clips, **kw)[0]
+    assert inference_function(model, fused=True).experimental_get_tracing_count() >= 1
+    np.testing.assert_allclose(many[:-1], few, atol=1e-5)

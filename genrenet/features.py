@@ -167,8 +167,9 @@ def fused_frontend():
     faster on a 2-core CPU (``benchmarks.frontend``), with the same numbers to ~3e-6 dB. genrenet's inference
     on 100+ clips (``evaluate``, ``predict``, frozen-backbone features: XLA's ~0.5 s compile needs many windows
     to pay off) traces inside this block; training does not (steps changed by -4% to +12%, within noise, so it
-    keeps plain ops). It is off by default and overridden while exporting (:func:`core_ops_only`): a SavedModel or TFLite file has core TF ops only (TF Serving runs XLA
-    clusters only behind an experimental flag). Process-wide, not per thread: tf.distribute replicas see it.
+    keeps plain ops). It is off by default and overridden while exporting (:func:`core_ops_only`): a SavedModel
+    or TFLite file has core TF ops only (TF Serving runs XLA clusters only behind an experimental flag).
+    Process-wide, not per thread: tf.distribute replicas see it.
     """
     with _count("depth"):
         yield

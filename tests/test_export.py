@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -23,6 +24,7 @@ SLOW_TFLITE = {"lstm", "lstm_attention", "cnn_rnn_fusion", "crnn_attention"}
 # Runs in a FRESH interpreter without genrenet on the path: the export must need core TF only.
 FRESH_SCRIPT = r'''
 import json, sys
+import keras
 import numpy as np
 import tensorflow as tf
 export_dir, request = sys.argv[1], json.load(open(sys.argv[2]))
@@ -92,6 +94,7 @@ def _minimal_run(path, name, num_classes=4, **kwargs):
     from genrenet.registry import get_spec
 
     spec = get_spec(name)
+    keras.utils.set_random_seed(0)  # the same weights every run: comparisons at a tolerance must not be luck
     model = genrenet.build_model(name, num_classes=num_classes, **kwargs)
     path.mkdir(parents=True, exist_ok=True)
     model.save(str(path / "model.keras"))

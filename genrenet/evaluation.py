@@ -36,6 +36,11 @@ def default_batch_size(window_samples: int, sample_rate: int) -> int:
 FUSE_MIN_CLIPS = 100
 
 
+def worth_fusing(num_clips: int) -> bool:
+    """Whether a job over ``num_clips`` clips should run the fused front-end (:data:`FUSE_MIN_CLIPS`)."""
+    return num_clips >= FUSE_MIN_CLIPS
+
+
 def inference_function(model, fused: bool = True):
     """``model(x, training=False)`` as one ``tf.function`` per model, reused across calls: evaluating the same
     model many times (folds, epochs, many files) traces it once instead of warning about retracing. ``fused``
@@ -73,7 +78,7 @@ def predict_clips(model, clips, *, sample_rate: int, window_samples: int, hop_sa
     else:
         ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, hop_samples=hop_samples,
                             batch_size=batch_size, log=log)
-    forward = inference_function(model, fused=len(clips) >= FUSE_MIN_CLIPS)
+    forward = inference_function(model, fused=worth_fusing(len(clips)))
     bar = keras.utils.Progbar(len(clips), unit_name="clip", verbose=verbose) if verbose else None
     for windows, index in ds:
         probs = forward(tf.convert_to_tensor(windows)).numpy().astype(np.float64)

@@ -228,10 +228,8 @@ class LogMelSpectrogram(keras.layers.Layer):
             self._bands = [(lo - b_lo, hi - b_lo, tf.constant(fb[lo:hi, m0:m1])) for lo, hi, m0, m1 in groups]
 
     def call(self, waveform):
-        if fusion_enabled():
-            frames, tail = self._fused()
-            return tail(tf.signal.rfft(frames(waveform), fft_length=[self.config.n_fft]))
-        return self._tail(self.stft(waveform))
+        frames, tail = self._fused() if fusion_enabled() else (self.windowed_frames, self._tail)
+        return tail(tf.signal.rfft(frames(waveform), fft_length=[self.config.n_fft]))
 
     def _fused(self):
         fused = _FUSED.get(self)

@@ -99,9 +99,8 @@ class Predictor:
             self.kind, self.labels = "run", run.labels
             self.sample_rate, self.window_samples = run.sample_rate, run.window_samples
             self.model = run.load_model()
-            plain, fused = inference_function(self.model, fused=False), inference_function(self.model)
-            self.forward = lambda w: plain(w).numpy()
-            self._fused_forward = lambda w: fused(w).numpy()
+            call = inference_function(self.model, fused=False)
+            self.forward = lambda w: call(w).numpy()
         elif os.path.isfile(os.path.join(source, "saved_model.pb")):
             import tensorflow as tf
 
@@ -151,7 +150,7 @@ class Predictor:
         of 3 s, fewer when windows are longer; see :func:`~genrenet.evaluation.default_batch_size`)."""
         from .data import window_dataset
         from .data.pipeline import streamed_window_batches
-        from .evaluation import FUSE_MIN_CLIPS, default_batch_size
+        from .evaluation import default_batch_size, inference_function, worth_fusing
 
         files = [str(f) for f in files]
         batch_size = batch_size or default_batch_size(self.window_samples, self.sample_rate)
@@ -167,8 +166,9 @@ class Predictor:
             ds = window_dataset(clips, sample_rate=self.sample_rate, window_samples=self.window_samples,
                                 batch_size=batch_size, log=log)
         forward = self.forward
-        if self.kind == "run" and len(clips) >= FUSE_MIN_CLIPS:  # worth XLA's compile time
-            forward = self._fused_forward
+        if self.kind == "run" and worth_fusing(len(clips)):  # many files: worth XLA's compile time
+            fused = inference_function(self.model)
+            forward = lambda w: fused(w).numpy()  # noqa: E731
         bar = Progress(len(clips), enabled=bool(verbose))
         for windows, index in ds:
             probs = np.asarray(forward(windows), np.float64)

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from .data import SkipLog, window_dataset
-from .evaluation import FUSE_MIN_CLIPS, inference_function
+from .evaluation import inference_function, worth_fusing
 
 
 def backbone_is_frozen(model: keras.Model) -> bool:
@@ -33,7 +33,7 @@ def _window_features(model, clips, labels, *, sample_rate, window_samples, batch
     index = {name: i for i, name in enumerate(labels)}
     ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size,
                         log=log)
-    forward = inference_function(features_model, fused=len(clips) >= FUSE_MIN_CLIPS)
+    forward = inference_function(features_model, fused=worth_fusing(len(clips)))
     feats, targets = [], []
     for windows, clip_index in ds:
         feats.append(forward(windows).numpy())

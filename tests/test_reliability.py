@@ -204,13 +204,13 @@ def test_evaluating_a_model_again_does_not_trace_it_again():
 
     import genrenet
     from genrenet.data import load_dataset
-    from genrenet.evaluation import FUSE_MIN_CLIPS, inference_function, predict_clips
+    from genrenet.evaluation import inference_function, predict_clips, worth_fusing
 
     model = genrenet.build_model("cnn", num_classes=3, **SMALL)
     ds = load_dataset(TINY)
     kw = dict(sample_rate=22050, window_samples=int(model.input_shape[-1]), batch_size=4, verbose=0)
     first = predict_clips(model, ds.clips, **kw)[0]
-    used = inference_function(model, fused=len(ds.clips) >= FUSE_MIN_CLIPS)
+    used = inference_function(model, fused=worth_fusing(len(ds.clips)))
     traces = used.experimental_get_tracing_count()
     assert traces >= 1
     again = predict_clips(model, ds.clips, **kw)[0]

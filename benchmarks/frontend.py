@@ -7,7 +7,7 @@
 All methods see the same clips (seeded synthetic music-like audio: tones + noise, 22050 Hz, 30 s), cut into
 batches of ``--batch`` clips, and are timed interleaved (see ``benchmarks/_util.py``); clips/s is the median over
 ``--repeats`` repetitions. genrenet runs in three modes: ``tf.function`` (core ops, as an export runs it), ``XLA``
-and ``fused`` (XLA around TF's own RFFT, as genrenet evaluates and predicts: ``genrenet.features.fused_frontend``).
+and ``fused`` (XLA around TF's own RFFT, as genrenet evaluates and predicts: ``genrenet.nn.frontend.fused_frontend``).
 The verdicts compare each method's best mode (tf.function, XLA or fused):
   - genrenet's full log-mel reaches >= 90% of the bare framing + RFFT throughput,
   - genrenet is faster than every peer.
@@ -59,7 +59,7 @@ def build_methods(cfg, with_memory_names=None, breakdown=False):
     import librosa
     import tensorflow as tf
 
-    from genrenet.features import LogMelSpectrogram, fused_frontend
+    from genrenet.nn.frontend import LogMelSpectrogram, fused_frontend
 
     n_fft, hop, sr, n_mels = cfg.n_fft, cfg.hop_length, cfg.sample_rate, cfg.n_mels
     fmax = cfg.fmax or sr / 2
@@ -87,7 +87,7 @@ def build_methods(cfg, with_memory_names=None, breakdown=False):
     tf_method("genrenet LogMelSpectrogram", layer.call)  # tf.function: core ops only, as exports run it
 
     def fused(x):  # as genrenet's evaluate and predict trace it: XLA around TF's own RFFT
-        with fused_frontend():
+        with fused_frontend(layer):
             return layer.call(x)
 
     methods["genrenet LogMelSpectrogram [fused]"] = ("genrenet LogMelSpectrogram", "fused", tf.function(fused))
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from genrenet.features import FeatureConfig
+    from genrenet.nn.frontend import FeatureConfig
 
     cfg = FeatureConfig()  # 22050 Hz, n_fft 2048, hop 512, 128 slaney mels, dB with top_db 80
     _util.print_machine("genrenet front-end benchmark")

@@ -74,14 +74,13 @@ def train_and_predict(model_name, train_clips, test_clips, labels, *, augment, e
 
     from genrenet import registry
     from genrenet.data import Augment, SkipLog, training_dataset
-    from genrenet.evaluation import evaluate_clips
-    from genrenet.layers import spec_augment_scope
+    from genrenet.infer.evaluate import evaluate_clips
 
     keras.utils.set_random_seed(seed)
     aug = Augment.resolve(augment)
     spec = registry.get_spec(model_name)
-    with spec_augment_scope(dict(aug.spec_augment, seed=seed) if aug.spec_augment else None):
-        net = registry.build_model(model_name, num_classes=len(labels))
+    net = registry.build_model(model_name, num_classes=len(labels),
+                               spec_augment=dict(aug.spec_augment, seed=seed) if aug.spec_augment else None)
     window = int(net.input_shape[-1])
     log = SkipLog()
     ds = training_dataset(train_clips, labels, sample_rate=spec.features.sample_rate, window_samples=window,
@@ -96,7 +95,7 @@ def train_and_predict(model_name, train_clips, test_clips, labels, *, augment, e
 
 # ------------------------------------------------------------------------------------------------ main
 def score(y_true, y_pred, labels, unseen) -> dict:
-    from genrenet.evaluation import clip_metrics
+    from genrenet.infer.evaluate import clip_metrics
 
     correct = np.asarray(y_true) == np.asarray(y_pred)
     m = clip_metrics(list(y_true), list(y_pred), labels, 0, 0)
@@ -108,8 +107,8 @@ def train_defaults(model_name, data_spec, test_clips, labels, *, seed, pretraine
     """``genrenet train MODEL --data SPEC [--pretrained TAG]`` with every other setting at its default."""
     import tempfile
 
-    from genrenet.evaluation import evaluate_clips
-    from genrenet.training import train
+    from genrenet.infer.evaluate import evaluate_clips
+    from genrenet.train.trainer import train
 
     with tempfile.TemporaryDirectory() as out:
         run = train(model_name, data=data_spec, out=os.path.join(out, "run"), seed=seed, pretrained=pretrained,
@@ -124,11 +123,11 @@ def train_defaults(model_name, data_spec, test_clips, labels, *, seed, pretraine
 def probe_features(arch, tag, clips, labels):
     """Penultimate features of the pretrained ``arch`` (mean over each clip's windows), one row per clip."""
     from genrenet import registry
-    from genrenet.embed import embedding_model
-    from genrenet.evaluation import predict_clips
+    from genrenet.nn import penultimate_model
+    from genrenet.infer.windows import predict_clips
 
     model = registry.build_model(arch, num_classes=len(labels), pretrained=tag)
-    net = embedding_model(model)
+    net = penultimate_model(model)
     mean, _, _ = predict_clips(net, clips, sample_rate=registry.get_spec(arch).features.sample_rate,
                                     window_samples=int(model.input_shape[-1]), verbose=0)
     return mean, net.count_params()
@@ -154,7 +153,7 @@ def load_rows(path):
 
 
 def save_rows(path, rows, meta):
-    from genrenet.runs import write_json  # atomic: an interrupted run keeps the rows it had
+    from genrenet.run import write_json  # atomic: an interrupted run keeps the rows it had
 
     if path:
         write_json(path, {"meta": meta, "rows": rows})

@@ -30,7 +30,7 @@ def make_run(path):
     """A small untrained cnn run directory (predict only needs the files, not good weights)."""
     import genrenet
     from genrenet.registry import get_spec
-    from genrenet.runs import write_json
+    from genrenet.run import write_json
 
     os.makedirs(path, exist_ok=True)
     spec = get_spec("cnn")
@@ -55,8 +55,8 @@ def make_file(path, minutes):
 
 def child(run, file, mode):
     from genrenet.data import Clip, SkipLog
-    from genrenet.evaluation import predict_clips
-    from genrenet.runs import Run
+    from genrenet.infer.windows import predict_clips
+    from genrenet.run import Run
 
     r = Run(run)
     model = r.load_model()

@@ -5,7 +5,7 @@
 Writes ``--files`` synthetic 30-s WAV files (``genrenet.data.synthetic``, 10 styles) into a temporary folder,
 then times, in this one process and on the same files:
 
-* ``genrenet predict`` through :class:`genrenet.predict.Predictor`, for each of ``--models``, from the run
+* ``genrenet predict`` through :class:`genrenet.infer.predict.Predictor`, for each of ``--models``, from the run
   directory and from its exported SavedModel (and, with ``--tflite``, from the ``.tflite`` file): decode +
   resample in tf.data, 3-s windows of many files batched through the model, mean per file. Model loading and
   one warm-up pass are not timed (steady state); the cold numbers (load + first pass) are printed too.
@@ -159,7 +159,7 @@ def gflop_per_file(run: str, seconds: float) -> float:
     import tensorflow as tf
     from tensorflow.python.profiler import model_analyzer, option_builder
 
-    from genrenet.runs import Run
+    from genrenet.run import Run
 
     r = Run(run)
     model = r.load_model()
@@ -204,8 +204,8 @@ def main(argv=None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", message="Trying to estimate tuning")  # chroma on near-silent windows
-    from genrenet.export import export
-    from genrenet.predict import Predictor
+    from genrenet.serve.export import export
+    from genrenet.infer.predict import Predictor
 
     work = args.keep or tempfile.mkdtemp(prefix="genrenet-bench-")
     os.makedirs(os.path.join(work, "audio"), exist_ok=True)

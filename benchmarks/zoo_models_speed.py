@@ -4,7 +4,7 @@
 
 Train = one ``train_on_batch`` (front-end, forward, backward, Adam update) on a batch of ``--batch`` windows;
 inference = ``model(x, training=False)`` in a ``tf.function`` on the same batch, with the front-end fused as
-``genrenet predict`` and ``evaluate`` trace it (``genrenet.features.fused_frontend``; training does not fuse it:
+``genrenet predict`` and ``evaluate`` trace it (``genrenet.nn.frontend.fused_frontend``; training does not fuse it:
 there it changed steps by -4 % to +12 %, within noise). Both are the median of
 ``--repeats`` calls after two warm-up calls, reported as windows/s and as seconds of audio per second. The ratio
 column compares each model's training throughput with ``cnn`` (the article's CNN) measured in the same run.
@@ -39,7 +39,7 @@ def measure(name, batch, repeats):
     import tensorflow as tf
 
     import genrenet
-    from genrenet.evaluation import inference_function
+    from genrenet.infer.windows import inference_function
     from genrenet.registry import get_spec
 
     keras.utils.set_random_seed(0)

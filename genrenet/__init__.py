@@ -1,18 +1,21 @@
 """genrenet: a Keras model zoo for music genre classification, from raw audio to TF Serving.
 
 Public API: the registry (``build_model``, ``list_models``, ``model_info``, ``register_model``), the front-end
-(``FeatureConfig``, ``LogMelSpectrogram``), data (``load_dataset``) and the workflow (``train``, ``evaluate``,
-``export``, ``predict``).
+(``FeatureConfig``, ``LogMelSpectrogram``), data (``load_dataset``) and the workflow (``train`` with its
+``TrainConfig``, ``evaluate``, ``export``, ``predict``). Every error raised on purpose is a
+:class:`~genrenet.errors.GenrenetError`.
 """
 __version__ = "0.1.0"
 
 from .data import load_dataset
-from .evaluation import evaluate
-from .export import export
-from .features import FeatureConfig, LogMelSpectrogram
-from .predict import predict
+from .errors import GenrenetError
+from .infer.evaluate import evaluate
+from .infer.predict import predict
+from .nn import FeatureConfig, LogMelSpectrogram
 from .registry import ModelSpec, build_model, list_models, model_info, register_model
-from .training import train
+from .serve.export import export
+from .train.config import TrainConfig
+from .train.trainer import train
 
-__all__ = ["FeatureConfig", "LogMelSpectrogram", "ModelSpec", "build_model", "evaluate", "export", "list_models",
-           "load_dataset", "model_info", "predict", "register_model", "train", "__version__"]
+__all__ = ["FeatureConfig", "GenrenetError", "LogMelSpectrogram", "ModelSpec", "build_model", "evaluate", "export",
+           "list_models", "load_dataset", "model_info", "predict", "register_model", "train", "TrainConfig", "__version__"]

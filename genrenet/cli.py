@@ -1,29 +1,22 @@
-"""The ``genrenet`` command line (DESIGN.md §4). Known errors end with one line on stderr and exit code 2."""
+"""The ``genrenet`` command line (``genrenet COMMAND --help``).
+
+Errors raised on purpose (:class:`~genrenet.errors.GenrenetError`) and file-system errors end with one line on
+stderr and exit code 2; anything else is a bug and keeps its traceback."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
+
+from .errors import GenrenetError, TrainingError, UsageError
+from .train.config import LR_SCHEDULES, PRECISIONS, STRATEGIES, TrainConfig
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter is not for users
 
 DEMO_DATA = "synthetic"
 DEMO_TEST_DATA = "synthetic:seed=1,clips=10"
-
-
-def _known_errors():
-    from .data import AudioError, AugmentError, DatasetError
-    from .data.download import DownloadError
-    from .export import ExportError
-    from .resume import CheckpointError
-    from .runs import RunError
-    from .training import TrainingError
-
-    from .ensemble import EnsembleError
-
-    return (KeyError, TypeError, FileNotFoundError, AudioError, DatasetError, ExportError, RunError, TrainingError,
-            CheckpointError, EnsembleError, AugmentError, DownloadError)
 
 
 def _print_json(obj):
@@ -47,7 +40,7 @@ def _model_kwargs(pairs):
     out = {}
     for item in pairs or []:
         if "=" not in item:
-            raise TypeError(f"--set {item!r} is not name=value")
+            raise UsageError(f"--set {item!r} is not name=value")
         k, v = item.split("=", 1)
         try:
             out[k] = json.loads(v)
@@ -60,8 +53,6 @@ def _model_kwargs(pairs):
 
 def _run_dir_and_resume(args):
     """``--resume`` continues ``--out``; ``--resume RUN`` names the run directory itself."""
-    from .training import TrainingError
-
     if isinstance(args.resume, str):
         if args.out and os.path.normpath(args.out) != os.path.normpath(args.resume):
             raise TrainingError(f"--resume {args.resume} and --out {args.out} name different run directories")
@@ -72,21 +63,75 @@ def _run_dir_and_resume(args):
 
 
 def cmd_train(args):
-    from .training import train
+    from .train.trainer import train
 
+    given = vars(args)
+    config, model, data = TrainConfig(), args.model, given.get("data")
+    if args.config:
+        with open(args.config, encoding="utf-8") as f:
+            saved = json.load(f)
+        config, model, data = TrainConfig.from_dict(saved), model or saved.get("model"), data or saved.get("data")
+    if not model:
+        raise UsageError("train needs MODEL, or --config RUN/config.json to train a run again")
+    fields = {name: given[name] for name in TrainConfig.fields() if name in given}
+    if "set" in given:
+        fields["model_kwargs"] = {**config.model_kwargs, **_model_kwargs(args.set)}
+    if "cache" in fields:
+        fields["cache"] = {"memory": True, "none": False}.get(fields["cache"], fields["cache"])
     out, resume = _run_dir_and_resume(args)
-    run = train(args.model, args.data, out, epochs=args.epochs, batch_size=args.batch_size,
-                learning_rate=args.learning_rate, lr_schedule=args.lr_schedule, seed=args.seed,
-                patience=args.patience,
-                val_fraction=args.val_fraction, window_seconds=args.window_seconds,
-                model_kwargs=_model_kwargs(args.set), pretrained=args.pretrained,
-                freeze_backbone=args.freeze_backbone, fine_tune_epochs=args.fine_tune_epochs,
-                fine_tune_learning_rate=args.fine_tune_learning_rate, verbose=args.verbose, resume=resume,
-                deterministic=args.deterministic, mixed_precision=args.mixed_precision, strategy=args.strategy,
-                augment="default" if args.augment is None else args.augment,
-                cache=_cache_option(args.cache), data_service=args.data_service)
+    run = train(model, data or "synthetic", out, config=config, resume=resume, verbose=args.verbose, **fields)
     if run is not None:  # None: a non-chief worker of a multi-worker run (the chief writes the run)
         print(f"run saved to {run.path}")
+
+
+def _add_train_parser(sub):
+    """``genrenet train``: every TrainConfig setting as a flag; a flag not given keeps the config's value."""
+    s = sub.add_parser("train", help="train a model on a dataset into a run directory",
+                       argument_default=argparse.SUPPRESS)
+    s.add_argument("model", nargs="?", default=None, help="a registered model name (see `genrenet models`)")
+    s.add_argument("--config", default=None, metavar="RUN/config.json",
+                   help="train with the settings, model and data of a run's config.json (flags override them)")
+    s.add_argument("--data", help="synthetic[:k=v,..] | PATH | gtzan:PATH | fma:PATH | csv:FILE (default synthetic)")
+    s.add_argument("--out", default=None, help="run directory (default runs/<model>-<time>)")
+    s.add_argument("--epochs", type=int, help="default 60 from scratch, 30 for the head of a frozen --pretrained "
+                   "backbone")
+    s.add_argument("--batch-size", type=int, help="batch size per replica (default 32)")
+    s.add_argument("--learning-rate", type=float, help="default 1e-3")
+    s.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                   help="cosine: decay the learning rate to ~0 over --epochs (default from scratch); constant: "
+                        "keep it (default for a frozen backbone's head)")
+    s.add_argument("--seed", type=int, help="default 0")
+    s.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 10)")
+    s.add_argument("--val-fraction", type=float,
+                   help="held-out validation part for datasets without their own split (default 0.2 when every "
+                        "class has 10+ clips, else none); 0 = no validation")
+    s.add_argument("--window-seconds", type=float, help="window length (default: the model's)")
+    s.add_argument("--crops-per-clip", type=int, help="random windows per clip and epoch (default: length/window)")
+    s.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="override a model hyper-parameter, e.g. --set dropout=0.5 --set filters=[16,32,64]")
+    s.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    _add_transfer_options(s)
+    _add_engine_options(s)
+    s.set_defaults(fn=cmd_train)
+
+
+def _add_transfer_options(s):
+    """Pretrained weights, fine-tuning, augmentation and caching options of ``train``."""
+    s.add_argument("--pretrained", metavar="TAG", help="start from pretrained weights, e.g. msd or mtt for "
+                   "musicnn/vgg_musicnn")
+    s.add_argument("--freeze-backbone", action=argparse.BooleanOptionalAction,
+                   help="with --pretrained: train only the new head (default: frozen)")
+    s.add_argument("--fine-tune-epochs", type=int, help="after the head, train the whole model for up to N more "
+                   "epochs (default 0)")
+    s.add_argument("--fine-tune-learning-rate", type=float, help="default 1e-5")
+    s.add_argument("--augment", metavar="NAMES",
+                   help="training-only augmentation: comma-separated names from shift, gain, noise, stretch, "
+                        "pitch, specaugment, mixup (or 'all'), or a JSON dict of parameters, e.g. "
+                        "'{\"noise\": {\"snr_db\": [10, 20]}}'; default mixup (none for a frozen backbone's head), "
+                        "'none' for none")
+    s.add_argument("--cache", metavar="memory|none|DIR",
+                   help="keep decoded audio in memory (default), decode every epoch, or cache it in DIR "
+                        "(for datasets larger than memory; reused by later runs)")
 
 
 def _add_engine_options(s):
@@ -96,22 +141,18 @@ def _add_engine_options(s):
                    "uninterrupted run); --resume RUN or --out RUN --resume")
     s.add_argument("--deterministic", action="store_true",
                    help="deterministic TF ops: with --seed, two runs give bit-identical weights on CPU")
-    s.add_argument("--mixed-precision", default="off", choices=("off", "mixed_float16", "mixed_bfloat16"),
+    s.add_argument("--mixed-precision", choices=PRECISIONS,
                    help="compute in float16/bfloat16, keep variables, front-end and softmax in float32")
-    s.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker", "tpu"),
+    s.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: mirrored = all local GPUs, multi_worker = machines in "
                    "TF_CONFIG, tpu; --batch-size is per replica")
-    s.add_argument("--data-service", default=None, metavar="grpc://HOST:PORT",
+    s.add_argument("--data-service", metavar="grpc://HOST:PORT",
                    help="make the training batches on a tf.data service's workers (start one with `genrenet "
                    "data-service`); needs --cache DIR readable by the workers at the same path")
 
 
-def _cache_option(value):
-    return {"memory": True, "none": False}.get(value, value)
-
-
 def cmd_data_service(args):
-    from .data_service import serve
+    from .data.service import serve
 
     # serve() returns on Ctrl-C or SIGTERM with the servers still up and referenced, so that no destructor runs:
     # TF's stop() and destructors can block for long after a trainer left mid-job, so the process just ends.
@@ -122,7 +163,7 @@ def cmd_data_service(args):
 
 
 def cmd_evaluate(args):
-    from .evaluation import evaluate
+    from .infer.evaluate import evaluate
 
     metrics = evaluate(args.run, args.data, args.split, batch_size=args.batch_size, aggregate=args.aggregate,
                        verbose=0 if args.json else 1)
@@ -150,7 +191,7 @@ def _expand_files(paths):
 
 
 def cmd_predict(args):
-    from .predict import predict
+    from .infer.predict import predict
 
     results = predict(args.source, _expand_files(args.files), top_k=args.top_k, batch_size=args.batch_size,
                       verbose=1)  # the progress bar goes to stderr, and only on a terminal
@@ -167,19 +208,19 @@ def cmd_predict(args):
 
 
 def cmd_export(args):
-    from .export import export
+    from .serve.export import export
 
     export(args.run, args.out, name=args.name, version=args.version, force=args.force, tflite=args.tflite)
 
 
 def cmd_ensemble(args):
-    from .ensemble import ensemble
+    from .infer.ensemble import ensemble
 
     ensemble(args.runs, args.out, method=args.method, weights=args.weights)
 
 
 def cmd_embed(args):
-    from .embed import embed
+    from .infer.embed import embed
 
     result = embed(args.source, _expand_files(args.files), args.out, pretrained=args.pretrained,
                    batch_size=args.batch_size, verbose=1)
@@ -190,9 +231,9 @@ def cmd_embed(args):
 
 
 def cmd_demo(args):
-    from .evaluation import evaluate
-    from .export import export
-    from .training import train
+    from .infer.evaluate import evaluate
+    from .serve.export import export
+    from .train.trainer import train
 
     out = args.out
     print(f"genrenet demo: training crnn_attention on the built-in synthetic music ({DEMO_DATA}) into {out}")
@@ -214,16 +255,25 @@ def cmd_download(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``genrenet`` argument parser: one sub-command per verb (DESIGN.md §4)."""
+    """The ``genrenet`` argument parser: one sub-command per verb."""
     p = argparse.ArgumentParser(prog="genrenet", description="Music genre classification with Keras: train, "
                                 "evaluate, export and predict from raw audio.")
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_models_parser, _add_demo_parser, _add_train_parser, _add_data_service_parser,
+                _add_evaluate_parser, _add_predict_parser, _add_export_parser, _add_ensemble_parser,
+                _add_embed_parser, _add_download_parser):
+        add(sub)
+    return p
 
+
+def _add_models_parser(sub):
     s = sub.add_parser("models", help="list the registered architectures")
     s.add_argument("--json", action="store_true", help="print model_info of every model as JSON")
     s.set_defaults(fn=cmd_models)
 
+
+def _add_demo_parser(sub):
     s = sub.add_parser("demo", help="train crnn_attention on built-in synthetic music, evaluate and export")
     s.add_argument("--out", default=os.path.join("runs", "demo"), help="run directory (default runs/demo)")
     s.add_argument("--epochs", type=int, default=10)
@@ -231,50 +281,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras verbosity (1: progress bars)")
     s.set_defaults(fn=cmd_demo)
 
-    s = sub.add_parser("train", help="train a model on a dataset into a run directory")
-    s.add_argument("model", help="a registered model name (see `genrenet models`)")
-    s.add_argument("--data", default="synthetic", help="synthetic[:k=v,..] | PATH | gtzan:PATH | fma:PATH | csv:FILE")
-    s.add_argument("--out", default=None, help="run directory (default runs/<model>-<time>)")
-    s.add_argument("--epochs", type=int, default=None,
-                   help="default 60 from scratch, 30 for the head of a frozen --pretrained backbone")
-    s.add_argument("--batch-size", type=int, default=32, help="batch size per replica (default 32)")
-    s.add_argument("--learning-rate", type=float, default=1e-3)
-    s.add_argument("--lr-schedule", default=None, choices=("cosine", "constant"),
-                   help="cosine: decay the learning rate to ~0 over --epochs (default from scratch); constant: "
-                        "keep it (default for a frozen backbone's head)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
-    s.add_argument("--val-fraction", type=float, default=None,
-                   help="held-out validation part for datasets without their own split (default 0.2 when every "
-                        "class has 10+ clips, else none); 0 = no validation")
-    s.add_argument("--window-seconds", type=float, default=None, help="window length (default: the model's)")
-    s.add_argument("--set", action="append", metavar="NAME=VALUE",
-                   help="override a model hyper-parameter, e.g. --set dropout=0.5 --set filters=[16,32,64]")
-    s.add_argument("--pretrained", default=None, metavar="TAG",
-                   help="start from pretrained weights, e.g. msd or mtt for musicnn/vgg_musicnn")
-    s.add_argument("--freeze-backbone", action=argparse.BooleanOptionalAction, default=None,
-                   help="with --pretrained: train only the new head (default: frozen)")
-    s.add_argument("--fine-tune-epochs", type=int, default=0,
-                   help="after the head, train the whole model for up to N more epochs")
-    s.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
-    s.add_argument("--augment", default=None, metavar="NAMES",
-                   help="training-only augmentation: comma-separated names from shift, gain, noise, stretch, "
-                        "pitch, specaugment, mixup (or 'all'), or a JSON dict of parameters, e.g. "
-                        "'{\"noise\": {\"snr_db\": [10, 20]}}'; default mixup (none for a frozen backbone's head), "
-                        "'none' for none. Parameters: see the README (Augmentation)")
-    s.add_argument("--cache", default="memory", metavar="memory|none|DIR",
-                   help="keep decoded audio in memory (default), decode every epoch, or cache it in DIR "
-                        "(for datasets larger than memory; reused by later runs)")
-    s.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
-    _add_engine_options(s)
-    s.set_defaults(fn=cmd_train)
 
+def _add_data_service_parser(sub):
     s = sub.add_parser("data-service", help="run a tf.data service (dispatcher + workers) on this machine for "
                        "train --data-service, until Ctrl-C")
     s.add_argument("--port", type=int, default=5050, help="dispatcher port (default 5050; 0: any free port)")
     s.add_argument("--workers", type=int, default=1, help="tf.data service workers to start (default 1)")
     s.set_defaults(fn=cmd_data_service)
 
+
+def _add_evaluate_parser(sub):
     s = sub.add_parser("evaluate", help="clip-level metrics, predictions and a confusion matrix")
     s.add_argument("run")
     s.add_argument("--data", required=True)
@@ -287,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
     s.set_defaults(fn=cmd_evaluate)
 
+
+def _add_predict_parser(sub):
     s = sub.add_parser("predict", help="classify audio files (any format, length and sample rate)")
     s.add_argument("source", metavar="RUN_OR_EXPORT",
                    help="a run directory, an exported SavedModel version directory or a .tflite file")
@@ -297,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_predict)
 
+
+def _add_export_parser(sub):
     s = sub.add_parser("export", help="write a SavedModel for TF Serving: OUT/<name>/<version>/")
     s.add_argument("run")
     s.add_argument("--out", required=True)
@@ -307,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write <version>/model.tflite (builtin ops only; input one window per row)")
     s.set_defaults(fn=cmd_export)
 
+
+def _add_ensemble_parser(sub):
     s = sub.add_parser("ensemble", help="combine runs into one model (decision-level ensemble)")
     s.add_argument("runs", nargs="+", metavar="RUN")
     s.add_argument("--out", required=True, help="the ensemble's run directory")
@@ -315,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per member")
     s.set_defaults(fn=cmd_ensemble)
 
+
+def _add_embed_parser(sub):
     s = sub.add_parser("embed", help="clip embeddings (penultimate features, mean over windows) to .npz or .csv")
     s.add_argument("source", metavar="RUN_OR_MODEL", help="a run directory or a registered model name")
     s.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders")
@@ -323,13 +347,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=32)
     s.set_defaults(fn=cmd_embed)
 
+
+def _add_download_parser(sub):
     s = sub.add_parser("download", help="download, verify (published checksums) and extract a public dataset")
     s.add_argument("dataset", choices=("gtzan", "fma_small", "fma_medium", "fma_metadata"))
     s.add_argument("--dir", required=True, help="where the archive goes and is extracted (resumes if interrupted)")
     s.add_argument("--delete-archive", action="store_true", help="remove the archive after extraction")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_download)
-    return p
+
+
+def as_flags(message: str) -> str:
+    """Library messages name parameters; on the command line they are flags (``freeze_backbone`` becomes
+    ``--freeze-backbone``). Only names with an underscore are translated: they cannot be ordinary words."""
+    for name in TrainConfig.fields():
+        if "_" in name:
+            message = re.sub(rf"(?<![\w-]){name}\b", "--" + name.replace("_", "-"), message)
+    return message
 
 
 def _version():
@@ -348,13 +382,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("genrenet: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:
-        # Bad input and bad arguments end in one line; GENRENET_DEBUG=1 shows the traceback.
-        if isinstance(e, _known_errors() + (ValueError, ImportError)) and not os.environ.get("GENRENET_DEBUG"):
-            message = e.args[0] if isinstance(e, KeyError) and e.args else e
-            print(f"genrenet: error: {message}", file=sys.stderr)
-            return 2
-        raise
+    except (GenrenetError, OSError) as e:
+        # Bad input, bad arguments and file-system errors end in one line; GENRENET_DEBUG=1 shows the traceback.
+        # Anything else is a bug and keeps its traceback.
+        if os.environ.get("GENRENET_DEBUG"):
+            raise
+        print(f"genrenet: error: {as_flags(str(e))}", file=sys.stderr)
+        return 2
     return 0
 
 

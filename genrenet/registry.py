@@ -8,11 +8,16 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import pkgutil
 from typing import Callable, Optional
 
 import keras
 
-from .features import FeatureConfig
+from .errors import ConfigError, ModelArgumentError, RegistryError, UnknownModelError
+from .nn.frontend import FeatureConfig
+
+# What build_model passes every builder (not hyper-parameters: they describe the input and training, not the body).
+BUILDER_INPUTS = ("num_classes", "features", "window_seconds", "spec_augment")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,13 +43,17 @@ class ModelSpec:
         return {
             k: p.default
             for k, p in params.items()
-            if p.default is not inspect.Parameter.empty and k not in ("num_classes", "features", "window_seconds")
+            if p.default is not inspect.Parameter.empty and k not in BUILDER_INPUTS
         }
+
+    @property
+    def takes_spec_augment(self) -> bool:
+        """Whether the builder starts from :func:`~genrenet.nn.spectrogram_input` (so SpecAugment fits)."""
+        return "spec_augment" in inspect.signature(self.builder).parameters
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_FAMILIES = ("cnn", "rnn", "crnn", "fusion", "fcn", "musicnn", "short_chunk", "sample_cnn", "transformer")
-_loaded = False
+_discovered = False
 
 
 def register_model(
@@ -56,11 +65,12 @@ def register_model(
     window_seconds: float = 3.0,
     pretrained: tuple = (),
 ):
-    """Decorator registering a builder under ``name``. Registering a name twice raises ``ValueError``."""
+    """Decorator registering a builder under ``name``. Registering a name twice raises
+    :class:`~genrenet.errors.RegistryError`."""
 
     def decorate(fn):
         if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].builder.__module__})")
+            raise RegistryError(f"model {name!r} is already registered (by {_REGISTRY[name].builder.__module__})")
         _REGISTRY[name] = ModelSpec(
             name=name,
             builder=fn,
@@ -76,32 +86,39 @@ def register_model(
     return decorate
 
 
-def _load_builtin_models():
-    global _loaded
-    if _loaded:
+def _discover_models():
+    """Import every module of :mod:`genrenet.models` once, so a file dropped there registers its builders.
+
+    A module that fails to import raises a :class:`~genrenet.errors.RegistryError` naming it (a family never
+    vanishes silently).
+    """
+    global _discovered
+    if _discovered:
         return
-    _loaded = True
-    for family in _FAMILIES:
+    from . import models
+
+    for module in pkgutil.iter_modules(models.__path__):
+        name = f"{models.__name__}.{module.name}"
         try:
-            importlib.import_module(f"genrenet.models.{family}")
-        except ModuleNotFoundError as e:
-            if e.name != f"genrenet.models.{family}":
-                raise
+            importlib.import_module(name)
+        except Exception as e:
+            raise RegistryError(f"model module {name} failed to import: {type(e).__name__}: {e}") from e
+    _discovered = True
 
 
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
-    _load_builtin_models()
+    _discover_models()
     return sorted(_REGISTRY)
 
 
 def get_spec(name: str) -> ModelSpec:
     """The :class:`ModelSpec` registered as ``name``; a KeyError lists the known names."""
-    _load_builtin_models()
+    _discover_models()
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}") from None
+        raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}") from None
 
 
 def model_info(name: str) -> dict:
@@ -125,21 +142,29 @@ def build_model(
     *,
     features: FeatureConfig | dict | None = None,
     window_seconds: Optional[float] = None,
+    spec_augment: Optional[dict] = None,
     **overrides,
 ) -> keras.Model:
     """Build a registered model: input ``waveform`` [batch, samples], output ``probabilities`` [batch, C].
 
-    ``features`` and ``window_seconds`` default to the model's own; other keyword arguments override the
-    builder's hyper-parameters (unknown ones raise ``TypeError`` naming the valid ones).
+    ``features`` and ``window_seconds`` default to the model's own. ``spec_augment`` (parameters of
+    :class:`~genrenet.nn.SpecAugment`) adds training-only masking after the front-end; a model with its own
+    front-end raises :class:`~genrenet.errors.ConfigError` for it. Other keyword arguments override the
+    builder's hyper-parameters; unknown ones raise :class:`~genrenet.errors.ModelArgumentError` (a
+    ``TypeError``) naming the valid ones.
     """
     spec = get_spec(name)
     if isinstance(features, dict):
         features = FeatureConfig.from_dict(features)
     unknown = set(overrides) - set(spec.defaults())
     if unknown:
-        raise TypeError(
+        raise ModelArgumentError(
             f"{name} does not take {sorted(unknown)}; its hyper-parameters are {sorted(spec.defaults())}"
         )
+    if spec_augment:
+        if not spec.takes_spec_augment:
+            raise ConfigError(f"{name} has its own front-end (no spectrogram_input): SpecAugment cannot be added")
+        overrides["spec_augment"] = dict(spec_augment)
     return spec.builder(
         num_classes=num_classes,
         features=features or spec.features,

@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY
-from genrenet.data import Augment, AugmentError, SpecAugment, load_dataset, training_dataset
+from genrenet.data import Augment, AugmentError, load_dataset, training_dataset
+from genrenet.nn import SpecAugment
 from genrenet.data import augment as A
 
 SR = 22050
@@ -120,12 +121,11 @@ def test_spec_augment_goes_into_the_model_and_is_identity_at_inference(tmp_path)
     import keras
 
     import genrenet
-    from genrenet.layers import spec_augment_scope
 
     kw = {"filters": [4, 8], "dense_units": [8]}
     plain = genrenet.build_model("cnn", num_classes=3, window_seconds=1.0, **kw)
-    with spec_augment_scope({"time_masks": 2, "time_width": 0.3, "freq_masks": 2, "freq_width": 0.3, "seed": 0}):
-        aug = genrenet.build_model("cnn", num_classes=3, window_seconds=1.0, **kw)
+    masks = {"time_masks": 2, "time_width": 0.3, "freq_masks": 2, "freq_width": 0.3, "seed": 0}
+    aug = genrenet.build_model("cnn", num_classes=3, window_seconds=1.0, spec_augment=masks, **kw)
     assert "spec_augment" in [l.name for l in aug.layers] and "spec_augment" not in [l.name for l in plain.layers]
     assert "spec_augment" not in [l.name for l in genrenet.build_model("cnn", num_classes=3, **kw).layers]
     for layer in plain.layers:  # same weights everywhere

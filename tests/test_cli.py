@@ -110,8 +110,8 @@ def test_predict_reports_bad_files_and_keeps_the_good_ones(tiny_run, tmp_path):
 def test_predict_batches_64_windows_of_3_s_by_default(tiny_run, tmp_path):
     """Windows of many files share model calls: 64 three-second windows per call unless --batch-size says
     otherwise (fewer for models with long windows), with the same predictions whatever the batch size."""
-    from genrenet.evaluation import default_batch_size
-    from genrenet.predict import Predictor
+    from genrenet.infer.windows import default_batch_size
+    from genrenet.infer.predict import Predictor
 
     files = [write_tone(tmp_path / f"tone{i}.wav", seconds=75.0, freq=220.0 * (i + 1)) for i in range(3)]
     predictor = Predictor(str(tiny_run))
@@ -141,3 +141,21 @@ def test_entry_point_is_declared():
     cfg = configparser.ConfigParser()
     cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
     assert "genrenet = genrenet.cli:main" in cfg["options.entry_points"]["console_scripts"]
+
+
+def test_errors_raised_on_purpose_end_in_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    from genrenet import cli
+    from genrenet.errors import DatasetError
+
+    def bad_input(args):
+        raise DatasetError("data/x: no usable audio clips found")
+
+    def bug(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_models", bad_input)
+    assert cli.main(["models"]) == 2
+    assert capsys.readouterr().err.strip() == "genrenet: error: data/x: no usable audio clips found"
+    monkeypatch.setattr(cli, "cmd_models", bug)
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["models"])

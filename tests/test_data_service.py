@@ -65,7 +65,7 @@ def _epoch_key(batches):
 def test_service_makes_the_local_batches_of_every_epoch(services, tmp_path):
     """Same (bit-identical) batches per epoch as the local pipeline, with augmentation that needs crops longer
     than a window (stretch), per-window (gain) and per-batch (mixup) random ops; one worker keeps the order."""
-    from genrenet import data_service
+    from genrenet.data import service as data_service
     from genrenet.data import SkipLog, load_dataset
     from genrenet.data.augment import Augment
     from genrenet.data.pipeline import training_epochs
@@ -101,7 +101,7 @@ def test_train_cli_with_a_data_service(services, tmp_path):
     assert "6/6" in r.stdout  # steps_per_epoch as without the service (12 windows, batch 2)
     assert (run / "model.keras").is_file()
     config = json.loads((run / "config.json").read_text())
-    assert config["data_service"] == address and any("--data-service" in n for n in config["notes"])
+    assert config["data_service"] == address and any(n.startswith("data_service:") for n in config["notes"])
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and np.isfinite(metrics["final_loss"])
     assert len((run / "history.csv").read_text().strip().splitlines()) == 3

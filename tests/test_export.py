@@ -90,7 +90,7 @@ def _same_label(p, q, tol):
 
 
 def _minimal_run(path, name, num_classes=4, **kwargs):
-    """model.keras + labels.json + config.json as genrenet.training writes them, for an untrained model."""
+    """model.keras + labels.json + config.json as genrenet.train.trainer writes them, for an untrained model."""
     from genrenet.registry import get_spec
 
     spec = get_spec(name)
@@ -109,7 +109,7 @@ def _minimal_run(path, name, num_classes=4, **kwargs):
 @pytest.fixture(scope="module")
 def exported(tiny_run, tmp_path_factory):
     """tiny_run exported with --tflite; returns the version directory."""
-    from genrenet.export import export
+    from genrenet.serve.export import export
 
     out = tmp_path_factory.mktemp("export")
     return export(str(tiny_run), str(out), tflite=True, verbose=0)
@@ -146,7 +146,7 @@ def test_in_graph_resampling_matches_soxr(rate):
     import soxr
     import tensorflow as tf
 
-    from genrenet.graph_audio import resample
+    from genrenet.nn.wav import resample
 
     x = soxr.resample(_music(4.0, "disco", 3), SR, rate, quality="VHQ") if rate != SR else _music(4.0, "disco", 3)
     ref = soxr.resample(x, rate, SR, quality="HQ")
@@ -160,7 +160,7 @@ def test_in_graph_resampling_matches_soxr(rate):
 # --- the SavedModel ---------------------------------------------------------------------------------------------
 
 def test_export_layout_assets_and_refusal(exported, tiny_run):
-    from genrenet.export import ExportError, export, load_export_meta
+    from genrenet.serve.export import ExportError, export, load_export_meta
 
     names = sorted(os.listdir(exported))
     assert {"saved_model.pb", "variables", "assets", "model.tflite"} <= set(names)
@@ -175,15 +175,17 @@ def test_export_layout_assets_and_refusal(exported, tiny_run):
         export(str(tiny_run), out, verbose=0)
 
 
-def test_export_has_core_ops_only_even_inside_fused_frontend(tiny_run, tmp_path):
+def test_export_has_core_ops_only_after_fused_inference(tiny_run, tmp_path):
     """genrenet evaluates and predicts with an XLA-fused front-end; an export must never carry XLA clusters."""
     from tensorflow.core.protobuf import saved_model_pb2
 
-    from genrenet.export import export
-    from genrenet.features import fused_frontend
+    from genrenet.infer.windows import inference_function
+    from genrenet.run import Run
+    from genrenet.serve.export import export
 
-    with fused_frontend():  # e.g. a script that exports from inside such a block
-        version = export(str(tiny_run), str(tmp_path), verbose=0)
+    model = Run(tiny_run).load_model()
+    inference_function(model, fused=True)(np.zeros((1, model.input_shape[-1]), np.float32))  # fused trace first
+    version = export(str(tiny_run), str(tmp_path), verbose=0)
     saved = saved_model_pb2.SavedModel()
     with open(os.path.join(version, "saved_model.pb"), "rb") as f:
         saved.ParseFromString(f.read())
@@ -195,7 +197,7 @@ def test_export_has_core_ops_only_even_inside_fused_frontend(tiny_run, tmp_path)
 
 def test_both_signatures_in_a_fresh_process_match_predict(exported, tiny_run, audio_files, tmp_path):
     from genrenet.data import load_audio
-    from genrenet.predict import predict
+    from genrenet.infer.predict import predict
 
     wave = tmp_path / "wave.npy"
     np.save(wave, load_audio(audio_files["mono"], SR))
@@ -277,7 +279,7 @@ def test_real_gtzan_44k_stereo_matches_its_22k_mono_version(exported, tmp_path):
 # --- TFLite -----------------------------------------------------------------------------------------------------
 
 def _tflite_probs(content_or_path, windows):
-    from genrenet.predict import _tflite_interpreter
+    from genrenet.infer.predict import _tflite_interpreter
 
     path = content_or_path
     it = _tflite_interpreter(path)
@@ -301,8 +303,8 @@ def _builtin_ops_only(path):
 
 
 def test_tflite_file_matches_keras_and_predicts(exported, tiny_run, audio_files, tmp_path):
-    from genrenet.predict import predict
-    from genrenet.runs import Run
+    from genrenet.infer.predict import predict
+    from genrenet.run import Run
 
     path = os.path.join(exported, "model.tflite")
     _builtin_ops_only(path)
@@ -329,7 +331,7 @@ def test_tflite_file_matches_keras_and_predicts(exported, tiny_run, audio_files,
                                   for n in genrenet.list_models()])
 def test_tflite_parity_every_model(name, tmp_path):
     """Default widths, untrained: TFLite (builtins, RNNs unrolled) vs Keras, max |Δp| ≤ 1e-4."""
-    from genrenet.export import ExportError, tflite_model
+    from genrenet.serve.export import ExportError, tflite_model
 
     model = genrenet.build_model(name, num_classes=5)
     W = model.input_shape[1]
@@ -351,8 +353,8 @@ def test_tflite_parity_every_model(name, tmp_path):
                                   for n in genrenet.list_models()])
 def test_every_model_exports_and_serves_like_predict(name, tmp_path):
     """Default widths, untrained. ~15 s for cnn, 30-50 s for each recurrent model on 2 busy cores (all: -m slow)."""
-    from genrenet.export import export
-    from genrenet.predict import predict
+    from genrenet.serve.export import export
+    from genrenet.infer.predict import predict
     from genrenet.registry import get_spec
 
     run = _minimal_run(tmp_path / "run", name)
@@ -378,8 +380,8 @@ def test_every_model_exports_and_serves_like_predict(name, tmp_path):
 def test_rest_request_fits_the_exported_signature(exported, tiny_run, audio_files, tmp_path):
     import tensorflow as tf
 
-    from genrenet.predict import predict
-    from genrenet.serving import (decode_rest_request, is_pcm16_wav, make_rest_request, parse_rest_response,
+    from genrenet.infer.predict import predict
+    from genrenet.serve.rest import (decode_rest_request, is_pcm16_wav, make_rest_request, parse_rest_response,
                                   rest_response, wav_bytes)
 
     import soundfile as sf
@@ -426,7 +428,7 @@ def test_predict_rest_posts_to_the_tf_serving_url(exported, audio_files, monkeyp
     import requests
     import tensorflow as tf
 
-    from genrenet.serving import decode_rest_request, predict_rest, rest_response
+    from genrenet.serve.rest import decode_rest_request, predict_rest, rest_response
 
     loaded = tf.saved_model.load(exported)
     calls = []

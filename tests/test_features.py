@@ -11,8 +11,8 @@ import tensorflow as tf
 
 librosa = pytest.importorskip("librosa")
 
-from genrenet.features import (FeatureConfig, LogMelSpectrogram, fused_frontend, fusion_enabled,  # noqa: E402
-                               mel_bands, mel_filterbank)
+from genrenet.nn.frontend import (FeatureConfig, LogMelSpectrogram, fused_frontend,  # noqa: E402
+                                  mel_bands, mel_filterbank)
 
 GTZAN_DEV = os.environ.get("GENRENET_GTZAN_DEV", "/work/shared/data/gtzan_dev")
 SR = 22050
@@ -127,14 +127,14 @@ def test_fused_frontend_gives_the_same_numbers(config):
     layer = LogMelSpectrogram(config)
     x = tf.constant(np.stack([synthetic(seed=0), synthetic(seed=1)]))
     plain = tf.function(layer.call).get_concrete_function(x)
-    assert not fusion_enabled() and xla_functions(plain) == []  # the default graph: core ops only
+    assert not layer.fused and xla_functions(plain) == []  # the default graph: core ops only
 
     def fused_call(w):
-        with fused_frontend():
+        with fused_frontend(layer):
             return layer(w)
 
     fused = tf.function(fused_call).get_concrete_function(x)
-    assert len(xla_functions(fused)) == 2 and not fusion_enabled()  # framing and the tail; the block has ended
+    assert len(xla_functions(fused)) == 2 and not layer.fused  # framing and the tail; the block has ended
     expected, out = plain(x).numpy(), fused(x).numpy()
     scale = np.abs(expected).max()
     np.testing.assert_allclose(out, expected, atol=1e-5 * scale if config.compression == "none" else 1e-3, rtol=0)

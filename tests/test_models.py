@@ -123,7 +123,7 @@ def test_hyper_parameters_and_features_can_be_overridden():
 def test_a_new_architecture_is_one_decorated_function():
     import keras
 
-    from genrenet.layers import classifier, global_pool_1d, spectrogram_input
+    from genrenet.nn import classifier, global_pool_1d, spectrogram_input
 
     @genrenet.register_model("test_tiny_mlp", description="mean+max of log-mel → softmax", reference="test")
     def tiny(num_classes=10, *, features, window_seconds, dropout=0.0):

@@ -43,7 +43,7 @@ def test_crnn_attention_with_default_settings_beats_the_mfcc_svm_baseline_on_uns
 
     from benchmarks.gtzan_dev import clip_features, svm_predict
     from genrenet.data import kfold, load_dataset
-    from genrenet.evaluation import evaluate_clips
+    from genrenet.infer.evaluate import evaluate_clips
 
     dataset = load_dataset(str(gtzan_dev))
     folds, _ = kfold(dataset.clips, 2, 0)
@@ -52,7 +52,7 @@ def test_crnn_attention_with_default_settings_beats_the_mfcc_svm_baseline_on_uns
     run = tmp_path / "run"
     r = run_cli("train", "crnn_attention", "--data", f"{gtzan_dev}?folds=2&fold=0", "--out", run, "--verbose", "0")
     assert r.returncode == 0, r.stderr
-    from genrenet.runs import Run
+    from genrenet.run import Run
 
     trained = Run(str(run))
     metrics = evaluate_clips(trained.load_model(), trained.labels, test, sample_rate=trained.sample_rate,

@@ -17,7 +17,7 @@ ARGS = ["cnn", "--data", TINY, "--epochs", "5", "--batch-size", "4", "--patience
 
 
 def _weights(run):
-    from genrenet.runs import Run
+    from genrenet.run import Run
 
     return Run(run).load_model().get_weights()
 
@@ -33,7 +33,7 @@ def _metrics(run):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The uninterrupted run (in this process) that interrupted and repeated runs must reproduce."""
-    from genrenet.training import train
+    from genrenet.train.trainer import train
 
     out = tmp_path_factory.mktemp("ref") / "run"
     train("cnn", TINY, str(out), epochs=5, batch_size=4, patience=2, seed=3, deterministic=True, verbose=0,
@@ -42,7 +42,7 @@ def reference(tmp_path_factory):
 
 
 def test_two_seeded_deterministic_runs_are_bit_identical(reference, tmp_path):
-    from genrenet.training import train
+    from genrenet.train.trainer import train
 
     train("cnn", TINY, str(tmp_path / "again"), epochs=5, batch_size=4, patience=2, seed=3, deterministic=True,
           verbose=0, model_kwargs=SMALL)
@@ -93,8 +93,9 @@ class _Crash(Exception):
 
 def test_crash_at_an_epoch_boundary_then_resume_restores_everything(reference, tmp_path, monkeypatch):
     """Early-stopping state, best weights, optimizer and RNG states all survive: same result as one go."""
-    from genrenet import resume
-    from genrenet.training import TrainingError, train
+    from genrenet.train import checkpoint as resume
+    from genrenet.errors import TrainingError
+    from genrenet.train.trainer import train
 
     original = resume.EpochCheckpoint.on_epoch_end
 
@@ -112,7 +113,7 @@ def test_crash_at_an_epoch_boundary_then_resume_restores_everything(reference, t
     state = resume.load_state(str(run))
     assert state["epoch"] == 3 and len(state["history"]) == 3 and state["best_weights"]
     assert set(state["early_stopping"]) == {"wait", "best", "best_epoch", "stopped_epoch"}
-    with pytest.raises(TrainingError, match="use --resume"):
+    with pytest.raises(TrainingError, match="resume it to continue"):
         train("cnn", TINY, str(run), epochs=5, **kw)
     train("cnn", TINY, str(run), epochs=5, resume=True, **kw)
     assert _metrics(run) == _metrics(reference)
@@ -123,12 +124,13 @@ def test_crash_at_an_epoch_boundary_then_resume_restores_everything(reference, t
 
 
 def test_refuses_unfinished_run_without_resume_and_changed_settings(tmp_path):
-    from genrenet.training import TrainingError, train
+    from genrenet.errors import TrainingError
+    from genrenet.train.trainer import train
 
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"model": "cnn", "seed": 1}))
-    with pytest.raises(TrainingError, match="use --resume"):
+    with pytest.raises(TrainingError, match="resume it to continue"):
         train("cnn", TINY, str(run), epochs=1, verbose=0, model_kwargs=SMALL)
     with pytest.raises(TrainingError, match="cannot resume with different settings"):
         train("cnn", TINY, str(run), epochs=1, verbose=0, model_kwargs=SMALL, resume=True)
@@ -138,8 +140,8 @@ def test_mixed_float16_trains_on_cpu_and_matches_float32(tmp_path):
     import keras
 
     import genrenet
-    from genrenet.runs import Run
-    from genrenet.training import train
+    from genrenet.run import Run
+    from genrenet.train.trainer import train
 
     run = train("cnn", TINY, str(tmp_path / "mp"), epochs=1, batch_size=4, verbose=0, model_kwargs=SMALL,
                 mixed_precision="mixed_float16", evaluate_val=False, val_fraction=0.2)
@@ -165,8 +167,8 @@ def test_streamed_prediction_matches_whole_file_decoding(tiny_run, tmp_path):
 
     from conftest import write_tone
     from genrenet.data import Clip, SkipLog
-    from genrenet.evaluation import predict_clips
-    from genrenet.runs import Run
+    from genrenet.infer.windows import predict_clips
+    from genrenet.run import Run
 
     run = Run(tiny_run)
     files = [write_tone(tmp_path / "long.wav", seconds=9.5, sr=44100, channels=2),
@@ -204,7 +206,7 @@ def test_evaluating_a_model_again_does_not_trace_it_again():
 
     import genrenet
     from genrenet.data import load_dataset
-    from genrenet.evaluation import inference_function, predict_clips, worth_fusing
+    from genrenet.infer.windows import inference_function, predict_clips, worth_fusing
 
     model = genrenet.build_model("cnn", num_classes=3, **SMALL)
     ds = load_dataset(TINY)
@@ -227,7 +229,7 @@ def test_many_clips_run_the_fused_front_end_with_the_same_results():
     probabilities are those of the plain graph."""
     import genrenet
     from genrenet.data import Clip
-    from genrenet.evaluation import FUSE_MIN_CLIPS, inference_function, predict_clips
+    from genrenet.infer.windows import FUSE_MIN_CLIPS, inference_function, predict_clips
 
     model = genrenet.build_model("cnn", num_classes=3, **SMALL)
     window = int(model.input_shape[-1])

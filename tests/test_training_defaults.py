@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import TINY, run_cli
-from genrenet import training
+from genrenet.train import trainer as training
+from genrenet.train import config as train_config
+from genrenet.train.config import HEAD_EPOCHS, TrainConfig
 
 SMALL = ["--set", "filters=[8,16]", "--set", "dense_units=[16]", "--verbose", "0"]
 
@@ -43,11 +45,11 @@ def test_the_defaults_can_be_switched_off(tmp_path):
 
 
 def test_without_epochs_a_run_trains_the_default_60_and_says_so_in_its_config(tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "DEFAULT_EPOCHS", 2)  # the default, not the number, is what is tested
+    monkeypatch.setattr(train_config, "DEFAULT_EPOCHS", 2)  # the default, not the number, is what is tested
     run = training.train("cnn", TINY, str(tmp_path / "run"), verbose=0,
                          model_kwargs={"filters": [8, 16], "dense_units": [16]})
     assert run.config["epochs"] == 2 and run.metrics["epochs_run"] == 2 and list(run.config["augment"]) == ["mixup"]
-    assert training.train.__kwdefaults__["epochs"] is None  # resolved per kind of training
+    assert TrainConfig().epochs is None  # resolved per kind of training
 
 
 @pytest.mark.skipif(importlib.util.find_spec("musicnn") is None, reason="needs the musicnn wheel (pretrained)")
@@ -57,4 +59,4 @@ def test_a_frozen_pretrained_head_defaults_to_30_constant_epochs_without_augment
                 "--out", run, "--verbose", "0")
     assert r.returncode == 0, r.stderr
     config = json.loads((run / "config.json").read_text())
-    assert (config["epochs"], config["lr_schedule"], config["augment"]) == (training.HEAD_EPOCHS, "constant", {})
+    assert (config["epochs"], config["lr_schedule"], config["augment"]) == (HEAD_EPOCHS, "constant", {})

@@ -17,7 +17,7 @@ def _weights(model, name):
 
 def test_frozen_head_then_fine_tuning_changes_only_what_it_should(tmp_path):
     import genrenet
-    from genrenet.runs import Run
+    from genrenet.run import Run
 
     pretrained = genrenet.build_model("musicnn", num_classes=3, pretrained="msd")
     head_run = genrenet.train("musicnn", DATA, str(tmp_path / "head"), pretrained="msd", epochs=3, verbose=0)
@@ -26,7 +26,8 @@ def test_frozen_head_then_fine_tuning_changes_only_what_it_should(tmp_path):
         for a, b in zip(_weights(pretrained, layer), _weights(head_model, layer)):
             np.testing.assert_array_equal(a, b)  # the backbone did not move
     assert not np.allclose(_weights(pretrained, "probabilities")[0], _weights(head_model, "probabilities")[0])
-    assert head_run.config["model_kwargs"] == {"pretrained": "msd", "freeze_backbone": True}
+    assert (head_run.config["pretrained"], head_run.config["freeze_backbone"], head_run.config["model_kwargs"]) == (
+        "msd", True, {})
 
     tuned = genrenet.train("musicnn", DATA, str(tmp_path / "tuned"), pretrained="msd", epochs=2,
                            fine_tune_epochs=1, fine_tune_learning_rate=1e-4, patience=5, verbose=0)
@@ -43,4 +44,4 @@ def test_pretrained_errors_are_clear(tmp_path):
     r = run_cli("train", "cnn", "--pretrained", "msd", "--data", DATA, "--out", tmp_path / "x")
     assert r.returncode == 2 and "cnn has no pretrained weights 'msd'" in r.stderr
     r = run_cli("train", "musicnn", "--freeze-backbone", "--data", DATA, "--out", tmp_path / "y")
-    assert r.returncode == 2 and "--freeze-backbone needs --pretrained" in r.stderr
+    assert r.returncode == 2 and "--freeze-backbone needs pretrained weights (pretrained=TAG)" in r.stderr

@@ -142,7 +142,7 @@ def test_musicnn_from_scratch_has_the_checkpoint_layout():
 
 @pytest.mark.skipif(not HAVE_MUSICNN, reason="musicnn not installed: pip install --no-deps musicnn==0.1.0")
 def test_pretrained_musicnn_round_trips_and_embeds(tmp_path):
-    from genrenet.models.musicnn import musicnn_embedding_model
+    from genrenet.nn import penultimate_model
 
     model = genrenet.build_model("musicnn", num_classes=None, pretrained="msd")
     x, _ = batch(model.input_shape[-1])
@@ -150,4 +150,4 @@ def test_pretrained_musicnn_round_trips_and_embeds(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), atol=1e-6)
     assert model.output_shape == (None, 50)
-    assert musicnn_embedding_model(loaded)(x).shape == (2, 200)
+    assert penultimate_model(loaded)(x).shape == (2, 200)

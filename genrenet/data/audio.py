@@ -6,19 +6,14 @@ import stat
 
 import numpy as np
 
+from ..errors import AudioError
+
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".w64", ".caf", ".snd")
 
 # A decoded file longer than this is refused rather than allocated (a corrupt header can claim days).
 MAX_SECONDS = 4 * 3600
 
 
-class AudioError(ValueError):
-    """A file that cannot be used as audio; the message names the file and the problem."""
-
-    def __init__(self, path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 def is_audio_file(path) -> bool:

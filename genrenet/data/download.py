@@ -18,6 +18,8 @@ import urllib.request
 import zipfile
 from typing import Optional, Sequence
 
+from ..errors import DownloadError
+
 CHUNK = 1 << 20
 
 # FMA: sha1 published in https://github.com/mdeff/fma (README, "History", 2017-05-09 release).
@@ -48,8 +50,6 @@ DATASETS = {
 }
 
 
-class DownloadError(RuntimeError):
-    """A download that failed, or a file whose checksum does not match."""
 
 
 def file_digest(path: str, algorithm: str) -> str:

@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
+from ..errors import DatasetError
 from .audio import AudioError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -61,7 +62,7 @@ class SkipLog:
                                                                   for n in sorted(self.padded)]
 
 
-def _cache_key(clip, sample_rate: int) -> str:
+def cache_key(clip, sample_rate: int) -> str:
     """Changes when the file (path, size, mtime), the clip's in-memory audio or the sample rate changes."""
     h = hashlib.sha1(f"genrenet-audio-v1|{sample_rate}|".encode())
     if clip.audio is not None:
@@ -124,7 +125,7 @@ def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog, cache_d
     disk = AudioCache(cache_dir) if cache_dir else None
 
     def load(clip):
-        key = _cache_key(clip, sample_rate) if disk else None
+        key = cache_key(clip, sample_rate) if disk else None
         if disk:
             audio, reason = disk.get(key)
             if reason is not None:
@@ -192,7 +193,7 @@ def one_hot_labels(clips, labels):
     index = {name: i for i, name in enumerate(labels)}
     missing = sorted({c.label for c in clips} - set(index))
     if missing:
-        raise ValueError(f"labels {missing} are not among the model's classes {list(labels)}")
+        raise DatasetError(f"labels {missing} are not among the model's classes {list(labels)}")
     return tf.one_hot([index[c.label] for c in clips], len(labels), dtype=tf.float32)
 
 
@@ -212,7 +213,7 @@ def _num_crops(length, window_samples: int, crops_per_clip: Optional[int], hop_s
     return tf.maximum(1, tf.cast(tf.round(length / window_samples), tf.int32))
 
 
-def _resolve_augment(augment, batch_augment, window_samples: int, sample_rate: int):
+def resolve_augment(augment, batch_augment, window_samples: int, sample_rate: int):
     """``(window_fn, crop_samples, batch_fn)`` from names / a dict / an Augment, or a plain callable
     ``augment(waveform, label, seed)``. Stretch and pitch need crops longer than the window."""
     from .augment import Augment
@@ -224,7 +225,7 @@ def _resolve_augment(augment, batch_augment, window_samples: int, sample_rate: i
             batch_augment or aug.batch_fn())
 
 
-def _epoch_batches(clip_ds, targets, seeds, *, num_clips: int, window_samples: int, batch_size: int,
+def epoch_batches(clip_ds, targets, seeds, *, num_clips: int, window_samples: int, batch_size: int,
                    crops_per_clip: Optional[int], augment: Optional[Callable], batch_augment: Optional[Callable],
                    crop: Optional[int] = None, hop_samples: Optional[int] = None, reshuffle: bool = False,
                    drop_remainder: bool = False):
@@ -283,17 +284,17 @@ def training_dataset(clips, labels, *, sample_rate: int, window_samples: int, ba
     which gives all epochs of a run). ``cache``: see :func:`clip_audio`.
     """
     log = log or SkipLog()
-    window_fn, crop, batch_fn = _resolve_augment(augment, batch_augment, window_samples, sample_rate)
+    window_fn, crop, batch_fn = resolve_augment(augment, batch_augment, window_samples, sample_rate)
     targets = one_hot_labels(clips, labels)
     clip_ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache)
-    ds = _epoch_batches(clip_ds, targets, epoch_seeds(seed, 0 if epoch is None else epoch), num_clips=len(clips),
+    ds = epoch_batches(clip_ds, targets, epoch_seeds(seed, 0 if epoch is None else epoch), num_clips=len(clips),
                         window_samples=window_samples, batch_size=batch_size, crops_per_clip=crops_per_clip,
                         augment=window_fn, batch_augment=batch_fn, crop=crop, hop_samples=hop_samples,
                         reshuffle=epoch is None)
     return ds.prefetch(AUTOTUNE)
 
 
-def _concatenate(parts):
+def concatenate(parts):
     """Concatenate datasets as a balanced tree (depth log2(n), not n)."""
     while len(parts) > 1:
         parts = [parts[i].concatenate(parts[i + 1]) if i + 1 < len(parts) else parts[i]
@@ -313,7 +314,7 @@ def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, bat
     partial batch (distributed training: a replica with an empty batch would make the loss NaN).
     """
     log = log or SkipLog()
-    window_fn, crop, batch_fn = _resolve_augment(augment, batch_augment, window_samples, sample_rate)
+    window_fn, crop, batch_fn = resolve_augment(augment, batch_augment, window_samples, sample_rate)
     targets = one_hot_labels(clips, labels)
     clip_ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache)
     counts = clip_ds.map(lambda audio, i: _num_crops(tf.maximum(tf.shape(audio)[0], crop), window_samples,
@@ -321,18 +322,18 @@ def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, bat
     windows = int(counts.reduce(tf.constant(0, tf.int32), lambda a, b: a + b))
     steps = windows // batch_size if drop_remainder else -(-windows // batch_size)
     if windows == 0:
-        raise ValueError("no usable training audio: all training files were skipped")
+        raise DatasetError("no usable training audio: all training files were skipped")
     if steps == 0:
-        raise ValueError(f"one epoch has {windows} training windows, fewer than one batch of {batch_size}")
+        raise DatasetError(f"one epoch has {windows} training windows, fewer than one batch of {batch_size}")
 
     def epoch_ds(e):
-        return _epoch_batches(clip_ds, targets, epoch_seeds(seed, e), num_clips=len(clips),
+        return epoch_batches(clip_ds, targets, epoch_seeds(seed, e), num_clips=len(clips),
                               window_samples=window_samples, batch_size=batch_size, crops_per_clip=crops_per_clip,
                               augment=window_fn, batch_augment=batch_fn, crop=crop, hop_samples=hop_samples,
                               drop_remainder=drop_remainder)
 
     parts = [epoch_ds(e) for e in range(initial_epoch, epochs)] or [epoch_ds(0).take(0)]
-    return _concatenate(parts).prefetch(AUTOTUNE), steps
+    return concatenate(parts).prefetch(AUTOTUNE), steps
 
 
 def frame_windows(audio, window_samples: int, hop_samples: int):

@@ -5,6 +5,8 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+from ..errors import DatasetError
+
 
 def holdout_split(clips, fraction: float = 0.2, seed: int = 0):
     """Split ``clips`` into (train, held_out, notes), stratified by label and disjoint by ``clip.group``.
@@ -51,7 +53,7 @@ def kfold(clips, k: int = 5, seed: int = 0):
     and a note says so (its test clips then share artists with training clips — report such numbers apart).
     """
     if k < 2:
-        raise ValueError("k-fold needs k >= 2")
+        raise DatasetError("k-fold needs k >= 2")
     rng = np.random.default_rng(seed)
     groups = defaultdict(list)
     for c in clips:

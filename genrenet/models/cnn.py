@@ -1,7 +1,7 @@
 """The article's CNN (§3.2): conv → BN → ReLU → max-pool blocks, then FC → BN → ReLU → Dropout twice."""
 import keras
 
-from ..layers import classifier, conv_stack, dense_block, global_pool_2d, spectrogram_input
+from ..nn.blocks import classifier, conv_stack, dense_block, global_pool_2d, spectrogram_input
 from ..registry import register_model
 
 
@@ -11,10 +11,10 @@ from ..registry import register_model
     reference="Founding article §3.2; Choi et al., 'Convolutional recurrent neural networks for music "
     "classification', ICASSP 2017 (k2c2 baseline).",
 )
-def cnn(num_classes=10, *, features, window_seconds, filters=(32, 64, 128, 128), dense_units=(256, 128),
-        dropout=0.3):
+def cnn(num_classes=10, *, features, window_seconds, spec_augment=None, filters=(32, 64, 128, 128),
+        dense_units=(256, 128), dropout=0.3):
     """The article's CNN: conv blocks on the log-mel, global max+mean pooling, two dense blocks."""
-    waveform, x = spectrogram_input(features, window_seconds)
+    waveform, x = spectrogram_input(features, window_seconds, spec_augment)
     x = conv_stack(x, filters, [(2, 2)] * len(filters))
     x = global_pool_2d(x)
     for i, units in enumerate(dense_units, start=1):

@@ -9,7 +9,7 @@ conv → ReLU → BN → pool, as in the original (``musicnn/models.py``). Batch
 ``build_model("musicnn", num_classes=10, pretrained="msd", freeze_backbone=True)`` loads the weights from the
 installed ``musicnn`` wheel (``pip install --no-deps musicnn==0.1.0``) and puts a new softmax head on the 200-d
 penultimate features; ``num_classes=None`` keeps the original 50 sigmoid tags (:data:`MSD_LABELS`,
-:data:`MTT_LABELS`). :func:`musicnn_embedding_model` gives the penultimate features (the ``penultimate`` layer).
+:data:`MTT_LABELS`). :func:`genrenet.nn.penultimate_model` gives the penultimate features (the ``penultimate`` layer).
 Parity with the original graph is checked by ``tests/test_musicnn_port.py``.
 """
 from __future__ import annotations
@@ -20,8 +20,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from ..features import FeatureConfig, LogMelSpectrogram
-from ..layers import BN_MOMENTUM, classifier, waveform_input
+from ..errors import ConfigError, MissingDependencyError
+from ..nn.blocks import BN_MOMENTUM, classifier, waveform_input
+from ..nn.frontend import FeatureConfig, LogMelSpectrogram
 from ..registry import register_model
 
 INSTALL_COMMAND = "pip install --no-deps musicnn==0.1.0"
@@ -58,7 +59,7 @@ def pretrained_labels(tag: str) -> list:
 def _check_tag(tag: str) -> str:
     t = str(tag).lower()
     if t not in PRETRAINED_TAGS:
-        raise ValueError(f"unknown pretrained weights {tag!r}; available: {', '.join(PRETRAINED_TAGS)}")
+        raise ConfigError(f"unknown pretrained weights {tag!r}; available: {', '.join(PRETRAINED_TAGS)}")
     return t
 
 
@@ -69,7 +70,7 @@ def checkpoint_dir(arch: str, tag: str) -> str:
 
         root = importlib.resources.files("musicnn")
     except ImportError:
-        raise ImportError(
+        raise MissingDependencyError(
             "pretrained musicnn weights come from the musicnn package, which is not installed; install it with: "
             f"{INSTALL_COMMAND}"
         ) from None
@@ -110,7 +111,7 @@ def _head(x, num_classes, pretrained, dropout):
     x = layers.Dropout(dropout, name="head_dropout")(x)
     if num_classes is None:
         if pretrained is None:
-            raise ValueError("num_classes=None (the original 50 tags) needs pretrained='msd' or 'mtt'")
+            raise ConfigError("num_classes=None (the original 50 tags) needs pretrained='msd' or 'mtt'")
         return layers.Dense(50, activation="sigmoid", dtype="float32", name="probabilities")(x)
     return classifier(x, num_classes)
 
@@ -118,14 +119,14 @@ def _head(x, num_classes, pretrained, dropout):
 def _check_pretrained(pretrained, freeze_backbone, features, given, defaults):
     if pretrained is None:
         if freeze_backbone:
-            raise ValueError("freeze_backbone=True needs pretrained weights ('msd' or 'mtt')")
+            raise ConfigError("freeze_backbone=True needs pretrained weights ('msd' or 'mtt')")
         return None
     tag = _check_tag(pretrained)
     if features != MUSICNN_FEATURES:
-        raise ValueError(f"pretrained musicnn weights need features={MUSICNN_FEATURES}, got {features}")
+        raise ConfigError(f"pretrained musicnn weights need features={MUSICNN_FEATURES}, got {features}")
     changed = {k: v for k, v in given.items() if defaults[k] != v}
     if changed:
-        raise ValueError(f"pretrained weights fix the architecture; cannot change {sorted(changed)}")
+        raise ConfigError(f"pretrained weights fix the architecture; cannot change {sorted(changed)}")
     return tag
 
 
@@ -181,18 +182,18 @@ def load_musicnn_checkpoint(model: keras.Model, ckpt_dir: str, mapping: dict, *,
         for n, target in zip(names, layer.get_weights()):
             key = f"{scope}/{n}"
             if key not in available:
-                raise ValueError(f"{ckpt_dir}: variable {key} is missing")
+                raise ConfigError(f"{ckpt_dir}: variable {key} is missing")
             v = reader.get_tensor(key)
             if isinstance(layer, layers.Conv1D) and v.ndim == 4:
                 v = v[:, :, 0, :]  # [7, width, 1, filters] 'valid' Conv2D over the whole width = Conv1D
             if v.shape != target.shape:
-                raise ValueError(f"{key}: checkpoint shape {v.shape} != {layer_name} shape {target.shape}")
+                raise ConfigError(f"{key}: checkpoint shape {v.shape} != {layer_name} shape {target.shape}")
             values.append(v.astype(np.float32))
             used.add(key)
         layer.set_weights(values)
     left = {k for k in available if "Adam" not in k and not k.endswith("_power")} - used
     if left:
-        raise ValueError(f"{ckpt_dir}: variables not mapped onto the model: {sorted(left)}")
+        raise ConfigError(f"{ckpt_dir}: variables not mapped onto the model: {sorted(left)}")
     return model
 
 
@@ -258,7 +259,7 @@ def vgg_musicnn(num_classes=10, *, features, window_seconds, pretrained=None, fr
     """Dropout: ``dropout`` before the output (0.5 in the original), ``dropout / 2`` after each pool (0.25)."""
     tag = _check_pretrained(pretrained, freeze_backbone, features, dict(filters=filters), dict(filters=128))
     if tag is not None and abs(window_seconds - MUSICNN_WINDOW_SECONDS) > 1e-9:
-        raise ValueError(f"pretrained vgg_musicnn needs window_seconds={MUSICNN_WINDOW_SECONDS} (187 frames)")
+        raise ConfigError(f"pretrained vgg_musicnn needs window_seconds={MUSICNN_WINDOW_SECONDS} (187 frames)")
     waveform, x = _front(features, window_seconds)
     for i, (pool, strides) in enumerate(_VGG_POOLS, start=1):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
@@ -269,8 +270,3 @@ def vgg_musicnn(num_classes=10, *, features, window_seconds, pretrained=None, fr
     x = layers.Flatten(name="penultimate")(x)
     model = keras.Model(waveform, _head(x, num_classes, tag, dropout), name="vgg_musicnn")
     return _finish(model, tag, "vgg", num_classes, freeze_backbone, _VGG_MAP)
-
-
-def musicnn_embedding_model(model: keras.Model, layer: str = "penultimate") -> keras.Model:
-    """waveform → the ``penultimate`` features of a musicnn (200-d) or vgg_musicnn (256-d) model."""
-    return keras.Model(model.inputs, model.get_layer(layer).output, name=f"{model.name}_embedding")

@@ -3,8 +3,8 @@ chunks, plain or with residual blocks; max over what is left, then one FC block.
 import keras
 from keras import layers
 
-from ..features import FeatureConfig
-from ..layers import BN_MOMENTUM, classifier, conv_block, dense_block, spectrogram_input
+from ..nn.blocks import BN_MOMENTUM, classifier, conv_block, dense_block, spectrogram_input
+from ..nn.frontend import FeatureConfig
 from ..registry import register_model
 
 #: The paper's input: 16 kHz, 512-point STFT, hop 256, 128 mels up to 8 kHz, dB.
@@ -38,9 +38,9 @@ def residual_block(x, filters, *, stride=2, name):
     return layers.ReLU(name=f"{name}_relu")(layers.Add(name=f"{name}_add")([x, y]))
 
 
-def _short_chunk(name, block, num_classes, features, window_seconds, channels, dropout):
+def _short_chunk(name, block, num_classes, features, window_seconds, spec_augment, channels, dropout):
     """The shared body: 7 blocks of growing width → global max over time and frequency → FC → softmax."""
-    waveform, x = spectrogram_input(features, window_seconds)
+    waveform, x = spectrogram_input(features, window_seconds, spec_augment)
     x = _expand(x)
     for i, f in enumerate(_widths(channels), start=1):
         x = block(x, f, i)
@@ -57,10 +57,11 @@ def _short_chunk(name, block, num_classes, features, window_seconds, channels, d
     features=SHORT_CHUNK_FEATURES,
     window_seconds=SHORT_CHUNK_WINDOW,
 )
-def short_chunk_cnn(num_classes=10, *, features, window_seconds, channels=32, dropout=0.5):
+def short_chunk_cnn(num_classes=10, *, features, window_seconds, spec_augment=None, channels=32, dropout=0.5):
     """Won et al.'s short-chunk CNN: seven 3x3 conv blocks on 3.7-s chunks."""
     block = lambda x, f, i: conv_block(x, f, pool_size=(2, 2), name=f"conv{i}")  # noqa: E731
-    return _short_chunk("short_chunk_cnn", block, num_classes, features, window_seconds, channels, dropout)
+    return _short_chunk("short_chunk_cnn", block, num_classes, features, window_seconds,
+                        spec_augment, channels, dropout)
 
 
 @register_model(
@@ -71,7 +72,8 @@ def short_chunk_cnn(num_classes=10, *, features, window_seconds, channels=32, dr
     features=SHORT_CHUNK_FEATURES,
     window_seconds=SHORT_CHUNK_WINDOW,
 )
-def short_chunk_resnet(num_classes=10, *, features, window_seconds, channels=32, dropout=0.5):
+def short_chunk_resnet(num_classes=10, *, features, window_seconds, spec_augment=None, channels=32, dropout=0.5):
     """Won et al.'s short-chunk ResNet: the same with residual blocks."""
     block = lambda x, f, i: residual_block(x, f, stride=2, name=f"res{i}")  # noqa: E731
-    return _short_chunk("short_chunk_resnet", block, num_classes, features, window_seconds, channels, dropout)
+    return _short_chunk("short_chunk_resnet", block, num_classes, features, window_seconds,
+                        spec_augment, channels, dropout)

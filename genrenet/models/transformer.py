@@ -4,41 +4,14 @@ strided convolution, a learned [CLS] token and position embedding, pre-norm tran
 import keras
 from keras import layers
 
-from ..features import FeatureConfig
-from ..layers import classifier, spectrogram_input
+from ..errors import ConfigError
+from ..nn.blocks import classifier, spectrogram_input
+from ..nn.frontend import FeatureConfig
+from ..nn.tokens import ClassTokenPositionEmbedding
 from ..registry import register_model
 
 #: AST's input: 16 kHz, 25-ms windows, 10-ms hop, 128 mels.
 AST_FEATURES = FeatureConfig(sample_rate=16000, n_fft=512, hop_length=160, n_mels=128)  # power of two: TFLite RFFT2D
-
-
-@keras.saving.register_keras_serializable(package="genrenet")
-class ClassTokenPositionEmbedding(keras.layers.Layer):
-    """[batch, tokens, dim] → [batch, 1 + tokens, dim]: prepends a learned [CLS] token, adds learned positions."""
-
-    def __init__(self, initializer_stddev=0.02, **kwargs):
-        super().__init__(**kwargs)
-        self.initializer_stddev = initializer_stddev
-
-    def build(self, input_shape):
-        tokens, dim = input_shape[1], input_shape[2]
-        if tokens is None:
-            raise ValueError("ClassTokenPositionEmbedding needs a fixed number of tokens (a fixed window length)")
-        init = keras.initializers.TruncatedNormal(stddev=self.initializer_stddev)
-        self.cls_token = self.add_weight(shape=(1, 1, dim), initializer=init, name="cls_token")
-        self.position = self.add_weight(shape=(1, tokens + 1, dim), initializer=init, name="position")
-
-    def call(self, x):
-        cls = keras.ops.broadcast_to(keras.ops.cast(self.cls_token, x.dtype),
-                                     (keras.ops.shape(x)[0], 1, keras.ops.shape(x)[2]))
-        return keras.ops.concatenate([cls, x], axis=1) + keras.ops.cast(self.position, x.dtype)
-
-    def compute_output_shape(self, input_shape):
-        tokens = None if input_shape[1] is None else input_shape[1] + 1
-        return (input_shape[0], tokens, input_shape[2])
-
-    def get_config(self):
-        return {**super().get_config(), "initializer_stddev": self.initializer_stddev}
 
 
 def encoder_layer(x, *, heads, mlp_ratio, dropout, name):
@@ -61,14 +34,13 @@ def encoder_layer(x, *, heads, mlp_ratio, dropout, name):
     features=AST_FEATURES,
     window_seconds=3.0,
 )
-def spectrogram_transformer(num_classes=10, *, features, window_seconds, patch_size=(16, 16),
-                            patch_stride=(16, 16), dim=96, depth=3, heads=4, mlp_ratio=4.0, pooling="cls",
-                            dropout=0.1):
+def spectrogram_transformer(num_classes=10, *, features, window_seconds, spec_augment=None, patch_size=(16, 16),
+                            patch_stride=(16, 16), dim=96, depth=3, heads=4, mlp_ratio=4.0, pooling="cls", dropout=0.1):
     """``patch_stride`` < ``patch_size`` gives overlapping patches (the paper uses stride 10; 16 is 4× cheaper).
     ``pooling`` is ``"cls"`` or ``"mean"`` (mean of the patch tokens)."""
     if pooling not in ("cls", "mean"):
-        raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
-    waveform, x = spectrogram_input(features, window_seconds)
+        raise ConfigError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+    waveform, x = spectrogram_input(features, window_seconds, spec_augment)
     x = layers.Reshape((-1, features.num_bins, 1), name="expand")(x)
     x = layers.Conv2D(dim, patch_size, strides=patch_stride, padding="valid", name="patch_embed")(x)
     x = layers.Reshape((-1, dim), name="patch_tokens")(x)  # [batch, time patches · freq patches, dim]

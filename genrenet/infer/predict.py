@@ -1,68 +1,23 @@
 """``predict``: audio files of any format, length and rate → top-k genres, from a run directory, an exported
 SavedModel version directory or a ``.tflite`` file.
 
-Every source goes through the same streaming loop: files are decoded (soundfile) and resampled (soxr) in a
-tf.data pipeline, cut into windows, and the windows of *many files* are batched together for the model; a
-file's prediction is the mean of its windows' probabilities. Memory does not grow with the number of files.
+Every source goes through genrenet's one inference loop (:mod:`genrenet.infer.windows`): files are decoded
+and resampled in a tf.data pipeline, cut into windows, and the windows of *many files* are batched together for
+the model; a file's prediction is the mean of its windows' probabilities.
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
-import time
 import warnings
 from typing import Optional
 
 import numpy as np
 
-from .data import Clip, SkipLog
-from .runs import Run, is_run_dir
-
-# Files longer than this are decoded block by block, so memory does not grow with their length.
-STREAM_SECONDS = 600.0
-
-
-def _seconds(path) -> float:
-    """Duration from the header (0 when unreadable: the decoder then reports why)."""
-    import soundfile as sf
-
-    from .data.audio import unusable_path
-
-    if unusable_path(path):  # never open a FIFO or device just to read a header: it may block forever
-        return 0.0
-    try:
-        info = sf.info(os.fsencode(path))
-        return info.frames / info.samplerate if info.samplerate > 0 else 0.0
-    except Exception:
-        return 0.0
-
-
-class Progress:
-    """A one-line progress bar over files on stderr when it is a terminal (stdout stays clean for ``--json``)."""
-
-    def __init__(self, total: int, enabled: bool = True, stream=None):
-        self.total, self.done, self.start = total, 0, time.perf_counter()
-        self.stream = stream or sys.stderr
-        self.enabled = enabled and total > 1 and (stream is not None or self.stream.isatty())
-
-    def update(self, done: int):
-        """Show ``done`` files finished."""
-        if not self.enabled or done == self.done:
-            return
-        self.done = done
-        rate = done / max(time.perf_counter() - self.start, 1e-9)
-        filled = int(30 * done / self.total)
-        self.stream.write(f"\rpredict [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} files "
-                          f"({rate:.1f} files/s)")
-        self.stream.flush()
-
-    def close(self):
-        """Finish the bar at 100 % and end its line."""
-        if self.enabled:
-            self.update(self.total)
-            self.stream.write("\n")
-            self.stream.flush()
+from ..data import Clip, SkipLog
+from ..run import Run, is_run_dir
+from ..serve.export import load_export_meta
+from .windows import Progress, clip_outputs, default_batch_size, model_forward, worth_fusing
 
 
 def _tflite_interpreter(path: str, num_threads: int | None = None):
@@ -93,18 +48,13 @@ class Predictor:
     def __init__(self, source: str):
         self.source = source = os.fspath(source)
         if is_run_dir(source):
-            from .evaluation import inference_function
-
             run = Run(source)
             self.kind, self.labels = "run", run.labels
             self.sample_rate, self.window_samples = run.sample_rate, run.window_samples
             self.model = run.load_model()
-            call = inference_function(self.model, fused=False)
-            self.forward = lambda w: call(w).numpy()
+            self.forward = model_forward(self.model, num_clips=1)
         elif os.path.isfile(os.path.join(source, "saved_model.pb")):
             import tensorflow as tf
-
-            from .export import load_export_meta
 
             meta = load_export_meta(source)
             self.kind, self.labels = "savedmodel", meta["labels"]
@@ -143,47 +93,28 @@ class Predictor:
         it.invoke()
         return it.get_tensor(it.get_output_details()[0]["index"]).copy()
 
+    def forward_for(self, num_clips: int):
+        """The model on windows for a job of ``num_clips`` clips (a run's model fused when that pays off)."""
+        return model_forward(self.model, num_clips) if self.kind == "run" and worth_fusing(num_clips) else self.forward
+
     def predict_files(self, files, *, top_k: int = 3, batch_size: Optional[int] = None,
                       verbose: int = 1) -> list[dict]:
         """One dict per file: ``file``, ``label``, ``top`` [[label, p]], ``probabilities``, ``windows``, or
         ``file`` and ``error``. Windows of consecutive files share batches of ``batch_size`` (default: 64 windows
-        of 3 s, fewer when windows are longer; see :func:`~genrenet.evaluation.default_batch_size`)."""
-        from .data import window_dataset
-        from .data.pipeline import streamed_window_batches
-        from .evaluation import default_batch_size, inference_function, worth_fusing
-
+        of 3 s, fewer when windows are longer; see :func:`~genrenet.infer.windows.default_batch_size`)."""
         files = [str(f) for f in files]
-        batch_size = batch_size or default_batch_size(self.window_samples, self.sample_rate)
         top_k = max(1, min(top_k, len(self.labels)))
         clips = [Clip(id=f, label="", path=f) for f in files]
         log = SkipLog()
-        sums = np.zeros((len(clips), len(self.labels)), np.float64)
-        counts = np.zeros(len(clips), np.int64)
-        if any(_seconds(f) > STREAM_SECONDS for f in files):  # hours of audio: decode block by block
-            ds = streamed_window_batches(clips, sample_rate=self.sample_rate, window_samples=self.window_samples,
-                                         batch_size=batch_size, log=log)
-        else:  # parallel decode in tf.data: faster for ordinary songs
-            ds = window_dataset(clips, sample_rate=self.sample_rate, window_samples=self.window_samples,
-                                batch_size=batch_size, log=log)
-        forward = self.forward
-        if self.kind == "run" and worth_fusing(len(clips)):  # many files: worth XLA's compile time
-            fused = inference_function(self.model)
-            forward = lambda w: fused(w).numpy()  # noqa: E731
-        bar = Progress(len(clips), enabled=bool(verbose))
-        for windows, index in ds:
-            probs = np.asarray(forward(windows), np.float64)
-            index = np.asarray(index)
-            np.add.at(sums, index, probs)
-            np.add.at(counts, index, 1)
-            bar.update(int(index.max()))  # files before the last one in the batch are complete
-        bar.close()
-        out = []
-        for clip, total, n in zip(clips, sums, counts):
-            if n == 0 or clip.name in log.skipped:  # a streamed file can fail after some windows
-                out.append({"file": clip.path, "error": log.skipped.get(clip.name, "could not be decoded")})
-            else:
-                out.append(self._result(clip.path, total / n, top_k, n))
-        return out
+        progress = Progress(len(clips), enabled=bool(verbose))
+        out = clip_outputs(self.forward_for(len(clips)), clips, num_outputs=len(self.labels),
+                           sample_rate=self.sample_rate, window_samples=self.window_samples,
+                           batch_size=batch_size or default_batch_size(self.window_samples, self.sample_rate),
+                           log=log, progress=progress)
+        progress.close()
+        return [self._result(clip.path, probs, top_k, n) if n else
+                {"file": clip.path, "error": log.skipped.get(clip.name, "could not be decoded")}
+                for clip, probs, n in zip(clips, out.mean, out.counts)]
 
     def _result(self, path, probs, top_k, windows):
         order = np.argsort(-probs)[:top_k]

@@ -5,25 +5,19 @@ from __future__ import annotations
 import csv
 from typing import Optional
 
-import keras
 import numpy as np
 
-from .data import Clip, SkipLog
-from .runs import Run, atomic_path, is_run_dir
-
-
-def embedding_model(model: keras.Model) -> keras.Model:
-    """``waveform`` → the input of the ``probabilities`` layer (the penultimate features)."""
-    head = model.get_layer("probabilities")
-    return keras.Model(model.inputs, head.input, name=f"{model.name}_embedding")
+from .. import registry
+from ..data import Clip, SkipLog
+from ..nn.blocks import penultimate_model
+from ..run import Run, atomic_path, is_run_dir
+from .windows import predict_clips
 
 
 def _load(source: str, pretrained: Optional[str]):
     if is_run_dir(source):
         run = Run(source)
         return run.load_model(), run.sample_rate, run.window_samples
-    from . import registry
-
     spec = registry.get_spec(source)  # KeyError lists the known names
     kwargs = {"pretrained": pretrained} if pretrained else {}
     model = registry.build_model(source, num_classes=2, **kwargs)
@@ -37,10 +31,8 @@ def embed(source: str, files, out: Optional[str] = None, *, pretrained: Optional
     Returns ``{"files", "embeddings" [N, D], "windows" [N], "skipped"}``; writes ``out`` as ``.npz`` or
     ``.csv`` when given. Files that cannot be decoded are left out and listed in ``skipped``.
     """
-    from .evaluation import predict_clips
-
     model, sample_rate, window_samples = _load(source, pretrained)
-    net = embedding_model(model)
+    net = penultimate_model(model)
     clips = [Clip(id=str(f), label="", path=str(f)) for f in files]
     log = SkipLog()
     mean, _, counts = predict_clips(net, clips, sample_rate=sample_rate, window_samples=window_samples,

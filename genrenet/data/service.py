@@ -37,12 +37,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..errors import DataServiceError
+
 ADDRESS = re.compile(r"^(?:grpc://)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})$")
 PROBE_SECONDS = 60.0
 
 
-class DataServiceError(ValueError):
-    """The tf.data service cannot be used as asked (bad address, unreachable, wrong options)."""
 
 
 def check(address: str, *, strategy: str = "default", cache=None, timeout: float = 5.0) -> str:
@@ -72,14 +72,14 @@ def check(address: str, *, strategy: str = "default", cache=None, timeout: float
 def _cached_sources(clips, sample_rate: int, cache, log):
     """(absolute ``.npy`` paths, byte offsets of their data, clip indices) of the clips the trainer's counting
     pass decoded into ``cache``; the clips it skipped (undecodable, silent, NaN) are left out, as locally."""
-    from .data.pipeline import AudioCache, _cache_key
+    from .pipeline import AudioCache, cache_key
 
     disk = AudioCache(cache)
     paths, offsets, indices = [], [], []
     for i, clip in enumerate(clips):
         if clip.name in log.skipped:
             continue
-        path = os.path.abspath(disk._path(_cache_key(clip, sample_rate), ".npy"))
+        path = os.path.abspath(disk._path(cache_key(clip, sample_rate), ".npy"))
         try:
             with open(path, "rb") as f:
                 version = np.lib.format.read_magic(f)
@@ -108,9 +108,8 @@ def training_epochs(clips, labels, *, service: str, sample_rate: int, window_sam
     the service (its number of workers)."""
     import tensorflow as tf
 
-    from .data.pipeline import (AUTOTUNE, SkipLog, _concatenate, _epoch_batches, _resolve_augment, epoch_seeds,
-                                one_hot_labels)
-    from .data.pipeline import training_epochs as local_epochs
+    from .pipeline import (AUTOTUNE, SkipLog, concatenate, epoch_batches, epoch_seeds, one_hot_labels, resolve_augment,
+                           training_epochs as local_epochs)
 
     log = log if log is not None else SkipLog()
     local, steps = local_epochs(clips, labels, sample_rate=sample_rate, window_samples=window_samples,
@@ -119,31 +118,14 @@ def training_epochs(clips, labels, *, service: str, sample_rate: int, window_sam
                                 cache=cache, log=log, drop_remainder=drop_remainder, hop_samples=hop_samples)
     if initial_epoch >= epochs:
         return local, steps  # nothing left to train: an empty stream and no job
-    window_fn, crop, batch_fn = _resolve_augment(augment, batch_augment, window_samples, sample_rate)
+    window_fn, crop, batch_fn = resolve_augment(augment, batch_augment, window_samples, sample_rate)
     targets = one_hot_labels(clips, labels)
-    paths, offsets, indices = _cached_sources(clips, sample_rate, cache, log)
+    clip_ds = _cached_clips(clips, sample_rate, window_samples, cache, log)
 
-    def read(path, offset, i):  # TF ops only: this runs on the workers
-        data = tf.io.read_file(path)
-        audio = tf.io.decode_raw(tf.strings.substr(data, offset, tf.strings.length(data) - offset), tf.float32)
-        return tf.pad(audio, [[0, tf.maximum(0, window_samples - tf.shape(audio)[0])]]), i  # pads as locally
-
-    clip_ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), tf.constant(offsets, tf.int32),
-                                                  tf.constant(indices, tf.int64)))
-    clip_ds = clip_ds.map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
-
-    def stream(s):  # the per-element seed pairs of pipeline._epoch_batches
+    def stream(s):  # the per-element seed pairs of pipeline.epoch_batches
         return tf.data.Dataset.random(seed=s, rerandomize_each_iteration=False).batch(2)
 
-    def finish(batch, window_seeds, batch_seed):  # after the shard: the work that is divided between workers
-        x, y = batch
-        if window_fn is not None:
-            spec = (tf.TensorSpec([window_samples], tf.float32), tf.TensorSpec(y.shape[1:], y.dtype))
-            x, y = tf.map_fn(lambda t: window_fn(*t), (x, y, window_seeds[:tf.shape(x)[0]]),
-                             fn_output_signature=spec)
-        if batch_fn is not None:
-            x, y = batch_fn(x, y, batch_seed)
-        return x, y
+    finish = _finisher(window_fn, batch_fn, window_samples)
 
     job = f"genrenet-{uuid.uuid4().hex[:12]}"  # unique: a shared job name would split one stream between readers
     workers = _probe(service, job)
@@ -156,7 +138,7 @@ def training_epochs(clips, labels, *, service: str, sample_rate: int, window_sam
     def epoch_ds(e):
         seeds = epoch_seeds(seed, e)
         # Window augmentation waits for finish(); the pass-through keeps crops longer than a window whole.
-        ds = _epoch_batches(clip_ds, targets, seeds, num_clips=len(clips), window_samples=window_samples,
+        ds = epoch_batches(clip_ds, targets, seeds, num_clips=len(clips), window_samples=window_samples,
                             batch_size=batch_size, crops_per_clip=crops_per_clip,
                             augment=(lambda x, y, s: (x, y)) if window_fn is not None else None, batch_augment=None,
                             crop=crop, hop_samples=hop_samples, drop_remainder=drop_remainder)
@@ -167,7 +149,42 @@ def training_epochs(clips, labels, *, service: str, sample_rate: int, window_sam
             tf.data.experimental.service.ShardingPolicy.HINT, service, job_name=f"{job}-epoch{e}",
             compression=None))  # float audio hardly compresses, and decompressing would cost the trainer CPU
 
-    return _concatenate([epoch_ds(e) for e in range(initial_epoch, epochs)]).prefetch(AUTOTUNE), steps
+    return concatenate([epoch_ds(e) for e in range(initial_epoch, epochs)]).prefetch(AUTOTUNE), steps
+
+
+def _cached_clips(clips, sample_rate: int, window_samples: int, cache, log):
+    """``(audio, clip index)`` read from the disk cache with TF ops only (this runs on the service's workers)."""
+    import tensorflow as tf
+
+    from .pipeline import AUTOTUNE
+
+    paths, offsets, indices = _cached_sources(clips, sample_rate, cache, log)
+
+    def read(path, offset, i):
+        data = tf.io.read_file(path)
+        audio = tf.io.decode_raw(tf.strings.substr(data, offset, tf.strings.length(data) - offset), tf.float32)
+        return tf.pad(audio, [[0, tf.maximum(0, window_samples - tf.shape(audio)[0])]]), i  # pads as locally
+
+    clip_ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), tf.constant(offsets, tf.int32),
+                                                  tf.constant(indices, tf.int64)))
+    return clip_ds.map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def _finisher(window_fn, batch_fn, window_samples: int):
+    """The work after the shard, divided between workers: window augmentation, then mixup."""
+    import tensorflow as tf
+
+    def finish(batch, window_seeds, batch_seed):
+        x, y = batch
+        if window_fn is not None:
+            spec = (tf.TensorSpec([window_samples], tf.float32), tf.TensorSpec(y.shape[1:], y.dtype))
+            x, y = tf.map_fn(lambda t: window_fn(*t), (x, y, window_seeds[:tf.shape(x)[0]]),
+                             fn_output_signature=spec)
+        if batch_fn is not None:
+            x, y = batch_fn(x, y, batch_seed)
+        return x, y
+
+    return finish
 
 
 def _probe(service: str, job: str) -> int:

@@ -1,6 +1,6 @@
 """``export``: a run → a SavedModel in TF Serving layout ``DIR/<name>/<version>/`` (core TF ops only).
 
-Signatures (DESIGN.md §5):
+Signatures:
 
 * ``serving_default``: ``waveform`` float32 [batch, samples] at the model's rate, of any length: the graph cuts
   every row into windows, runs the model on all of them and averages their probabilities per example.
@@ -28,16 +28,15 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from .features import core_ops_only
-from .graph_audio import decode_wav_batch
-from .runs import Run
+from ..errors import ExportError
+from ..keras_compat import attach_assets
+from ..nn.frontend import iter_layers
+from ..nn.wav import decode_wav_batch
+from ..run import Run
 
 TFLITE_FILE = "model.tflite"
-SIGNATURES = ("serving_default", "classify_wav")
 
 
-class ExportError(ValueError):
-    """The export cannot be written (existing version without --force, bad run, no TFLite conversion)."""
 
 
 def windowed_classifier(model, labels, window_samples: int, hop_samples: int | None = None):
@@ -94,7 +93,7 @@ def _unrolled(model):
             config["unroll"] = True
         return layer.__class__.from_config(config)
 
-    if not any(isinstance(l, (keras.layers.RNN, keras.layers.Bidirectional)) for l in model._flatten_layers()):
+    if not any(isinstance(l, (keras.layers.RNN, keras.layers.Bidirectional)) for l in iter_layers(model)):
         return model
     copy = keras.models.clone_model(model, clone_function=clone)
     copy.set_weights(model.get_weights())
@@ -132,26 +131,8 @@ def tflite_model(model, window_samples: int) -> bytes:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1, force: bool = False,
-           tflite: bool = False, verbose: int = 1) -> str:
-    """Write ``out/name/version/`` (SavedModel + ``assets/labels.txt`` + ``assets/genrenet.json``, and with
-    ``tflite`` also ``model.tflite``).
-
-    The version directory is written under a temporary name and renamed, so it is never half-written (a
-    failed TFLite conversion leaves nothing behind); an existing version is refused unless ``force``.
-    Returns the version directory.
-    """
-    with core_ops_only():  # TF Serving and TFLite need core ops: no XLA clusters in the front-end
-        return _export(run, out, name=name, version=version, force=force, tflite=tflite, verbose=verbose)
-
-
-def _export(run, out, *, name, version, force, tflite, verbose):
-    run = run if isinstance(run, Run) else Run(run)
-    target = os.path.join(out, name, str(int(version)))
-    if os.path.exists(target) and not force:
-        raise ExportError(f"{target} already exists; pass --force to replace it or choose another --version")
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    model = run.load_model()
+def export_meta(run: Run, name: str, version: int, tflite: bool) -> dict:
+    """``assets/genrenet.json``: what a client needs to call the export (labels, rate, window, signatures)."""
     window = run.window_samples
     meta = {"name": name, "version": int(version), "model": run.config.get("model"), "labels": run.labels,
             "sample_rate": run.sample_rate, "window_samples": window, "features": run.config["features"],
@@ -165,6 +146,26 @@ def _export(run, out, *, name, version, force, tflite, verbose):
         meta["tflite"] = {"file": TFLITE_FILE, "inputs": {"waveform": f"float32 [batch, {window}] (one window "
                                                                     "per row; batch resizable, default 1)"},
                           "outputs": {"probabilities": "float32 [batch, classes]"}, "ops": "TFLITE_BUILTINS"}
+    return meta
+
+
+def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1, force: bool = False,
+           tflite: bool = False, verbose: int = 1) -> str:
+    """Write ``out/name/version/`` (SavedModel + ``assets/labels.txt`` + ``assets/genrenet.json``, and with
+    ``tflite`` also ``model.tflite``).
+
+    The version directory is written under a temporary name and renamed, so it is never half-written (a
+    failed TFLite conversion leaves nothing behind); an existing version is refused unless ``force``.
+    Returns the version directory.
+    """
+    run = run if isinstance(run, Run) else Run(run)
+    target = os.path.join(out, name, str(int(version)))
+    if os.path.exists(target) and not force:
+        raise ExportError(f"{target} already exists; pass --force to replace it or choose another --version")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    model = run.load_model()
+    window = run.window_samples
+    meta = export_meta(run, name, version, tflite)
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=os.path.dirname(target))
     asset_dir = tempfile.mkdtemp(prefix="genrenet-assets-")
     try:
@@ -175,9 +176,7 @@ def _export(run, out, *, name, version, force, tflite, verbose):
             json.dump(meta, f, indent=2)
         archive = keras.export.ExportArchive()
         archive.track(model)
-        # ExportArchive saves its `_tf_trackable`; assets attached there are copied into `assets/`.
-        archive._tf_trackable.labels_txt = tf.saved_model.Asset(labels_path)
-        archive._tf_trackable.genrenet_json = tf.saved_model.Asset(os.path.join(asset_dir, "genrenet.json"))
+        attach_assets(archive, labels_txt=labels_path, genrenet_json=os.path.join(asset_dir, "genrenet.json"))
         archive.add_endpoint(
             "serving_default",
             windowed_classifier(model, run.labels, window),

@@ -1,23 +1,18 @@
 """Transfer learning: train a new head on a frozen pretrained backbone, then optionally fine-tune everything.
 
 With the backbone frozen, every epoch would run the same audio through the same backbone again. Instead the
-penultimate features of every window (non-overlapping, as musicnn was trained) are computed once, and the head (dropout → the
-``probabilities`` Dense, the same layer objects, so the full model is updated in place) trains on them:
-the same optimisation, an order of magnitude faster.
+penultimate features of every window (non-overlapping, as musicnn was trained) are computed once by genrenet's
+inference loop, and the head (dropout → the ``probabilities`` Dense, the same layer objects, so the full model
+is updated in place) trains on them: the same optimisation, an order of magnitude faster.
 """
 from __future__ import annotations
 
 import keras
 import numpy as np
 
-from .data import SkipLog, window_dataset
-from .evaluation import inference_function, worth_fusing
-
-
-def backbone_is_frozen(model: keras.Model) -> bool:
-    """True when only the ``probabilities`` layer (and weight-less layers) can train."""
-    trainable = [l.name for l in model.layers if l.trainable_weights]
-    return trainable == ["probabilities"]
+from ..data import SkipLog
+from ..infer.windows import model_forward, window_outputs
+from ..nn.blocks import penultimate_model
 
 
 def unfreeze(model: keras.Model):
@@ -29,15 +24,14 @@ def unfreeze(model: keras.Model):
 
 def _window_features(model, clips, labels, *, sample_rate, window_samples, batch_size, log):
     """Penultimate features and one-hot labels of every window of ``clips``."""
-    features_model = keras.Model(model.inputs, model.get_layer("probabilities").input)
+    features_model = penultimate_model(model)
     index = {name: i for i, name in enumerate(labels)}
-    ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size,
-                        log=log)
-    forward = inference_function(features_model, fused=worth_fusing(len(clips)))
     feats, targets = [], []
-    for windows, clip_index in ds:
-        feats.append(forward(windows).numpy())
-        targets += [index[clips[i].label] for i in clip_index.numpy()]
+    for outputs, clip_index in window_outputs(model_forward(features_model, len(clips)), clips,
+                                              sample_rate=sample_rate, window_samples=window_samples,
+                                              batch_size=batch_size, log=log, stream=False):
+        feats.append(outputs.astype(np.float32))
+        targets += [index[clips[i].label] for i in clip_index]
     if not feats:
         return np.zeros((0, features_model.output_shape[-1]), np.float32), np.zeros((0, len(labels)), np.float32)
     return np.concatenate(feats), np.eye(len(labels), dtype=np.float32)[targets]

@@ -25,10 +25,11 @@ import struct
 
 import numpy as np
 
+from ..errors import RequestError, ServingError
+
 WAV_SIGNATURE = "classify_wav"
 WAVEFORM_SIGNATURE = "serving_default"
 INPUT_NAMES = {WAV_SIGNATURE: "wav_bytes", WAVEFORM_SIGNATURE: "waveform"}
-INPUT_DTYPES = {WAV_SIGNATURE: "string", WAVEFORM_SIGNATURE: "float32"}
 
 
 def is_pcm16_wav(data: bytes) -> bool:
@@ -61,7 +62,7 @@ def wav_bytes(path_or_audio, sample_rate: int | None = None) -> bytes:
         audio, sample_rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     else:
         if sample_rate is None:
-            raise TypeError("wav_bytes(array) needs sample_rate")
+            raise RequestError("wav_bytes(array) needs sample_rate")
         audio = np.asarray(path_or_audio, np.float32)
     out = io.BytesIO()
     sf.write(out, np.clip(audio, -1.0, 1.0), int(sample_rate), subtype="PCM_16", format="WAV")
@@ -85,15 +86,15 @@ def make_rest_request(files, signature: str = WAV_SIGNATURE, *, sample_rate: int
             instances.append({INPUT_NAMES[signature]: value} if named else value)
     elif signature == WAVEFORM_SIGNATURE:
         if sample_rate is None:
-            raise TypeError("serving_default takes waveforms at the model's rate: pass sample_rate")
-        from .data import load_audio
+            raise RequestError("serving_default takes waveforms at the model's rate: pass sample_rate")
+        from ..data import load_audio
 
         audio = [load_audio(f, sample_rate) for f in files]
         width = max(len(a) for a in audio)
         rows = [np.pad(a, (0, width - len(a))).tolist() for a in audio]
         instances = [{INPUT_NAMES[signature]: r} for r in rows] if named else rows
     else:
-        raise KeyError(f"unknown signature {signature!r}; genrenet exports {sorted(INPUT_NAMES)}")
+        raise RequestError(f"unknown signature {signature!r}; genrenet exports {sorted(INPUT_NAMES)}")
     return {"signature_name": signature, "instances": instances}
 
 
@@ -107,7 +108,7 @@ def decode_rest_request(body: dict, input_specs: dict) -> dict:
     """
     instances = body.get("instances")
     if not isinstance(instances, list) or not instances:
-        raise ValueError("'instances' must be a non-empty list")
+        raise RequestError("'instances' must be a non-empty list")
     names = sorted(input_specs)
 
     def is_b64(v):
@@ -117,13 +118,13 @@ def decode_rest_request(body: dict, input_specs: dict) -> dict:
         dtype = input_specs[name].dtype
         if is_b64(v):
             if dtype.name != "string":
-                raise ValueError(f"{name}: a b64 value for a {dtype.name} input")
+                raise RequestError(f"{name}: a b64 value for a {dtype.name} input")
             return base64.b64decode(v["b64"], validate=True)
         if isinstance(v, dict):
-            raise ValueError(f"{name}: unexpected object {sorted(v)}")
+            raise RequestError(f"{name}: unexpected object {sorted(v)}")
         if dtype.name == "string":
             if not isinstance(v, str):
-                raise ValueError(f"{name}: expected a string or {{'b64': ...}}, got {type(v).__name__}")
+                raise RequestError(f"{name}: expected a string or {{'b64': ...}}, got {type(v).__name__}")
             return v.encode()
         return v
 
@@ -132,12 +133,12 @@ def decode_rest_request(body: dict, input_specs: dict) -> dict:
     for i, inst in enumerate(instances):
         if objects:
             if not isinstance(inst, dict) or is_b64(inst) or sorted(inst) != names:
-                raise ValueError(f"instance {i}: must only have keys {names}")
+                raise RequestError(f"instance {i}: must only have keys {names}")
             for n in names:
                 columns[n].append(value(inst[n], n))
         else:
             if len(names) != 1:
-                raise ValueError(f"instances are plain values but the signature takes {names}")
+                raise RequestError(f"instances are plain values but the signature takes {names}")
             columns[names[0]].append(value(inst, names[0]))
     out = {}
     for n in names:
@@ -147,7 +148,7 @@ def decode_rest_request(body: dict, input_specs: dict) -> dict:
         else:
             arr = np.asarray(columns[n], dtype=spec.dtype.as_numpy_dtype)
         if spec.shape.rank is not None and arr.ndim != spec.shape.rank:
-            raise ValueError(f"{n}: rank {arr.ndim} does not match the signature's {spec.shape}")
+            raise RequestError(f"{n}: rank {arr.ndim} does not match the signature's {spec.shape}")
         out[n] = arr
     return out
 
@@ -172,14 +173,14 @@ def parse_rest_response(response: dict, *, top_k: int = 3, labels=None) -> list[
     ``label``, ``label_id``, ``probabilities`` and ``top`` [[label, p], ...] (labels from the response's
     ``label`` output, or ``labels`` — e.g. ``assets/labels.txt`` — for names in ``top``)."""
     if "error" in response:
-        raise RuntimeError(f"TF Serving error: {response['error']}")
+        raise ServingError(f"TF Serving error: {response['error']}")
     if "predictions" in response:
         rows = response["predictions"]
     elif "outputs" in response:
         cols = response["outputs"]
         rows = [dict(zip(cols, values)) for values in zip(*cols.values())]
     else:
-        raise ValueError("not a TF Serving predict response (no 'predictions' or 'outputs')")
+        raise RequestError("not a TF Serving predict response (no 'predictions' or 'outputs')")
     results = []
     for row in rows:
         probs = np.asarray(row["probabilities"], np.float64)
@@ -210,5 +211,5 @@ def predict_rest(url: str, files, *, model: str = "genrenet", version: int | Non
         reply.raise_for_status()
         raise
     if reply.status_code != 200:
-        raise RuntimeError(f"TF Serving answered {reply.status_code}: {payload.get('error', payload)}")
+        raise ServingError(f"TF Serving answered {reply.status_code}: {payload.get('error', payload)}")
     return parse_rest_response(payload, top_k=top_k, labels=labels)

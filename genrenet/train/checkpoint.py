@@ -17,14 +17,16 @@ from typing import Optional
 import keras
 import numpy as np
 
-from .runs import atomic_path, write_json, write_text
+from ..errors import CheckpointError, TrainingError
+from ..run import RunWriter, atomic_path, is_run_dir, json_default, write_json
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
+# config.json keys that may differ when a run is resumed (everything else must match the started run).
+RESUMABLE_CHANGES = ("epochs", "command", "versions", "notes", "data_service")
+RUN_MARKERS = ("config.json", "labels.json", "history.csv", "metrics.json", CHECKPOINT_DIR)
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that does not belong to this model or cannot be read."""
 
 
 def load_state(run_dir: str) -> Optional[dict]:
@@ -58,15 +60,6 @@ def _assign(variables, arrays, what: str):
                               "hyper-parameters?)")
     for v, a in zip(variables, arrays):
         v.assign(a)
-
-
-def write_history_csv(path: str, history: list):
-    """``history.csv`` in Keras' CSVLogger layout (``epoch`` from 0, then the logged keys sorted)."""
-    keys = sorted({k for row in history for k in row if k != "epoch"})
-    lines = [",".join(["epoch"] + keys)]
-    for row in history:
-        lines.append(",".join([str(row["epoch"])] + [repr(row[k]) if k in row else "" for k in keys]))
-    write_text(path, "\n".join(lines) + "\n")
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -129,4 +122,40 @@ class EpochCheckpoint(keras.callbacks.Callback):
         for f in os.listdir(self.dir):  # older epochs' arrays are no longer referenced
             if f.endswith(".npz") and f not in (name, self._best_file):
                 os.remove(os.path.join(self.dir, f))
-        write_history_csv(os.path.join(self.run_dir, "history.csv"), self.history)
+        RunWriter(self.run_dir).history(self.history)
+
+
+def check_run_dir(out: str, resume: bool) -> Optional[dict]:
+    """Refuse to overwrite a finished run, or to restart an unfinished one without ``resume``; returns the
+    unfinished run's checkpoint state when resuming (None: nothing to resume yet)."""
+    if is_run_dir(out):
+        if resume:
+            raise TrainingError(f"{out}: the run is already finished, nothing to resume; choose another run directory "
+                                "for a new run (nothing was overwritten)")
+        raise TrainingError(f"{out}: already holds a finished run; choose another run directory (nothing was "
+                            "overwritten)")
+    started = any(os.path.exists(os.path.join(out, m)) for m in RUN_MARKERS)
+    if started and not resume:
+        raise TrainingError(f"{out}: holds an unfinished run; resume it to continue from its last completed epoch, "
+                            "or choose another run directory (nothing was overwritten)")
+    if not resume:
+        return None
+    try:
+        return load_state(out)
+    except CheckpointError as e:
+        raise TrainingError(str(e)) from None
+
+
+def check_same_config(out: str, config: dict):
+    """A resumed run must be the same run: same model, data, seed, batch size, ... (``epochs`` may grow)."""
+    path = os.path.join(out, "config.json")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        started = json.load(f)
+    now = json.loads(json.dumps(config, default=json_default))
+    diff = sorted(k for k in set(started) | set(now) if k not in RESUMABLE_CHANGES and started.get(k) != now.get(k))
+    if diff:
+        detail = ", ".join(f"{k}: {started.get(k)!r} -> {now.get(k)!r}" for k in diff[:4])
+        raise TrainingError(f"{out}: cannot resume with different settings ({detail}); resume with the settings "
+                            "the run started with")

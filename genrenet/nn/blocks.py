@@ -1,14 +1,13 @@
 """Blocks shared by several model families, named like the article's diagrams."""
 from __future__ import annotations
 
-import contextlib
-import contextvars
 from typing import Optional
 
 import keras
 from keras import layers
 
-from .features import FeatureConfig, LogMelSpectrogram
+from .augment import SpecAugment
+from .frontend import FeatureConfig, LogMelSpectrogram
 
 # Keras' default BatchNorm momentum (0.99) never lets the moving statistics catch up when a small dataset
 # gives ~10 steps per epoch (validation then stays near chance); 0.9 works at that size and at scale.
@@ -21,36 +20,18 @@ def waveform_input(features: FeatureConfig, window_seconds: float) -> keras.Kera
     return keras.Input(shape=(samples,), dtype="float32", name="waveform")
 
 
-# SpecAugment parameters for models built inside ``spec_augment_scope`` (``train`` uses it so that builders,
-# which call ``spectrogram_input(features, window_seconds)``, need no augmentation argument).
-_SPEC_AUGMENT = contextvars.ContextVar("genrenet_spec_augment", default=None)
-
-
-@contextlib.contextmanager
-def spec_augment_scope(params: Optional[dict]):
-    """Models built in this block get a ``spec_augment`` layer (training only) after their front-end."""
-    token = _SPEC_AUGMENT.set(dict(params) if params else None)
-    try:
-        yield
-    finally:
-        _SPEC_AUGMENT.reset(token)
-
-
 def spectrogram_input(features: FeatureConfig, window_seconds: float, spec_augment: Optional[dict] = None):
     """``waveform`` input → log-mel [batch, frames, bins], normalised per frequency bin.
 
     Returns ``(waveform, spectrogram)``; the normalisation is a BatchNorm over bins, so dB or log1p
     inputs of any offset reach the body centred and scaled. ``spec_augment`` (parameters of
-    :class:`genrenet.data.augment.SpecAugment`, default: those of an enclosing :func:`spec_augment_scope`)
-    adds time/frequency masking after the normalisation, active only in training.
+    :class:`~genrenet.nn.SpecAugment`; a builder passes on what :func:`genrenet.build_model` gave it) adds
+    time/frequency masking after the normalisation, active only in training.
     """
     waveform = waveform_input(features, window_seconds)
     x = LogMelSpectrogram(features, name="log_mel")(waveform)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="input_norm")(x)
-    spec_augment = spec_augment if spec_augment is not None else _SPEC_AUGMENT.get()
     if spec_augment:
-        from .data.augment import SpecAugment
-
         x = SpecAugment(**spec_augment, name="spec_augment")(x)
     return waveform, x
 
@@ -118,3 +99,11 @@ def global_pool_1d(x, name="global_pool"):
 def classifier(x, num_classes: int):
     """The softmax output every model ends with, named ``probabilities`` and kept in float32."""
     return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+
+
+def penultimate_model(model: keras.Model, layer: Optional[str] = None) -> keras.Model:
+    """``waveform`` → the features the classifier reads: the input of the ``probabilities`` layer, or the
+    output of ``layer`` when named (e.g. musicnn's ``penultimate``). Embeddings, linear probes and the cached
+    features of a frozen backbone all come from here."""
+    features = model.get_layer(layer).output if layer else model.get_layer("probabilities").input
+    return keras.Model(model.inputs, features, name=f"{model.name}_embedding")

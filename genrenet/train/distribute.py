@@ -6,17 +6,16 @@ scaled for you.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
 import tensorflow as tf
 
+from ..errors import StrategyError
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
-class StrategyError(ValueError):
-    """A distribution strategy that cannot be created here (no TPU, no TF_CONFIG, ...)."""
 
 
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:
@@ -64,37 +63,6 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
-
-
-
-@contextlib.contextmanager
-def keras_workarounds(model, strategy, example_batch):
-    """Work around two Keras 3.15 problems with tf.distribute, for the duration of ``fit``.
-
-    1. Under a strategy, ``fit``/``evaluate`` build the model (``_maybe_symbolic_build``) from the first batch of
-       the distributed iterator: it takes that batch and never gives it back (with ``steps_per_epoch`` every epoch
-       would be shifted by one batch and the run would end a batch short), and averages the ``(x, y)`` tuple
-       across replicas, which fails on uneven batches and under MultiWorkerMirroredStrategy ("Attempt to convert
-       a value (PerReplica...)"). We build from a zero batch of the right shapes instead.
-    2. Under MultiWorkerMirroredStrategy, ``reduce_per_replica`` averages the step's logs with ``axis=0``, which
-       fails on scalars ("Invalid reduction dimension 0 for input with 0 dimensions", tensorflow#72388). The
-       logs (already synchronised metric results) are given a leading axis of 1, which that mean removes again.
-    """
-    patched = {}
-    original_build = model._maybe_symbolic_build
-    patched["_maybe_symbolic_build"] = lambda iterator=None, data_batch=None: original_build(data_batch=example_batch)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        for name in ("train_step", "test_step"):
-            step = getattr(model, name)
-            patched[name] = (lambda step: lambda data: tf.nest.map_structure(lambda v: tf.reshape(v, [1]),
-                                                                             step(data)))(step)
-    for name, fn in patched.items():
-        setattr(model, name, fn)
-    try:
-        yield model
-    finally:
-        for name in patched:
-            delattr(model, name)
 
 
 def zero_batch(dataset: tf.data.Dataset, batch_size: int):

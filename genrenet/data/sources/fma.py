@@ -20,7 +20,8 @@ import os
 import sys
 from typing import Optional
 
-from .sources import SOURCES, Clip, ClipDataset, DatasetError, _finish, parse_options
+from ...errors import DatasetError
+from .base import Clip, ClipDataset, finish, parse_options
 
 SUBSETS = ("small", "medium", "large")
 _SPLITS = {"training": "train", "validation": "val", "test": "test"}
@@ -110,7 +111,5 @@ def fma_dataset(path: str, spec: Optional[str] = None, *, subset: Optional[str] 
     counts = {s: sum(c.split == s for c in clips) for s in ("train", "val", "test")}
     notes.append(f"FMA {subset}: official split train {counts['train']}, val {counts['val']}, test {counts['test']}"
                  + (f"; {no_genre} tracks without a top-level genre not used" if no_genre else ""))
-    return _finish(f"fma_{subset}", spec, clips, skipped, notes)
+    return finish(f"fma_{subset}", spec, clips, skipped, notes)
 
-
-SOURCES["fma"] = lambda p, spec: fma_dataset(p, spec)

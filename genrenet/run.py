@@ -12,12 +12,10 @@ import json
 import os
 import tempfile
 from functools import cached_property
+from typing import Optional
 
-from .features import FeatureConfig
-
-
-class RunError(ValueError):
-    """A run directory that is missing or incomplete."""
+from .errors import RunError
+from .nn.frontend import FeatureConfig
 
 
 @contextlib.contextmanager
@@ -46,10 +44,10 @@ def write_text(path, text: str):
 
 def write_json(path, obj):
     """Write ``obj`` as indented JSON, atomically."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
-def _json_default(o):
+def json_default(o):
     import numpy as np
 
     if isinstance(o, np.generic):
@@ -59,6 +57,54 @@ def _json_default(o):
     if isinstance(o, tuple):
         return list(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class RunWriter:
+    """The one writer of run directories (training, ensembles, tests, benchmarks).
+
+    Every file is written atomically; :meth:`finish` writes ``model.keras`` last, because its presence is what
+    marks a run finished (:func:`is_run_dir`), so a run interrupted at any point never looks complete.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def file(self, name) -> str:
+        """Path of ``name`` inside the run directory."""
+        return os.path.join(self.path, name)
+
+    def json(self, name: str, obj):
+        """Write ``name`` (e.g. ``config.json``, ``labels.json``, ``metrics.json``) as indented JSON."""
+        write_json(self.file(name), obj)
+
+    def text(self, name: str, text: str):
+        """Write ``name`` as UTF-8 text."""
+        write_text(self.file(name), text)
+
+    def history(self, rows: list):
+        """``history.csv`` in Keras' CSVLogger layout (``epoch`` from 0, then the logged keys sorted)."""
+        keys = sorted({k for row in rows for k in row if k != "epoch"})
+        lines = [",".join(["epoch"] + keys)]
+        for row in rows:
+            lines.append(",".join([str(row["epoch"])] + [repr(row[k]) if k in row else "" for k in keys]))
+        self.text("history.csv", "\n".join(lines) + "\n")
+
+    def finish(self, model) -> "Run":
+        """Save ``model`` as ``model.keras`` (last: the run is now finished) and return the :class:`Run`."""
+        with atomic_path(self.file("model.keras")) as tmp:
+            model.save(tmp)
+        return Run(self.path)
+
+
+def write_run(path, model, *, labels: list, config: dict, metrics: Optional[dict] = None) -> "Run":
+    """A complete run directory in one call: ``labels.json``, ``config.json``, ``metrics.json``, then
+    ``model.keras``. ``config`` needs at least ``model``, ``features`` and ``window_samples``."""
+    writer = RunWriter(path)
+    writer.json("labels.json", list(labels))
+    writer.json("config.json", config)
+    if metrics is not None:
+        writer.json("metrics.json", metrics)
+    return writer.finish(model)
 
 
 @dataclasses.dataclass
@@ -119,9 +165,8 @@ class Run:
         """The trained Keras model (custom genrenet layers registered first)."""
         import keras
 
-        from . import ensemble, registry  # noqa: F401  (registers the custom layers model.keras may hold)
+        from . import nn  # noqa: F401  (registers every genrenet layer a model.keras may hold)
 
-        registry.list_models()  # import every family so its custom layers deserialise
         return keras.saving.load_model(self.file("model.keras"), compile=False)
 
 

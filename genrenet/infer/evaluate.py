@@ -2,100 +2,16 @@
 confusion-matrix plot, written to ``RUN/eval-<dataset>-<split>/``."""
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import re
-import weakref
 from typing import Optional
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from .data import ClipDataset, DatasetError, SkipLog, load_dataset, window_dataset
-from .data.pipeline import streamed_window_batches
-from .features import fused_frontend
-from .runs import Run, atomic_path, write_json
-
-
-_FORWARD = weakref.WeakKeyDictionary()
-
-# Default audio per model call when classifying: 64 windows of 3 s. lstm predict is 14% faster at 64 windows than
-# at 32 (cnn 8%, crnn_attention 6%; benchmarks.predict, Dec 2026); models with long windows get fewer per call.
-BATCH_AUDIO_SECONDS = 192.0
-
-
-def default_batch_size(window_samples: int, sample_rate: int) -> int:
-    """Windows per model call when none is given: :data:`BATCH_AUDIO_SECONDS` of audio, 1 to 64 windows."""
-    return int(max(1, min(64, round(BATCH_AUDIO_SECONDS * sample_rate / window_samples))))
-
-
-# XLA compiles the fused front-end in ~0.5 s per batch shape, which it wins back only over many windows (~3 ms per
-# 30-s file for lstm, ~1 ms for cnn): jobs of fewer clips run the plain graph.
-FUSE_MIN_CLIPS = 100
-
-
-def worth_fusing(num_clips: int) -> bool:
-    """Whether a job over ``num_clips`` clips should run the fused front-end (:data:`FUSE_MIN_CLIPS`)."""
-    return num_clips >= FUSE_MIN_CLIPS
-
-
-def inference_function(model, fused: bool = True):
-    """``model(x, training=False)`` as one ``tf.function`` per model, reused across calls: evaluating the same
-    model many times (folds, epochs, many files) traces it once instead of warning about retracing. ``fused``
-    traces the front-end fused (:func:`~genrenet.features.fused_frontend`)."""
-    functions = _FORWARD.setdefault(model, {})
-    forward = functions.get(fused)
-    if forward is None:
-        ref = weakref.ref(model)  # the cache must not keep the model alive
-
-        def forward(x):
-            with fused_frontend() if fused else contextlib.nullcontext():
-                return ref()(x, training=False)
-
-        forward = functions[fused] = tf.function(forward, reduce_retracing=True)
-    return forward
-
-
-def predict_clips(model, clips, *, sample_rate: int, window_samples: int, hop_samples: Optional[int] = None,
-                  batch_size: int = 32, log: Optional[SkipLog] = None, verbose: int = 1, stream: bool = False):
-    """Window probabilities aggregated per clip: returns (mean_probs [N, C], votes [N, C], windows [N]).
-
-    Streams windows, so memory does not grow with the number of clips. Each clip is decoded whole (in parallel
-    in tf.data), unless ``stream``: then files are decoded block by block and memory does not grow with a
-    file's length either (``predict`` uses it). A clip that failed to decode has zero windows (its row is NaN
-    in mean_probs). :data:`FUSE_MIN_CLIPS` or more clips run with the fused front-end.
-    """
-    num_classes = int(model.output_shape[-1])
-    log = log if log is not None else SkipLog()
-    sums = np.zeros((len(clips), num_classes), np.float64)
-    votes = np.zeros((len(clips), num_classes), np.int64)
-    counts = np.zeros(len(clips), np.int64)
-    if stream:
-        ds = streamed_window_batches(clips, sample_rate=sample_rate, window_samples=window_samples,
-                                     hop_samples=hop_samples, batch_size=batch_size, log=log)
-    else:
-        ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, hop_samples=hop_samples,
-                            batch_size=batch_size, log=log)
-    forward = inference_function(model, fused=worth_fusing(len(clips)))
-    bar = keras.utils.Progbar(len(clips), unit_name="clip", verbose=verbose) if verbose else None
-    for windows, index in ds:
-        probs = forward(tf.convert_to_tensor(windows)).numpy().astype(np.float64)
-        index = np.asarray(index)
-        np.add.at(sums, index, probs)
-        np.add.at(votes, (index, probs.argmax(1)), 1)
-        np.add.at(counts, index, 1)
-        if bar is not None:
-            bar.update(int(index.max()) + 1)
-    if stream:  # a clip found unusable part-way may have had windows: drop them
-        bad = [i for i, c in enumerate(clips) if c.name in log.skipped]
-        sums[bad], votes[bad], counts[bad] = 0, 0, 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = sums / counts[:, None]
-    if bar is not None:
-        bar.update(len(clips), finalize=True)
-    return mean, votes, counts
+from ..data import ClipDataset, DatasetError, SkipLog, load_dataset
+from ..run import Run, atomic_path, write_json
+from .windows import default_batch_size, predict_clips
 
 
 def clip_metrics(y_true, y_pred, labels, window_correct: int, window_total: int) -> dict:

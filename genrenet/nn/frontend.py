@@ -10,13 +10,14 @@ import contextlib
 import dataclasses
 import functools
 import math
-import threading
 import weakref
 from typing import Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from ..errors import ConfigError
 
 MEL_SCALES = ("slaney", "htk", "linear")
 COMPRESSIONS = ("db", "log1p", "none")
@@ -48,15 +49,15 @@ class FeatureConfig:
 
     def __post_init__(self):
         if self.mel_scale not in MEL_SCALES:
-            raise ValueError(f"mel_scale must be one of {MEL_SCALES}, got {self.mel_scale!r}")
+            raise ConfigError(f"mel_scale must be one of {MEL_SCALES}, got {self.mel_scale!r}")
         if self.compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {COMPRESSIONS}, got {self.compression!r}")
+            raise ConfigError(f"compression must be one of {COMPRESSIONS}, got {self.compression!r}")
         if self.mel_norm not in (None, "slaney"):
-            raise ValueError(f"mel_norm must be 'slaney' or None, got {self.mel_norm!r}")
+            raise ConfigError(f"mel_norm must be 'slaney' or None, got {self.mel_norm!r}")
         if self.hop_length <= 0 or self.n_fft <= 0 or self.sample_rate <= 0:
-            raise ValueError("sample_rate, n_fft and hop_length must be positive")
+            raise ConfigError("sample_rate, n_fft and hop_length must be positive")
         if self.fmax is not None and self.fmax > self.sample_rate / 2:
-            raise ValueError(f"fmax {self.fmax} is above the Nyquist frequency {self.sample_rate / 2}")
+            raise ConfigError(f"fmax {self.fmax} is above the Nyquist frequency {self.sample_rate / 2}")
 
     @property
     def num_bins(self) -> int:
@@ -79,12 +80,8 @@ class FeatureConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:
-            raise ValueError(f"unknown FeatureConfig fields: {sorted(unknown)}")
+            raise ConfigError(f"unknown FeatureConfig fields: {sorted(unknown)}")
         return cls(**d)
-
-    def replace(self, **changes) -> "FeatureConfig":
-        """A copy with ``changes`` applied (validated again)."""
-        return dataclasses.replace(self, **changes)
 
 
 @functools.lru_cache(maxsize=16)
@@ -143,48 +140,35 @@ def mel_bands(filterbank: np.ndarray, group_cost: int = 2048) -> list[tuple[int,
     return groups[::-1]
 
 
-_FUSION = {"depth": 0, "blocked": 0, "lock": threading.Lock()}
-
-
 @contextlib.contextmanager
-def _count(key):
-    with _FUSION["lock"]:
-        _FUSION[key] += 1
-    try:
-        yield
-    finally:
-        with _FUSION["lock"]:
-            _FUSION[key] -= 1
-
-
-@contextlib.contextmanager
-def fused_frontend():
-    """While active, :class:`LogMelSpectrogram` layers traced in graph mode compile their element-wise steps with
-    XLA, leaving the RFFT and the model body to TensorFlow's own kernels.
+def fused_frontend(model: keras.Model):
+    """While active, the :class:`LogMelSpectrogram` layers of ``model`` that are traced in graph mode compile
+    their element-wise steps with XLA, leaving the RFFT and the model body to TensorFlow's own kernels.
 
     In graph mode every step (framing, window, re/im, squares, mel slices, dB) is a separate pass over
     tensors of up to 10 MB per clip; fused, the front-end is ~1.3x as fast and an ``lstm`` forward pass ~25%
     faster on a 2-core CPU (``benchmarks.frontend``), with the same numbers to ~3e-6 dB. genrenet's inference
     on 100+ clips (``evaluate``, ``predict``, frozen-backbone features: XLA's ~0.5 s compile needs many windows
     to pay off) traces inside this block; training does not (steps changed by -4% to +12%, within noise, so it
-    keeps plain ops). It is off by default and overridden while exporting (:func:`core_ops_only`): a SavedModel
-    or TFLite file has core TF ops only (TF Serving runs XLA clusters only behind an experimental flag).
-    Process-wide, not per thread: tf.distribute replicas see it.
+    keeps plain ops), and neither does export: a SavedModel or TFLite file has core TF ops only (TF Serving runs
+    XLA clusters only behind an experimental flag). The choice is the caller's, for one model at a time.
     """
-    with _count("depth"):
+    frontends = [layer for layer in iter_layers(model) if isinstance(layer, LogMelSpectrogram)]
+    previous = [layer.fused for layer in frontends]
+    for layer in frontends:
+        layer.fused = True
+    try:
         yield
+    finally:
+        for layer, was in zip(frontends, previous):
+            layer.fused = was
 
 
-@contextlib.contextmanager
-def core_ops_only():
-    """Overrides :func:`fused_frontend` (export traces inside it): layers traced now use core TF ops only."""
-    with _count("blocked"):
-        yield
-
-
-def fusion_enabled() -> bool:
-    """Whether layers traced now are fused (read when a layer is traced)."""
-    return _FUSION["depth"] > 0 and not _FUSION["blocked"]
+def iter_layers(layer):
+    """``layer`` and every layer nested in it (the members of an ensemble, the layers of a sub-model)."""
+    yield layer
+    for child in getattr(layer, "layers", ()):
+        yield from iter_layers(child)
 
 
 _FUSED = weakref.WeakKeyDictionary()  # layer -> (frames, tail) XLA functions; not attributes, so never saved
@@ -201,8 +185,9 @@ class LogMelSpectrogram(keras.layers.Layer):
     (trimming fewer costs a copy of the spectrum and saves less), and the mel projection is a few
     small matmuls over the filterbank's non-zero band (see :func:`mel_bands`) instead of one dense
     [bins, mels] product that is 98.5% zeros. Every op is core TF (frame, rfft, real/imag, slice, matmul),
-    so the layer exports to SavedModel and converts to TFLite builtins. Inside :func:`fused_frontend` the steps
-    before and after the RFFT are XLA-compiled instead (same numbers, faster in graph mode).
+    so the layer exports to SavedModel and converts to TFLite builtins. With ``fused`` set (by
+    :func:`fused_frontend`, never saved) the steps before and after the RFFT are XLA-compiled instead (same
+    numbers, faster in graph mode).
     """
 
     def __init__(self, config: FeatureConfig | dict | None = None, **kwargs):
@@ -211,6 +196,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         if isinstance(config, dict):
             config = FeatureConfig.from_dict(config)
         self.config = config or FeatureConfig()
+        self.fused = False
         c = self.config
         self._window = tf.constant(np.hanning(c.n_fft + 1)[:-1].astype(np.float32))  # periodic Hann
         n_bins = c.n_fft // 2 + 1
@@ -228,7 +214,7 @@ class LogMelSpectrogram(keras.layers.Layer):
             self._bands = [(lo - b_lo, hi - b_lo, tf.constant(fb[lo:hi, m0:m1])) for lo, hi, m0, m1 in groups]
 
     def call(self, waveform):
-        frames, tail = self._fused() if fusion_enabled() else (self.windowed_frames, self._tail)
+        frames, tail = self._fused() if self.fused else (self.windowed_frames, self._tail)
         return tail(tf.signal.rfft(frames(waveform), fft_length=[self.config.n_fft]))
 
     def _fused(self):

@@ -1,0 +1,104 @@
+"""GTZAN (Tzanetakis & Cook 2002): ``gtzan:PATH``, with Kereliuk et al.'s fault-filtered split and Sturm's
+artist index, so that held-out parts can be artist-disjoint."""
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+from typing import Optional
+
+from ...errors import DatasetError
+from .base import SPLITS, Clip, ClipDataset, apply_options, check_dir, empty_class_notes, finish, parse_options, scan
+
+GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+GTZAN_NAME = re.compile(r"^([a-z]+)\.(\d{5})\.(wav|au)$")
+
+
+def gtzan_split() -> dict:
+    """``{"blues/blues.00012": "test", ...}`` from Kereliuk et al. 2015's fault-filtered split."""
+    out = {}
+    for split, fname in (("train", "train"), ("val", "valid"), ("test", "test")):
+        text = resources.files("genrenet.data.gtzan").joinpath(f"kereliuk2015_{fname}_filtered.txt").read_text()
+        for line in text.split():
+            out[os.path.splitext(line.strip())[0]] = split
+    return out
+
+
+def gtzan_artists() -> dict:
+    """``{"blues.00000": "John Lee Hooker", ...}`` from Sturm's 2012 index (missing artists are absent)."""
+    out = {}
+    text = resources.files("genrenet.data.gtzan").joinpath("sturm2012_GTZANindex.txt").read_text(errors="replace")
+    for line in text.splitlines():
+        if line.startswith("#") or ":::" not in line:
+            continue
+        parts = [p.strip() for p in line.split(":::")]
+        if len(parts) >= 2 and parts[1]:
+            out[os.path.splitext(parts[0])[0]] = parts[1]
+    return out
+
+
+def gtzan_dataset(path: str, spec: Optional[str] = None, *, split: str = "filtered") -> ClipDataset:
+    """GTZAN layout ``PATH/<genre>/<genre>.NNNNN.{wav,au}`` (or ``PATH/genres/...``).
+
+    ``split="filtered"``: Kereliuk et al.'s fault-filtered train/val/test (files outside it are dropped);
+    ``split="none"``: all files, no predefined split. Groups are artists (Sturm's index) so that held-out
+    parts can be artist-disjoint; files with an unknown artist form their own group.
+    """
+    spec = spec or f"gtzan:{path}"
+    check_dir(path, spec)
+    if os.path.isdir(os.path.join(path, "genres")) and not os.path.isdir(os.path.join(path, "blues")):
+        path = os.path.join(path, "genres")
+    splits, artists = gtzan_split(), gtzan_artists()
+    candidates, dropped = [], 0
+    for genre in sorted(os.listdir(path)):
+        sub = os.path.join(path, genre)
+        if not os.path.isdir(sub):
+            continue
+        for f in sorted(os.listdir(sub)):
+            m = GTZAN_NAME.match(f)
+            if not m:
+                continue
+            stem = f"{m.group(1)}.{m.group(2)}"
+            key = f"{genre}/{stem}"
+            clip_split = splits.get(key) if split == "filtered" else None
+            if split == "filtered" and clip_split is None:
+                dropped += 1
+                continue
+            group = f"{genre}:{artists[stem]}" if stem in artists else key
+            candidates.append(Clip(id=key, label=genre, path=os.path.join(sub, f), split=clip_split, group=group))
+    clips, skipped = scan(candidates)
+    notes = empty_class_notes(candidates, clips)
+    if split == "filtered":
+        found = {s: sum(c.split == s for c in clips) for s in SPLITS}
+        expected = {"train": 443, "val": 197, "test": 290}
+        notes.append("fault-filtered split (Kereliuk et al. 2015): found "
+                     + ", ".join(f"{s} {found[s]}/{expected[s]}" for s in SPLITS)
+                     + (f"; {dropped} files outside the split not used" if dropped else ""))
+    return finish(os.path.basename(os.path.normpath(path)), spec, clips, skipped, notes)
+
+
+
+def gtzan_source(path: str, spec: str) -> ClipDataset:
+    """``gtzan:PATH[?split=filtered|none][&folds=K&fold=I&seed=S]``: with folds, every file is used."""
+    path, opts = parse_options(path)
+    kfold_asked = "folds" in opts or "fold" in opts
+    split = opts.get("split", "none" if kfold_asked else "filtered")
+    if split not in ("filtered", "none"):
+        raise DatasetError(f"{spec}: split must be filtered or none")
+    return apply_options(gtzan_dataset(path, spec, split=split), opts)
+
+
+
+
+def looks_like_gtzan(path: str) -> bool:
+    if os.path.isdir(os.path.join(path, "genres")):
+        path = os.path.join(path, "genres")
+    try:
+        subdirs = [d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d))]
+    except OSError:
+        return False
+    return bool(subdirs) and set(subdirs) <= set(GTZAN_GENRES) and any(
+        GTZAN_NAME.match(f) for d in subdirs for f in os.listdir(os.path.join(path, d))
+    )
+
+

@@ -1,0 +1,94 @@
+"""Every error genrenet raises on purpose derives from :class:`GenrenetError`.
+
+The command line prints these (and file-system errors) as one line and exits with code 2; anything else is a
+bug and keeps its traceback. Each class also derives from the built-in error it refines (``ValueError`` for bad
+input), so ``except ValueError`` keeps working for callers that used it.
+"""
+
+
+class GenrenetError(Exception):
+    """Base of every error raised on purpose: bad input, arguments or files, with a message saying which."""
+
+
+class AudioError(GenrenetError, ValueError):
+    """A file that cannot be used as audio; the message names the file and the problem."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class AugmentError(GenrenetError, ValueError):
+    """An unknown augmentation name or parameter."""
+
+
+class DatasetError(GenrenetError, ValueError):
+    """A dataset spec that cannot be used (missing path, no usable files, bad columns)."""
+
+
+class DownloadError(GenrenetError, RuntimeError):
+    """A download that failed, or whose checksum does not match."""
+
+
+class RunError(GenrenetError, ValueError):
+    """A run directory that is missing or incomplete."""
+
+
+class TrainingError(GenrenetError, ValueError):
+    """Training cannot start (bad settings, an existing run, unusable data)."""
+
+
+class CheckpointError(GenrenetError, ValueError):
+    """A checkpoint that cannot be resumed."""
+
+
+class StrategyError(GenrenetError, ValueError):
+    """A tf.distribute strategy that cannot be set up here."""
+
+
+class DataServiceError(GenrenetError, ValueError):
+    """A tf.data service address that cannot be used."""
+
+
+class EnsembleError(GenrenetError, ValueError):
+    """Members that cannot be combined (different labels or sample rates, bad weights)."""
+
+
+class ExportError(GenrenetError, ValueError):
+    """An export that cannot be written (an existing version, a bad run, no TFLite conversion)."""
+
+
+class UnknownModelError(GenrenetError, KeyError):
+    """A model name that is not registered; the message lists the known names."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class RegistryError(GenrenetError, ValueError):
+    """A model registered twice, or a model module that fails to import."""
+
+
+class ModelArgumentError(GenrenetError, TypeError):
+    """A hyper-parameter a model's builder does not take; the message lists the ones it does."""
+
+
+class ConfigError(GenrenetError, ValueError):
+    """A setting out of its range: a front-end, a model's hyper-parameter, pretrained weights that do not fit."""
+
+
+class MissingDependencyError(GenrenetError, ImportError):
+    """An optional package a feature needs is not installed; the message says how to install it."""
+
+
+class RequestError(GenrenetError, ValueError):
+    """A TF Serving request or response that does not fit the serving signatures."""
+
+
+class ServingError(GenrenetError, RuntimeError):
+    """A model server answered with an error."""
+
+
+class UsageError(GenrenetError, ValueError):
+    """A command-line argument that cannot be read."""

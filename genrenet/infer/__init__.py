@@ -1,0 +1,1 @@
+"""Inference: one windowing loop under evaluate, predict, embed and the frozen-backbone features; ensembles."""

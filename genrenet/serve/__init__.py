@@ -1,0 +1,1 @@
+"""Serving: SavedModel and TFLite export, and a client for TF Serving's REST API."""

@@ -1,0 +1,1 @@
+"""Training: the settings (``TrainConfig``), the trainer, transfer learning, checkpoints and distribution."""

@@ -1,0 +1,386 @@
+"""``train``: a model name, a dataset and a :class:`TrainConfig` → a run directory with the best model.
+
+The trainer is a few short steps: check the settings and the run directory, prepare the data (splits), build
+the model, fit, fine-tune (optional), finish (validation metrics, ``history.csv``, ``metrics.json``, and
+``model.keras`` last). Every phase gets its batches from the same pipeline code.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import functools
+import os
+import platform
+import shutil
+import sys
+import warnings
+from importlib.metadata import version as package_version
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .. import registry
+from ..data import ClipDataset, SkipLog, load_dataset, validation_dataset
+from ..data.augment import Augment
+from ..data.pipeline import training_epochs
+from ..data.service import check as check_data_service, training_epochs as service_epochs
+from ..errors import ConfigError, DataServiceError, DatasetError, StrategyError, TrainingError
+from ..infer.evaluate import evaluate_clips
+from ..keras_compat import keras_workarounds, op_determinism
+from ..registry import ModelSpec
+from ..run import Run, RunWriter
+from . import transfer
+from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state
+from .config import TrainConfig
+from .distribute import is_chief, make_strategy, shard_by_data, sync_non_trainable_callback, zero_batch
+from .splits import resolve_splits
+
+# Our datasets end when the epoch's crops run out (their length is only known after decoding); Keras warns.
+warnings.filterwarnings("ignore", message="Your input ran out of data")
+warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed, but will be ignored")
+
+
+def cosine_learning_rate(learning_rate: float, epochs: int):
+    """Epoch → learning rate, decaying from ``learning_rate`` to ~0 over ``epochs`` (half a cosine). A pure
+    function of the epoch, so a resumed run gets the same rates as an uninterrupted one."""
+    return lambda epoch, lr=None: float(learning_rate * 0.5 * (1.0 + np.cos(np.pi * epoch / max(1, epochs))))
+
+
+@dataclasses.dataclass
+class _Session:
+    """What every step of one training run needs: the model's spec, the resolved settings, where it writes."""
+
+    spec: ModelSpec
+    cfg: TrainConfig
+    out: str
+    dist: tf.distribute.Strategy
+    chief: bool
+    state: Optional[dict]
+    resume: bool
+    verbose: int
+    log: SkipLog = dataclasses.field(default_factory=SkipLog)
+
+    @property
+    def writer(self) -> RunWriter:
+        return RunWriter(self.out)
+
+    @property
+    def global_batch(self) -> int:
+        return self.cfg.batch_size * self.dist.num_replicas_in_sync
+
+    def say(self, text: str):
+        if self.verbose:
+            print(text, flush=True)
+
+
+@dataclasses.dataclass
+class _Data:
+    """The dataset and its training and validation clips."""
+
+    dataset: ClipDataset
+    train_clips: list
+    val_clips: list
+    notes: list
+
+    @property
+    def labels(self) -> list:
+        return self.dataset.labels
+
+
+def train(model: str, data="synthetic", out: Optional[str] = None, *, config: Optional[TrainConfig] = None,
+          resume: bool = False, verbose: int = 1, **fields) -> Optional[Run]:
+    """Train ``model`` (a registered name) on ``data`` (a spec or a :class:`~genrenet.data.ClipDataset`) into
+    ``out`` (default ``runs/<model>-<time>``). Returns the :class:`~genrenet.run.Run` (``None`` on the
+    non-chief workers of a multi-worker run).
+
+    The settings are a :class:`TrainConfig` (``config``), overridden by keyword ``fields``:
+    ``train("cnn", data, epochs=30, seed=0)``. Their defaults are what was measured best on real music: from
+    scratch 60 epochs, a cosine-decayed learning rate and mixup; for the head of a frozen pretrained backbone
+    (``pretrained="msd"``) 30 epochs at a constant rate, trained on cached backbone features. Early stopping
+    keeps the best epoch's weights. ``config.json`` records every resolved setting, so ``genrenet train
+    --config RUN/config.json`` trains the same run again.
+
+    Every epoch end leaves a checkpoint in ``out/checkpoint``: ``resume=True`` continues an interrupted run from
+    its last completed epoch with the same results as an uninterrupted one.
+    """
+    cfg = (config or TrainConfig()).replace(**fields).check()
+    spec = registry.get_spec(model)
+    if cfg.pretrained and cfg.pretrained not in spec.pretrained:
+        raise TrainingError(f"{model} has no pretrained weights {cfg.pretrained!r}"
+                            f" (available: {', '.join(spec.pretrained) or 'none'})")
+    if cfg.head_only and resume:
+        raise TrainingError("a frozen pretrained backbone trains its head on cached features in seconds to "
+                            "minutes: resume is not supported there")
+    cfg = cfg.resolved()
+    try:
+        if cfg.data_service:
+            cfg.data_service = check_data_service(cfg.data_service, strategy=cfg.strategy, cache=cfg.cache)
+        dist = make_strategy(cfg.strategy)  # first: multi-worker collectives must be set up before any TF op
+    except (DataServiceError, StrategyError) as e:
+        raise TrainingError(str(e)) from None
+    chief = is_chief(dist)
+    out = out or os.path.join("runs", f"{model}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    # Only the chief checks the run dir: the others may start after it has begun writing there.
+    state = check_run_dir(out, resume) if chief else (load_state(out) if resume else None)
+    session = _Session(spec, cfg, out, dist, chief, state, resume, verbose if chief else 0)
+    with _reproducibility(cfg.seed, cfg.deterministic):
+        return _run(session, data)
+
+
+def _run(s: _Session, data) -> Optional[Run]:
+    """The steps of one run, in order."""
+    d = _prepare(s, data)
+    net = _build(s, d)
+    config = _run_config(s, d, net)
+    if s.chief:
+        if s.resume:
+            check_same_config(s.out, config)
+        s.writer.json("labels.json", d.labels)
+        s.writer.json("config.json", config)
+    checkpoint = _fit(s, d, net)
+    if s.cfg.fine_tune_epochs:
+        checkpoint = _fine_tune(s, d, net, checkpoint)
+    for line in s.log.summary():
+        s.say(line)
+    return _finish(s, d, net, checkpoint.history) if s.chief else None
+
+
+def _prepare(s: _Session, data) -> _Data:
+    """Load the dataset, make the splits, say what will happen."""
+    dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
+    s.log = SkipLog(dataset.skipped)
+    train_clips, val_clips, notes = resolve_splits(dataset, s.cfg.val_fraction, s.cfg.seed)
+    notes = dataset.notes + notes
+    if s.cfg.data_service:
+        notes.append("data_service: each epoch has the batches it would have locally, in the order the service's "
+                     "workers make them (with several workers: not bit-identical, resuming not exact)")
+    s.say(dataset.summary())
+    for n in notes:
+        s.say(f"note: {n}")
+    return _Data(dataset, train_clips, val_clips, notes)
+
+
+def _build(s: _Session, d: _Data) -> keras.Model:
+    """The compiled model (under the strategy and precision policy), its optimizer built for checkpoints."""
+    cfg = s.cfg
+    aug = Augment.resolve(cfg.augment)
+    spec_augment = dict(aug.spec_augment, seed=cfg.seed) if aug.spec_augment else None
+    kwargs = dict(cfg.model_kwargs)
+    if cfg.pretrained:
+        kwargs.update(pretrained=cfg.pretrained, freeze_backbone=cfg.freeze_backbone)
+    with s.dist.scope(), _precision_policy(cfg.mixed_precision):
+        try:
+            net = registry.build_model(s.spec.name, num_classes=len(d.labels), window_seconds=cfg.window_seconds,
+                                       spec_augment=spec_augment, **kwargs)
+        except ConfigError as e:
+            raise TrainingError(str(e)) from None
+        _compile(net, cfg.learning_rate)
+    replicas = s.dist.num_replicas_in_sync
+    s.say(f"training {s.spec.name} ({net.count_params():,} parameters) on {len(d.train_clips)} clips, "
+          f"validating on {len(d.val_clips)} clips; run dir {s.out}")
+    if replicas > 1 or cfg.strategy != "default":
+        s.say(f"strategy {cfg.strategy}: {replicas} replicas, batch {cfg.batch_size} per replica, "
+              f"global batch {s.global_batch}")
+    return net
+
+
+def _compile(net: keras.Model, learning_rate: float):
+    """Adam on categorical cross-entropy; the optimizer's state is built now, as it is part of a checkpoint."""
+    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy", metrics=["accuracy"])
+    net.optimizer.build(net.trainable_variables)
+
+
+def _run_config(s: _Session, d: _Data, net: keras.Model) -> dict:
+    """``config.json``: the resolved settings, the model's resolved hyper-parameters, data, versions."""
+    cfg = s.cfg
+    hyper = {**s.spec.defaults(), **cfg.model_kwargs}
+    if cfg.pretrained:
+        hyper.update(pretrained=cfg.pretrained, freeze_backbone=cfg.freeze_backbone)
+    return {
+        "model": s.spec.name, **cfg.to_dict(), "hyperparameters": hyper, "data": d.dataset.spec,
+        "features": s.spec.features.to_dict(), "window_seconds": cfg.window_seconds or s.spec.window_seconds,
+        "window_samples": int(net.input_shape[-1]), "num_classes": len(d.labels),
+        "train_clips": len(d.train_clips), "val_clips": len(d.val_clips), "notes": d.notes,
+        "replicas": s.dist.num_replicas_in_sync, "global_batch_size": s.global_batch,
+        "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("genrenet") else None,
+        "versions": _versions(),
+    }
+
+
+def _training_batches(s: _Session, d: _Data, window_samples: int, initial_epoch: int, epochs: int):
+    """``(dataset, steps_per_epoch)`` of epochs ``initial_epoch .. epochs-1``: local, or from the tf.data
+    service; sharded by data under a multi-replica strategy. Every phase of training gets its batches here."""
+    cfg = s.cfg
+    if cfg.data_service:
+        make = functools.partial(service_epochs, service=cfg.data_service, say=s.say)
+    else:
+        make = training_epochs
+    try:
+        ds, steps = make(d.train_clips, d.labels, sample_rate=s.spec.features.sample_rate,
+                         window_samples=window_samples, batch_size=s.global_batch, seed=cfg.seed,
+                         initial_epoch=initial_epoch, epochs=epochs, crops_per_clip=cfg.crops_per_clip, log=s.log,
+                         drop_remainder=cfg.strategy != "default", augment=Augment.resolve(cfg.augment),
+                         cache=cfg.cache)
+    except DatasetError as e:
+        raise TrainingError(f"{e}{_skip_note(s)}") from None
+    return (shard_by_data(ds) if cfg.strategy != "default" else ds), steps
+
+
+def _validation_batches(s: _Session, d: _Data, window_samples: int):
+    """Every window of the validation clips, batched (None without validation clips)."""
+    if not d.val_clips:
+        return None
+    ds = validation_dataset(d.val_clips, d.labels, sample_rate=s.spec.features.sample_rate,
+                            window_samples=window_samples, batch_size=s.global_batch, log=s.log, cache=s.cfg.cache)
+    return shard_by_data(ds) if s.cfg.strategy != "default" else ds
+
+
+def _save_skips(s: _Session) -> str:
+    """Write ``skipped.tsv`` (the chief) when anything was skipped or padded; returns its path, or ''."""
+    rows = s.log.to_rows()
+    if not rows:
+        return ""
+    if s.chief:
+        s.writer.text("skipped.tsv", "file\treason\n" + "".join(f"{n}\t{r}\n" for n, r in rows))
+    return s.writer.file("skipped.tsv")
+
+
+def _skip_note(s: _Session) -> str:
+    """Say what was skipped and write ``skipped.tsv``; returns a note for an error message, or ''."""
+    for line in s.log.summary():
+        s.say(line)
+    path = _save_skips(s)
+    return f" ({len(s.log.skipped)} skipped in total; reasons in {path})" if path else ""
+
+
+def _callbacks(s: _Session, net, *, monitor: str, steps: int, epochs: int, learning_rate: float, state=None,
+               schedule: Optional[str] = None):
+    """Early stopping, the epoch checkpoint, the learning-rate schedule, skip reports, replica sync."""
+    early_stopping = keras.callbacks.EarlyStopping(monitor=monitor, patience=s.cfg.patience,
+                                                   restore_best_weights=True)
+    checkpoint = EpochCheckpoint(s.out, early_stopping, state=state, write=s.chief, extra={"steps_per_epoch": steps})
+    callbacks = [early_stopping, checkpoint]
+    if schedule == "cosine":
+        callbacks.insert(0, keras.callbacks.LearningRateScheduler(cosine_learning_rate(learning_rate, epochs)))
+    if isinstance(s.dist, tf.distribute.MultiWorkerMirroredStrategy):
+        callbacks.insert(0, sync_non_trainable_callback(s.dist, steps))
+    if s.chief:
+        callbacks.append(_SkipReport(s))
+    return callbacks, checkpoint
+
+
+def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
+    """The main phase: the whole model, or a frozen backbone's head on cached features."""
+    cfg, window_samples = s.cfg, int(net.input_shape[-1])
+    initial_epoch = 0
+    if s.state:
+        initial_epoch = cfg.epochs if s.state.get("stop_training") else min(int(s.state["epoch"]), cfg.epochs)
+        s.say(f"resuming {s.out} after epoch {s.state['epoch']}"
+              + (" (early stopping had ended it)" if s.state.get("stop_training") else ""))
+    elif s.resume:
+        s.say(f"nothing to resume in {s.out} yet: starting from the first epoch")
+    train_ds, steps = _training_batches(s, d, window_samples, initial_epoch, cfg.epochs)
+    val_ds = _validation_batches(s, d, window_samples)
+    monitor = "val_loss" if val_ds is not None else "loss"
+    callbacks, checkpoint = _callbacks(s, net, monitor=monitor, steps=steps, epochs=cfg.epochs,
+                                       learning_rate=cfg.learning_rate, state=s.state, schedule=cfg.lr_schedule)
+    if cfg.head_only:
+        transfer.fit_head(net, d.train_clips, d.val_clips, d.labels, sample_rate=s.spec.features.sample_rate,
+                          window_samples=window_samples, batch_size=cfg.batch_size, epochs=cfg.epochs,
+                          learning_rate=cfg.learning_rate, callbacks=callbacks, verbose=s.verbose, log=s.log)
+    else:
+        with keras_workarounds(net, s.dist, zero_batch(train_ds, cfg.batch_size)):
+            net.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
+                    steps_per_epoch=steps, callbacks=callbacks, verbose=s.verbose)
+    return checkpoint
+
+
+def _fine_tune(s: _Session, d: _Data, net: keras.Model, checkpoint: EpochCheckpoint) -> EpochCheckpoint:
+    """Second phase of transfer learning: everything but BatchNorm trains at a low learning rate, on the same
+    pipeline as the first phase, continuing its epoch count and history."""
+    cfg, window_samples = s.cfg, int(net.input_shape[-1])
+    s.say(f"fine-tuning the whole model for up to {cfg.fine_tune_epochs} epochs at learning rate "
+          f"{cfg.fine_tune_learning_rate}")
+    done = len(checkpoint.history)
+    transfer.unfreeze(net)
+    with s.dist.scope():
+        _compile(net, cfg.fine_tune_learning_rate)
+    total = done + cfg.fine_tune_epochs
+    train_ds, steps = _training_batches(s, d, window_samples, done, total)
+    val_ds = _validation_batches(s, d, window_samples)
+    monitor = "val_loss" if val_ds is not None else "loss"
+    callbacks, tuned = _callbacks(s, net, monitor=monitor, steps=steps, epochs=total,
+                                  learning_rate=cfg.fine_tune_learning_rate)
+    tuned.history = list(checkpoint.history)
+    with keras_workarounds(net, s.dist, zero_batch(train_ds, cfg.batch_size)):
+        net.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=done, steps_per_epoch=steps,
+                callbacks=callbacks, verbose=s.verbose)
+    return tuned
+
+
+def _finish(s: _Session, d: _Data, net: keras.Model, history: list) -> Run:
+    """Validation metrics, ``history.csv``, ``metrics.json``, then ``model.keras`` (the run is finished)."""
+    monitor = "val_loss" if any("val_loss" in row for row in history) else "loss"
+    losses = [row[monitor] for row in history if monitor in row]
+    metrics = {"best_epoch": int(np.argmin(losses)) + 1 if losses else None, "epochs_run": len(history),
+               "skipped_files": len(s.log.skipped), "padded_clips": len(s.log.padded)}
+    if history:
+        metrics.update({f"final_{k}": float(v) for k, v in history[-1].items() if k != "epoch"})
+    if d.val_clips and s.cfg.evaluate_val:
+        val = evaluate_clips(net, d.labels, d.val_clips, sample_rate=s.spec.features.sample_rate,
+                             window_samples=int(net.input_shape[-1]), batch_size=s.cfg.batch_size, verbose=0)
+        metrics.update({f"val_{k}": val[k] for k in ("clip_accuracy", "macro_f1", "window_accuracy", "num_clips")})
+        s.say(f"validation: clip accuracy {val['clip_accuracy']:.3f}, macro-F1 {val['macro_f1']:.3f} "
+              f"on {val['num_clips']} clips")
+    writer = s.writer
+    writer.history(history)
+    writer.json("metrics.json", metrics)
+    run = writer.finish(net)
+    shutil.rmtree(os.path.join(s.out, CHECKPOINT_DIR), ignore_errors=True)
+    return run
+
+
+class _SkipReport(keras.callbacks.Callback):
+    """Writes ``skipped.tsv`` after every epoch, so what was skipped survives an interrupted run."""
+
+    def __init__(self, session: _Session):
+        super().__init__()
+        self.session, self.batches = session, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        _save_skips(self.session)
+        if not self.batches:  # every training file failed to decode (silent, NaN, corrupt...)
+            raise TrainingError("no usable training audio: all training files were skipped"
+                                + _skip_note(self.session))
+
+
+def _versions() -> dict:
+    import librosa
+
+    return {"genrenet": package_version("genrenet"), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "librosa": librosa.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+@contextlib.contextmanager
+def _reproducibility(seed: int, deterministic: bool):
+    """Seed Python, NumPy and TF; with ``deterministic`` also make TF ops deterministic (restored afterwards)."""
+    keras.utils.set_random_seed(seed)
+    with op_determinism(deterministic):
+        yield
+
+
+@contextlib.contextmanager
+def _precision_policy(mixed_precision: str):
+    """Build layers under ``mixed_precision`` (the front-end and the softmax stay float32 by construction)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32" if mixed_precision == "off" else mixed_precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

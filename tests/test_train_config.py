@@ -1,0 +1,74 @@
+"""TrainConfig holds every training setting; config.json records them resolved, and `train --config` retrains the
+same run."""
+import json
+
+import pytest
+
+import genrenet
+from conftest import TINY, run_cli
+from genrenet.errors import GenrenetError, TrainingError
+from genrenet.train.config import DEFAULT_EPOCHS, HEAD_EPOCHS, TrainConfig
+
+SMALL = {"filters": [8, 16], "dense_units": [16]}
+
+
+def test_every_setting_has_a_default_and_a_docstring():
+    import inspect
+
+    source = inspect.getsource(TrainConfig)
+    for name in TrainConfig.fields():
+        field_line = next(i for i, line in enumerate(source.splitlines()) if line.strip().startswith(f"{name}:"))
+        assert source.splitlines()[field_line + 1].strip().startswith('"""'), f"{name} has no docstring"
+    TrainConfig()  # every field has a default
+
+
+def test_resolved_settings_depend_on_the_kind_of_training():
+    scratch = TrainConfig().resolved()
+    assert (scratch.epochs, scratch.lr_schedule, list(scratch.augment)) == (DEFAULT_EPOCHS, "cosine", ["mixup"])
+    head = TrainConfig(pretrained="msd").resolved()
+    assert (head.epochs, head.lr_schedule, head.augment, head.freeze_backbone) == (HEAD_EPOCHS, "constant", {}, True)
+    assert TrainConfig(epochs=5, lr_schedule="constant", augment="none").resolved().epochs == 5
+
+
+def test_round_trips_through_a_dict_and_rejects_unknown_or_bad_settings():
+    cfg = TrainConfig(epochs=3, seed=4, model_kwargs=SMALL, cache="/tmp/cache").resolved()
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(TrainingError, match="unknown training settings \\['epoch'\\]"):
+        TrainConfig().replace(epoch=3)
+    with pytest.raises(TrainingError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear").check()
+    with pytest.raises(TrainingError, match="freeze_backbone needs pretrained"):
+        TrainConfig(freeze_backbone=True).check()
+    assert issubclass(TrainingError, GenrenetError) and issubclass(TrainingError, ValueError)
+
+
+def test_fields_override_the_config_and_config_json_holds_them_resolved(tmp_path):
+    config = TrainConfig(epochs=5, seed=1, model_kwargs=SMALL, augment="none")
+    run = genrenet.train("cnn", TINY, str(tmp_path / "run"), config=config, epochs=1, verbose=0)
+    saved = run.config
+    assert (saved["epochs"], saved["seed"], saved["augment"], saved["lr_schedule"]) == (1, 1, {}, "cosine")
+    assert saved["model_kwargs"] == SMALL
+    # every builder keyword, with the value used
+    assert saved["hyperparameters"] == {"filters": [8, 16], "dense_units": [16], "dropout": 0.3}
+    assert saved["window_seconds"] == 3.0 and saved["data"] == TINY and "versions" in saved
+
+
+def test_train_config_retrains_the_same_run_with_the_same_history(tmp_path):
+    first, again = tmp_path / "first", tmp_path / "again"
+    r = run_cli("train", "cnn", "--data", TINY, "--out", first, "--epochs", "2", "--seed", "5", "--deterministic",
+                "--set", "filters=[8,16]", "--set", "dense_units=[16]", "--verbose", "0")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("train", "--config", first / "config.json", "--out", again, "--verbose", "0")
+    assert r.returncode == 0, r.stderr
+    assert (first / "history.csv").read_text() == (again / "history.csv").read_text()
+    a, b = (json.loads((d / "config.json").read_text()) for d in (first, again))
+    assert {k: v for k, v in a.items() if k != "command"} == {k: v for k, v in b.items() if k != "command"}
+    r = run_cli("train", "--config", first / "config.json", "--out", tmp_path / "third", "--epochs", "1",
+                "--verbose", "0")  # a flag overrides the saved setting
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "third" / "config.json").read_text())["epochs"] == 1
+
+
+def test_train_without_model_or_config_says_what_it_needs():
+    r = run_cli("train", "--data", TINY)
+    assert r.returncode == 2 and "train needs MODEL, or --config" in r.stderr and "Traceback" not in r.stderr

@@ -357,12 +357,20 @@ def _add_download_parser(sub):
     s.set_defaults(fn=cmd_download)
 
 
+# Parameters the library names in its messages that are flags on the command line.
+FLAG_PARAMETERS = TrainConfig.fields() + ("force", "version", "tflite", "workers", "out")
+
+
 def as_flags(message: str) -> str:
-    """Library messages name parameters; on the command line they are flags (``freeze_backbone`` becomes
-    ``--freeze-backbone``). Only names with an underscore are translated: they cannot be ordinary words."""
-    for name in TrainConfig.fields():
+    """Library messages name parameters; on the command line they are flags: ``name=True`` becomes ``--name``,
+    ``name=VALUE`` ``--name VALUE``, and a bare name with an underscore (it cannot be an ordinary word)
+    ``--name-with-dashes``."""
+    for name in FLAG_PARAMETERS:
+        flag = "--" + name.replace("_", "-")
+        message = re.sub(rf"(?<![\w-]){name}=True\b", flag, message)
+        message = re.sub(rf"(?<![\w-]){name}=", flag + " ", message)
         if "_" in name:
-            message = re.sub(rf"(?<![\w-]){name}\b", "--" + name.replace("_", "-"), message)
+            message = re.sub(rf"(?<![\w-]){name}\b", flag, message)
     return message
 
 

@@ -118,7 +118,7 @@ def _free_port():
     (["--cache", "CACHE", "--data-service", "grpc://127.0.0.1:FREE"], "nothing answers at 127.0.0.1:"),
     (["--data-service", "grpc://127.0.0.1:FREE"], "--data-service needs --cache DIR"),
     (["--cache", "CACHE", "--data-service", "127.0.0.1:FREE", "--strategy", "multi_worker"],
-     "works with --strategy default or mirrored"),
+     "works with --strategy default or --strategy mirrored"),
 ])
 def test_data_service_errors_are_one_line(extra, message, tmp_path, capsys):
     from genrenet.cli import main

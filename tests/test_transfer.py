@@ -44,4 +44,4 @@ def test_pretrained_errors_are_clear(tmp_path):
     r = run_cli("train", "cnn", "--pretrained", "msd", "--data", DATA, "--out", tmp_path / "x")
     assert r.returncode == 2 and "cnn has no pretrained weights 'msd'" in r.stderr
     r = run_cli("train", "musicnn", "--freeze-backbone", "--data", DATA, "--out", tmp_path / "y")
-    assert r.returncode == 2 and "--freeze-backbone needs pretrained weights (pretrained=TAG)" in r.stderr
+    assert r.returncode == 2 and "--freeze-backbone needs pretrained weights (--pretrained TAG)" in r.stderr

@@ -94,7 +94,7 @@ class Augment:
                 try:
                     spec = json.loads(text)
                 except json.JSONDecodeError as e:
-                    raise AugmentError(f"--augment JSON does not parse: {e}") from None
+                    raise AugmentError(f"augment=JSON does not parse: {e}") from None
             else:
                 spec = [s.strip() for s in text.split(",") if s.strip()]
         if isinstance(spec, (list, tuple)):

@@ -51,20 +51,20 @@ def check(address: str, *, strategy: str = "default", cache=None, timeout: float
     for an hour, silently: this makes both a one-line error before any data is decoded."""
     match = ADDRESS.match(str(address).strip())
     if not match or not 0 < int(match["port"]) < 65536:
-        raise DataServiceError(f"--data-service {address!r} is not grpc://HOST:PORT (`genrenet data-service` "
+        raise DataServiceError(f"data_service={address!r} is not grpc://HOST:PORT (`genrenet data-service` "
                                "starts a local service and prints its address)")
     host, port = match["host"], int(match["port"])
     if strategy not in (None, "default", "mirrored"):
-        raise DataServiceError(f"--data-service works with --strategy default or mirrored (one trainer process), "
+        raise DataServiceError(f"data_service works with strategy=default or strategy=mirrored (one trainer process), "
                                f"not {strategy}: several trainers would each need their part of the same batches")
     if cache is None or isinstance(cache, bool) or cache == "memory":
-        raise DataServiceError("--data-service needs --cache DIR, a directory the service's workers can read at "
+        raise DataServiceError("data_service needs cache=DIR, a directory the service's workers can read at "
                                "the same path: they read the decoded audio from there (they cannot run genrenet's "
                                "Python decoder)")
     try:
         socket.create_connection((host.strip("[]"), port), timeout=timeout).close()
     except OSError as e:
-        raise DataServiceError(f"--data-service: nothing answers at {host}:{port} ({e.strerror or e}); start a "
+        raise DataServiceError(f"data_service: nothing answers at {host}:{port} ({e.strerror or e}); start a "
                                f"service with `genrenet data-service --port {port}`") from None
     return f"grpc://{host}:{port}"
 
@@ -214,9 +214,9 @@ def _probe(service: str, job: str) -> int:
         first = text or type(result["error"]).__name__
         why = (" (static sharding needs a dispatcher with a fixed worker list, DispatcherConfig(worker_addresses="
                "...); `genrenet data-service` sets one)" if "workers list" in first else "")
-        raise DataServiceError(f"--data-service {service}: {first}{why}")
+        raise DataServiceError(f"data_service={service}: {first}{why}")
     if not result.get("value"):
-        raise DataServiceError(f"--data-service {service}: no tf.data service worker produced data within "
+        raise DataServiceError(f"data_service={service}: no tf.data service worker produced data within "
                                f"{PROBE_SECONDS:.0f} s (are its workers running?)")
     batch = result["value"][0]
     return batch[1] - batch[0] if len(batch) > 1 else 4096

@@ -22,7 +22,7 @@ def build_ensemble(runs: Sequence, method: str = "mean", weights: Optional[Seque
     if len(runs) < 2:
         raise EnsembleError("an ensemble needs at least two runs")
     if weights is not None and (len(weights) != len(runs) or min(weights) < 0 or sum(weights) <= 0):
-        raise EnsembleError(f"--weights needs {len(runs)} non-negative numbers with a positive sum")
+        raise EnsembleError(f"weights: {len(runs)} non-negative numbers with a positive sum are needed")
     first = runs[0]
     for r in runs[1:]:
         if r.labels != first.labels:
@@ -47,7 +47,7 @@ def ensemble(runs: Sequence, out: str, *, method: str = "mean", weights: Optiona
              verbose: int = 1) -> Run:
     """Write an ensemble run directory ``out`` that evaluates, predicts and exports like any other run."""
     if is_run_dir(out):
-        raise EnsembleError(f"{out}: already holds a finished run; choose another --out")
+        raise EnsembleError(f"{out}: already holds a finished run; choose another run directory")
     model, members = build_ensemble(runs, method, weights)
     first = members[0]
     run = write_run(out, model, labels=first.labels, config={

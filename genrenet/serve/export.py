@@ -110,7 +110,7 @@ def tflite_model(model, window_samples: int) -> bytes:
         lite = _unrolled(model)
     except Exception as e:  # a custom recurrent layer that cannot be rebuilt unrolled
         raise ExportError(f"{name}: cannot be converted to TFLite (unrolling its recurrent layers failed: "
-                          f"{type(e).__name__}: {e}); export without --tflite") from None
+                          f"{type(e).__name__}: {e}); export without tflite=True") from None
     tmp = tempfile.mkdtemp(prefix="genrenet-tflite-")
     try:
         archive = keras.export.ExportArchive()
@@ -126,7 +126,7 @@ def tflite_model(model, window_samples: int) -> bytes:
         except Exception as e:
             lines = [l for l in str(e).splitlines() if "error:" in l] or str(e).splitlines() or [type(e).__name__]
             raise ExportError(f"{name}: cannot be converted to TFLite with builtin ops only "
-                              f"({lines[0].strip()[:300]}); export without --tflite") from None
+                              f"({lines[0].strip()[:300]}); export without tflite=True") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -161,7 +161,7 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
     run = run if isinstance(run, Run) else Run(run)
     target = os.path.join(out, name, str(int(version)))
     if os.path.exists(target) and not force:
-        raise ExportError(f"{target} already exists; pass --force to replace it or choose another --version")
+        raise ExportError(f"{target} already exists; pass force=True to replace it or choose another version=N")
     os.makedirs(os.path.dirname(target), exist_ok=True)
     model = run.load_model()
     window = run.window_samples

@@ -2,7 +2,7 @@
 
 Public API: the registry (``build_model``, ``list_models``, ``model_info``, ``register_model``), the front-end
 (``FeatureConfig``, ``LogMelSpectrogram``), data (``load_dataset``) and the workflow (``train`` with its
-``TrainConfig``, ``evaluate``, ``export``, ``predict``). Every error raised on purpose is a
+``TrainConfig``, ``evaluate``, ``export``, ``predict``, ``plot_timeline``). Every error raised on purpose is a
 :class:`~genrenet.errors.GenrenetError`.
 """
 __version__ = "0.1.0"
@@ -11,6 +11,7 @@ from .data import load_dataset
 from .errors import GenrenetError
 from .infer.evaluate import evaluate
 from .infer.predict import predict
+from .infer.timeline import plot_timeline
 from .nn import FeatureConfig, LogMelSpectrogram
 from .registry import ModelSpec, build_model, list_models, model_info, register_model
 from .serve.export import export
@@ -18,4 +19,5 @@ from .train.config import TrainConfig
 from .train.trainer import train
 
 __all__ = ["FeatureConfig", "GenrenetError", "LogMelSpectrogram", "ModelSpec", "build_model", "evaluate", "export",
-           "list_models", "load_dataset", "model_info", "predict", "register_model", "train", "TrainConfig", "__version__"]
+           "list_models", "load_dataset", "model_info", "plot_timeline", "predict", "register_model", "train",
+           "TrainConfig", "__version__"]

@@ -191,10 +191,11 @@ def _expand_files(paths):
 
 
 def cmd_predict(args):
-    from .infer.predict import predict
+    from .infer.predict import Predictor
 
-    results = predict(args.source, _expand_files(args.files), top_k=args.top_k, batch_size=args.batch_size,
-                      verbose=1)  # the progress bar goes to stderr, and only on a terminal
+    predictor = Predictor(args.source)  # loaded once, also for --timeline
+    results = predictor.predict_files(_expand_files(args.files), top_k=args.top_k, batch_size=args.batch_size,
+                                      verbose=1)  # the progress bar goes to stderr, and only on a terminal
     if args.json:
         _print_json(results)
     else:
@@ -205,6 +206,17 @@ def cmd_predict(args):
                 print(f"{r['file']}: " + ", ".join(f"{l} {p:.3f}" for l, p in r["top"]))
     if all("error" in r for r in results):
         raise FileNotFoundError("none of the files could be classified")
+    if args.timeline:
+        from .infer.timeline import save_timelines
+
+        for path in save_timelines(predictor, [r["file"] for r in results if "error" not in r], args.timeline):
+            print(f"wrote {path}", file=sys.stderr)
+
+
+def cmd_app(args):
+    from .serve.app import serve
+
+    serve(args.source, host=args.host, port=args.port, top_k=args.top_k, max_file_size=args.max_file_size)
 
 
 def cmd_export(args):
@@ -262,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_models_parser, _add_demo_parser, _add_train_parser, _add_data_service_parser,
                 _add_evaluate_parser, _add_predict_parser, _add_export_parser, _add_ensemble_parser,
-                _add_embed_parser, _add_download_parser):
+                _add_embed_parser, _add_download_parser, _add_app_parser):
         add(sub)
     return p
 
@@ -313,6 +325,8 @@ def _add_predict_parser(sub):
     s.add_argument("--batch-size", type=int, default=None, help="windows per model call, across files (default: "
                    "64 windows of 3 s, fewer when windows are longer)")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--timeline", metavar="DIR", default=None,
+                   help="also write each file's genre timeline (spectrogram and genres per window) as DIR/NAME.png")
     s.set_defaults(fn=cmd_predict)
 
 
@@ -355,6 +369,17 @@ def _add_download_parser(sub):
     s.add_argument("--delete-archive", action="store_true", help="remove the archive after extraction")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_download)
+
+
+def _add_app_parser(sub):
+    s = sub.add_parser("app", help="a local web page: top genres and the genre timeline of a song (extra [app])")
+    s.add_argument("source", metavar="SOURCE", nargs="?", default=None,
+                   help="a run directory, an exported SavedModel version directory or a .tflite file")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--top-k", type=int, default=3, help="genres shown in the label (default 3)")
+    s.add_argument("--max-file-size", default="100mb", help="largest upload accepted, e.g. 100mb or 1gb")
+    s.set_defaults(fn=cmd_app)
 
 
 # Parameters the library names in its messages that are flags on the command line.

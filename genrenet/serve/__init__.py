@@ -1,1 +1,1 @@
-"""Serving: SavedModel and TFLite export, and a client for TF Serving's REST API."""
+"""Serving: SavedModel and TFLite export, a client for TF Serving's REST API, and the local web app (``app``)."""

@@ -1,0 +1,160 @@
+"""Genre timelines: what the model hears window by window, drawn under the song's log-mel spectrogram.
+
+``predict`` gives one answer per file, the mean of its windows' probabilities. The timeline keeps the windows
+apart: :func:`window_probabilities` runs one file through the same inference loop as ``predict``
+(:func:`~genrenet.infer.windows.window_outputs`: same decoding, resampling, silence check, zero-padding and
+non-overlapping windows), so the mean of its rows is ``predict``'s answer for that file. :func:`timeline_figure`
+draws them; :func:`plot_timeline` does both from a model source and a file, and :func:`save_timelines` writes
+one PNG per file (``predict --timeline DIR``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+
+from ..data import Clip, SkipLog, load_audio
+from ..errors import AudioError
+from ..nn.frontend import FeatureConfig, LogMelSpectrogram
+from ..run import Run, atomic_path
+from ..serve.export import load_export_meta
+from .predict import Predictor, tflite_meta_path
+from .windows import default_batch_size, window_outputs
+
+# The spectrogram of a long song is drawn with a coarser hop, so it never takes more than this many frames.
+MAX_SPECTROGRAM_FRAMES = 4000
+
+
+def window_probabilities(predictor: Predictor, path, *, batch_size: int | None = None):
+    """``(times [n], probs [n, C])``: the model's probabilities for every non-overlapping window of ``path``,
+    with ``times`` the start of each window in seconds. The mean of ``probs`` over windows is what ``predict``
+    returns for the file (audio after the last whole window is left out, as there).
+
+    Raises :class:`~genrenet.errors.AudioError` with the reason for a file ``predict`` would skip."""
+    path = os.fspath(path)
+    clip, log = Clip(id=path, label="", path=path), SkipLog()
+    batch_size = batch_size or default_batch_size(predictor.window_samples, predictor.sample_rate)
+    outputs = [out for out, _ in window_outputs(predictor.forward, [clip], sample_rate=predictor.sample_rate,
+                                                window_samples=predictor.window_samples, batch_size=batch_size,
+                                                log=log)]
+    if clip.name in log.skipped or not outputs:
+        raise AudioError(path, log.skipped.get(clip.name, "could not be decoded"))
+    probs = np.concatenate(outputs)
+    return np.arange(len(probs)) * (predictor.window_samples / predictor.sample_rate), probs
+
+
+def feature_config(predictor: Predictor) -> FeatureConfig:
+    """The front-end settings of the predictor's model: from the run's config or the export's metadata
+    (librosa-style defaults at the model's sample rate when neither records them)."""
+    features = None
+    if predictor.kind == "run":
+        features = Run(predictor.source).config.get("features")
+    elif predictor.kind == "savedmodel":
+        features = load_export_meta(predictor.source).get("features")
+    elif predictor.kind == "tflite":
+        with open(tflite_meta_path(predictor.source), encoding="utf-8") as f:
+            features = json.load(f).get("features")
+    return FeatureConfig.from_dict(features) if features else FeatureConfig(sample_rate=predictor.sample_rate)
+
+
+def log_mel(audio, config: FeatureConfig):
+    """``(spectrogram [frames, bins], seconds per frame)`` of the whole song through the model's own
+    :class:`~genrenet.nn.LogMelSpectrogram`; long songs get a coarser hop so the picture stays small."""
+    hop = max(config.hop_length, math.ceil(len(audio) / MAX_SPECTROGRAM_FRAMES))
+    config = dataclasses.replace(config, hop_length=hop)
+    spec = LogMelSpectrogram(config)(np.asarray(audio, np.float32)[None, :])
+    return np.asarray(spec)[0], hop / config.sample_rate
+
+
+def timeline_figure(labels, times, probs, window_seconds: float, spectrogram, frame_seconds: float,
+                    duration: float, title: str = "", config: FeatureConfig | None = None):
+    """A two-row matplotlib Figure on one time axis in seconds: the log-mel spectrogram above, each genre's
+    probability per window as a stacked area below (every window drawn as a flat step over its span)."""
+    from matplotlib.figure import Figure
+
+    probs = np.asarray(probs)
+    fig = Figure(figsize=(11, 6.5), layout="constrained")
+    spec_ax, genre_ax = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.1])
+    frames, bins = spectrogram.shape
+    spec_ax.imshow(spectrogram.T, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
+                   extent=(-frame_seconds / 2, (frames - 0.5) * frame_seconds, 0, bins))
+    # no colorbar: it would narrow the upper row only, and the two rows must share one time axis
+    config = config or FeatureConfig()
+    axis = "STFT bin" if config.mel_scale == "linear" else "mel band"
+    spec_ax.set_ylabel(f"{axis} (colour: {'dB' if config.compression == 'db' else config.compression})")
+    spec_ax.set_title(title or "log-mel spectrogram and genre timeline")
+    edges = np.concatenate([times, [times[-1] + window_seconds]]) if len(times) else np.zeros(1)
+    x = np.repeat(edges, 2)[1:-1]  # each window is a flat step from its start to its end
+    genre_ax.stackplot(x, np.repeat(probs, 2, axis=0).T, labels=labels, colors=genre_colors(len(labels)),
+                       linewidth=0)
+    genre_ax.set_ylim(0, 1)
+    genre_ax.set_ylabel("probability")
+    genre_ax.set_xlabel("time (s)")
+    genre_ax.set_xlim(0, max(duration, edges[-1]))
+    handles, names = genre_ax.get_legend_handles_labels()
+    order = np.argsort(-probs.mean(axis=0))  # the song's most likely genres first
+    genre_ax.legend([handles[i] for i in order], [names[i] for i in order], loc="upper left",
+                    bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    return fig
+
+
+def genre_colors(n: int) -> list:
+    """One distinct colour per genre (tab10, or tab20 beyond ten genres)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def song_timeline(predictor: Predictor, path, *, title: str | None = None):
+    """``(figure, probs)`` for one file with a loaded predictor: the model on every window
+    (:func:`window_probabilities`) drawn under the song's spectrogram. Raises
+    :class:`~genrenet.errors.AudioError` for a file ``predict`` would skip."""
+    times, probs = window_probabilities(predictor, path)
+    audio = load_audio(path, predictor.sample_rate)
+    config = feature_config(predictor)
+    spectrogram, frame_seconds = log_mel(audio, config)
+    fig = timeline_figure(predictor.labels, times, probs, predictor.window_samples / predictor.sample_rate,
+                          spectrogram, frame_seconds, len(audio) / predictor.sample_rate,
+                          title=os.path.basename(os.fspath(path)) if title is None else title, config=config)
+    return fig, probs
+
+
+def plot_timeline(source, file, *, title: str | None = None):
+    """The genre timeline of ``file`` as a matplotlib Figure (spectrogram above, genres below).
+
+    ``source``: what ``predict`` accepts (a run directory, an exported SavedModel version directory, a
+    ``.tflite`` file) or an already loaded :class:`~genrenet.infer.predict.Predictor`."""
+    predictor = source if isinstance(source, Predictor) else Predictor(source)
+    return song_timeline(predictor, file, title=title)[0]
+
+
+def png_name(path, taken: set) -> str:
+    """``<stem>.png`` for ``path``, with ``-2``, ``-3``… when another file of the same job had that name."""
+    stem = os.path.splitext(os.path.basename(os.fspath(path)))[0] or "audio"
+    name, k = f"{stem}.png", 1
+    while name in taken:
+        k += 1
+        name = f"{stem}-{k}.png"
+    taken.add(name)
+    return name
+
+
+def save_timelines(predictor: Predictor, files, out_dir, *, dpi: int = 100) -> list[str]:
+    """Write the timeline of each file to ``out_dir/<stem>.png`` (atomically); returns the paths written.
+    Files that cannot be decoded are left out (``predict`` already reports them)."""
+    os.makedirs(out_dir, exist_ok=True)
+    taken, written = set(), []
+    for path in files:
+        try:
+            fig, _ = song_timeline(predictor, path)
+        except AudioError:
+            continue
+        target = os.path.join(out_dir, png_name(path, taken))
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+        written.append(target)
+    return written

@@ -1,0 +1,192 @@
+"""``genrenet app``: a local Gradio page to hear what a model hears.
+
+One song: upload or record it, see the top genres and the genre timeline (log-mel spectrogram above, each
+genre's probability per window below, on one time axis). Many songs: a table of results and a CSV. The page's
+song button calls the named endpoint ``/classify``, the same function Gradio's client calls, and its result is
+``predict``'s for that file. The model loads once, when the app is built; every model call goes through one
+concurrency group, so a model that is not thread-safe (a TFLite interpreter) is never called twice at once.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import os
+import tempfile
+
+from ..errors import AppError, AudioError, MissingDependencyError
+from ..infer.predict import Predictor
+from ..infer.timeline import song_timeline
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+MAX_FILE_SIZE = "100mb"
+# The model source served when none is given (a ready-made classifier, when one is installed); None means
+# ``source`` is required.
+DEFAULT_SOURCE = None
+
+
+def resolve_source(source):
+    """The model source to serve: ``source``, else :data:`DEFAULT_SOURCE`; an :class:`AppError` naming what is
+    accepted when neither is set."""
+    source = source or DEFAULT_SOURCE
+    if not source:
+        raise AppError("genrenet app needs a model (SOURCE): a run directory, an exported SavedModel version "
+                       "directory or a .tflite file")
+    return source
+
+
+def require_gradio():
+    """The gradio module, or a :class:`MissingDependencyError` that says how to install it."""
+    try:
+        import gradio
+    except ImportError:
+        raise MissingDependencyError("genrenet app needs Gradio: pip install 'genrenet[app]'") from None
+    return gradio
+
+
+def user_message(path, error) -> str:
+    """One line for the page: the file's own name (not Gradio's upload path) and what is wrong with it."""
+    path = os.fspath(path)
+    name = os.path.basename(path)
+    text = str(getattr(error, "reason", error))
+    text = text.replace(repr(os.fsencode(path)), repr(name)).replace(path, name)
+    return f"{name}: {text}"
+
+
+def page_error(path, error):
+    """A gr.Error for an unusable file: its one-line message, escaped because the page shows it as HTML."""
+    return require_gradio().Error(html.escape(user_message(path, error), quote=False), print_exception=False)
+
+
+def classify_file(predictor: Predictor, path, top_k: int) -> dict:
+    """``predict``'s result for one file (file given by its name); raises :class:`AudioError` when the file
+    cannot be used, with the decoder's reason."""
+    result = predictor.predict_files([os.fspath(path)], top_k=top_k, verbose=0)[0]
+    if "error" in result:
+        raise AudioError(path, result["error"])
+    return {**result, "file": os.path.basename(os.fspath(path))}
+
+
+def result_rows(predictor: Predictor, results) -> list[list]:
+    """Table rows for the batch tab and its CSV: file, label, each genre's probability, windows, error."""
+    rows = []
+    for r in results:
+        name = os.path.basename(r["file"])
+        if "error" in r:
+            rows.append([name, "", *([None] * len(predictor.labels)), 0, user_message(r["file"], r["error"])])
+        else:
+            probs = [round(r["probabilities"][label], 6) for label in predictor.labels]
+            rows.append([name, r["label"], *probs, r["windows"], ""])
+    return rows
+
+
+def table_header(predictor: Predictor) -> list[str]:
+    """The batch table's columns: file, label, one per genre in the model's order, windows, error."""
+    return ["file", "label", *predictor.labels, "windows", "error"]
+
+
+def write_csv(path, header, rows):
+    """Write the batch table as CSV (what the page's download button serves)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def make_handlers(predictor: Predictor, top_k: int, csv_dir: str):
+    """The page's three functions over one loaded model: ``classify`` (the ``/classify`` endpoint),
+    ``timeline`` (the figure for the same song) and ``classify_batch`` (table and CSV)."""
+    gr = require_gradio()
+    header = table_header(predictor)
+
+    def classify(audio):
+        """One audio file → the top genres (for gr.Label) and predict's full result (label, top, probabilities,
+        windows)."""
+        if not audio:
+            raise gr.Error("Upload or record a song first.")
+        try:
+            result = classify_file(predictor, audio, top_k)
+        except AudioError as e:
+            raise page_error(audio, e) from None
+        return {label: p for label, p in result["top"]}, result
+
+    def timeline(audio):
+        """The genre timeline figure of the song (spectrogram above, genres below)."""
+        if not audio:
+            return None
+        try:
+            return song_timeline(predictor, audio)[0]
+        except AudioError as e:
+            raise page_error(audio, e) from None
+
+    def classify_batch(files):
+        """Several files → a table (one row per file; unusable files keep their row with the reason) and a CSV."""
+        if not files:
+            raise gr.Error("Upload one or more audio files first.")
+        paths = [os.fspath(getattr(f, "name", f)) for f in files]
+        rows = result_rows(predictor, predictor.predict_files(paths, top_k=top_k, verbose=0))
+        failed = sum(1 for row in rows if row[-1])
+        if failed:
+            gr.Warning(f"{failed} of {len(rows)} files could not be classified (see the error column).")
+        fd, target = tempfile.mkstemp(dir=csv_dir, prefix="genrenet-", suffix=".csv")
+        os.close(fd)
+        return rows, write_csv(target, header, rows)
+
+    return classify, timeline, classify_batch
+
+
+def model_summary(predictor: Predictor) -> str:
+    """The line under the title: which model is being served and how it listens."""
+    seconds = predictor.window_samples / predictor.sample_rate
+    return (f"Model `{os.path.basename(os.path.normpath(predictor.source))}` ({predictor.kind}): "
+            f"{len(predictor.labels)} genres, {seconds:g}-s windows at {predictor.sample_rate} Hz. "
+            "Any format libsndfile reads (WAV, FLAC, OGG, MP3, AIFF, AU, ...).")
+
+
+def build_app(source, *, top_k: int = 3):
+    """The Gradio Blocks of the app, with the model of ``source`` (a path ``predict`` accepts, or a loaded
+    :class:`~genrenet.infer.predict.Predictor`) loaded once, here."""
+    gr = require_gradio()  # before the model loads: a missing extra is reported at once
+    predictor = source if isinstance(source, Predictor) else Predictor(resolve_source(source))
+    top_k = max(1, min(top_k, len(predictor.labels)))
+    csv_dir = tempfile.mkdtemp(prefix="genrenet-app-")
+    classify, timeline, classify_batch = make_handlers(predictor, top_k, csv_dir)
+    # uploads and results older than two hours are removed every hour
+    with gr.Blocks(title="genrenet", analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
+        gr.Markdown("# genrenet: see what the model hears")
+        gr.Markdown(model_summary(predictor))
+        with gr.Tab("Song"):
+            with gr.Row():
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song",
+                                 elem_id="song")
+                label = gr.Label(num_top_classes=top_k, label="Top genres", elem_id="top-genres")
+            button = gr.Button("Classify", variant="primary")
+            plot = gr.Plot(label="Genre timeline", format="png", elem_id="genre-timeline")
+            with gr.Accordion("All probabilities", open=False):
+                details = gr.JSON(label="Result")
+        with gr.Tab("Batch"):
+            files = gr.File(file_count="multiple", label="Audio files")
+            batch_button = gr.Button("Classify all", variant="primary")
+            table = gr.Dataframe(headers=table_header(predictor), interactive=False, label="Results")
+            download = gr.File(label="CSV")
+        song_events = [audio.upload, audio.stop_recording, button.click]
+        # a new song clears the last song's timeline at once, so a refused file never shows an old picture
+        gr.on([*song_events, audio.clear], lambda: None, outputs=plot, api_visibility="private", queue=False)
+        song = gr.on(song_events, classify, inputs=audio,
+                     outputs=[label, details], api_name="classify", concurrency_id="model")
+        song.success(timeline, inputs=audio, outputs=plot, api_visibility="private", concurrency_id="model")
+        batch_button.click(classify_batch, inputs=files, outputs=[table, download], api_name="classify_batch",
+                           concurrency_id="model")
+    return demo
+
+
+def serve(source=None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, top_k: int = 3,
+          max_file_size: str | int = MAX_FILE_SIZE, block: bool = True):
+    """Build the app and serve it on ``host:port`` (loopback unless told otherwise); uploads larger than
+    ``max_file_size`` are refused. With ``block=False`` it returns the running Blocks (``.close()`` stops it)."""
+    demo = build_app(source, top_k=top_k)
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, prevent_thread_lock=not block,
+                ssr_mode=False, quiet=not block, footer_links=["api"], show_error=False)
+    return demo

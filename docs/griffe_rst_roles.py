@@ -1,12 +1,14 @@
 """Griffe extension for the API reference: render the reST roles of genrenet's docstrings as inline code.
 
 genrenet's docstrings name other objects Sphinx-style (``:class:`~genrenet.errors.GenrenetError```). Markdown has
-no such roles, so ``:class:`~a.b.C``` becomes ``C`` and ``:func:`a.b.f``` becomes ``a.b.f``, in code.
+no such roles, so ``:class:`~a.b.C``` becomes ``C`` and ``:func:`a.b.f``` becomes ``a.b.f``, in code; a
+paragraph ending in ``::`` ends in ``:`` (the indented block after it is already code in Markdown).
 """
 import re
 
 import griffe
 
+LITERAL_BLOCK = re.compile(r"::\n")  # reST's "text::" before an indented block; Markdown indents suffice
 ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):`(~?)([^`]+)`")
 
 
@@ -20,4 +22,5 @@ class RstRoles(griffe.Extension):
 
     def on_instance(self, *, obj, **kwargs) -> None:
         if obj.docstring is not None:
-            obj.docstring.value = ROLE.sub(_code, obj.docstring.value)
+            text = ROLE.sub(_code, obj.docstring.value)
+            obj.docstring.value = LITERAL_BLOCK.sub(":\n", text)

@@ -11,7 +11,7 @@ and ``fused`` (XLA around TF's own RFFT, as genrenet evaluates and predicts: ``g
 The verdicts compare each method's best mode (tf.function, XLA or fused):
   - genrenet's full log-mel reaches >= 90% of the bare framing + RFFT throughput,
   - genrenet is faster than every peer.
-The default batch is the issue's setting, 32 x 30-s clips. Every intermediate tensor is then hundreds of MB,
+The default batch is 32 x 30-s clips. Every intermediate tensor is then hundreds of MB,
 which glibc's allocator maps fresh from the OS on every call, so page faults take much of the time: ``--allocator
 bfc`` sets ``TF_CPU_ALLOCATOR_USE_BFC=true`` for the whole process (TensorFlow then keeps freed memory for reuse),
 which speeds up every in-graph method; ``--batch 1`` shows the small-tensor case.

@@ -4,7 +4,7 @@
     python -m benchmarks.gtzan_dev --folds 4 --epochs 60 --models cnn,crnn_attention \\
         --augment none,gain,noise,stretch,pitch,specaugment,mixup,gain+noise+specaugment+mixup   # full protocol
     python -m benchmarks.gtzan_dev --protocol defaults --models all --pretrained musicnn:msd,vgg_musicnn:msd \\
-        --probe musicnn:msd --json zoo.json              # the README's model comparison table
+        --probe musicnn:msd --json zoo.json              # the model comparison (docs/benchmarks.md)
 
 ``--protocol fixed`` trains every network for ``--epochs`` epochs on all training clips (below).
 ``--protocol defaults`` runs ``genrenet.train`` exactly as the CLI does with its defaults (60 epochs at most,

@@ -14,7 +14,7 @@ then times, in this one process and on the same files:
   ``RandomForestClassifier`` (trained, untimed, on the same features of the first ``--train-files`` files) → mean per file.
 
 Each timed pass is repeated ``--repeats`` times; the table shows the median and marks the rows that reach the
-issue's target (``TARGET``× the classic pipeline). The ``roof`` column is the most any predictor could reach with
+target (``TARGET``× the classic pipeline). The ``roof`` column is the most any predictor could reach with
 that model here: this machine's float32 matmul throughput (measured in the run) divided by the model's FLOPs per
 file as TF's profiler counts them (convolutions and matmuls; not the RFFT, nor ops inside RNN loops, so the roof
 is generous). A model whose roof is below the target cannot reach it on this CPU in float32, however fast the
@@ -35,7 +35,7 @@ import numpy as np
 
 STYLES = ("ambient", "rock", "disco", "jazz", "techno", "reggae", "folk", "metal", "hiphop", "classical")
 WINDOW_SECONDS = 3.0
-TARGET = 10.0  # issue #5: predict at least 10x the files/s of the classic pipeline
+TARGET = 10.0  # predict at least 10x the files/s of the classic pipeline
 
 
 def machine() -> str:

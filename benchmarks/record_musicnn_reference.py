@@ -7,7 +7,7 @@ TF1 checkpoints, so it needs TF1-style layers (``tf.compat.v1.layers``), i.e. le
     python -m venv /tmp/venv-ref
     /tmp/venv-ref/bin/pip install "tensorflow-cpu==2.21.*" tf_keras==2.21.0 "librosa==0.11.*" numpy
     /tmp/venv-ref/bin/pip install --no-deps musicnn==0.1.0
-    cd /work/wt-zoo && TF_USE_LEGACY_KERAS=1 /tmp/venv-ref/bin/python benchmarks/record_musicnn_reference.py \
+    TF_USE_LEGACY_KERAS=1 /tmp/venv-ref/bin/python benchmarks/record_musicnn_reference.py \
         --gtzan ../shared/data/gtzan_dev --out tests/data/musicnn_reference.npz
 
 What it records (all small; no audio is stored, only clip ids and sample offsets):

@@ -1,5 +1,5 @@
-"""Issue 8: training batches from a tf.data service. `genrenet data-service` runs in subprocesses (a dispatcher and
-workers on localhost, as in the README); the trainer side runs in this process and as the real `genrenet train`
+"""Training batches from a tf.data service. `genrenet data-service` runs in subprocesses (a dispatcher and
+workers on localhost, as in the docs); the trainer side runs in this process and as the real `genrenet train`
 command line. The workers are other processes, so they can only run the graph they are sent (no Python of ours)."""
 import json
 import os
@@ -90,7 +90,7 @@ def test_service_makes_the_local_batches_of_every_epoch(services, tmp_path):
 
 
 def test_train_cli_with_a_data_service(services, tmp_path):
-    """The README's local example: `genrenet train ... --cache DIR --data-service grpc://127.0.0.1:PORT`."""
+    """The local example of docs/scaling.md: `genrenet train ... --cache DIR --data-service grpc://127.0.0.1:PORT`."""
     address, run = services[2], tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "genrenet", "train", *TRAIN_ARGS, "--out", str(run),
                         "--cache", str(tmp_path / "cache"), "--data-service", address],

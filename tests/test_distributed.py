@@ -1,6 +1,6 @@
-"""Issue 8: tf.distribute training on CPU — MirroredStrategy over 2 logical CPU devices, and a real 2-worker
+"""tf.distribute training on CPU — MirroredStrategy over 2 logical CPU devices, and a real 2-worker
 MultiWorkerMirroredStrategy run on localhost. Each in subprocesses (devices and collectives must be configured
-before TensorFlow initialises), running the same `genrenet train` command line the README shows."""
+before TensorFlow initialises), running the same `genrenet train` command line the docs show."""
 import json
 import os
 import socket

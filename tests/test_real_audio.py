@@ -36,9 +36,9 @@ def test_train_and_evaluate_crnn_attention_on_real_gtzan_clips(gtzan_dev, tmp_pa
 
 
 def test_crnn_attention_with_default_settings_beats_the_mfcc_svm_baseline_on_unseen_real_music(gtzan_dev, tmp_path):
-    """Issue #3: `genrenet train crnn_attention` with every setting at its default learns real music from 20
+    """`genrenet train crnn_attention` with every setting at its default learns real music from 20
     clips clearly better than classic features + SVM on the same held-out clips (fold 0 of the artist-aware
-    2-fold split; measured 0.70 vs 0.50, both folds in the README)."""
+    2-fold split; measured 0.70 vs 0.50, both folds on the docs' benchmarks page)."""
     import numpy as np
 
     from benchmarks.gtzan_dev import clip_features, svm_predict

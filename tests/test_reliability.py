@@ -1,4 +1,4 @@
-"""Issue 7: kill-and-resume, bit-identical seeded runs, atomic run files; issue 8: mixed precision on CPU."""
+"""Kill-and-resume, bit-identical seeded runs, atomic run files, and mixed precision on CPU."""
 import json
 import os
 import signal

@@ -1,4 +1,4 @@
-"""The zoo families of issue 4: fcn, musicnn, vgg_musicnn, short_chunk_cnn, short_chunk_resnet, sample_cnn,
+"""The published zoo families beyond the article's models: fcn, musicnn, vgg_musicnn, short_chunk_cnn, short_chunk_resnet, sample_cnn,
 spectrogram_transformer. (Pretrained musicnn parity is in test_musicnn_port.py.)"""
 import functools
 

@@ -1,4 +1,4 @@
-"""Training-time augmentation (founding article §3.1 and common practice), all seeded and off at inference.
+"""Training-time augmentation (article §3.1 and common practice), all seeded and off at inference.
 
 Three places, because each technique belongs where it is cheapest and cannot leak into inference:
 
@@ -31,7 +31,7 @@ from ..errors import AugmentError
 
 TWO_PI = 2.0 * math.pi
 
-# name -> default parameters (documented in the README's Augmentation section)
+# name -> default parameters (documented in docs/data.md, Augmentation)
 DEFAULTS = {
     "shift": {"max_seconds": 0.5, "p": 0.5},  # circular shift of the window (crops already shift in time)
     "gain": {"db": [-6.0, 6.0], "p": 1.0},  # uniform gain in dB

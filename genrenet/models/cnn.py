@@ -8,8 +8,8 @@ from ..registry import register_model
 @register_model(
     "cnn",
     description="4 conv blocks (conv-BN-ReLU-maxpool) over the log-mel, global max+mean pooling, 2 FC blocks.",
-    reference="Founding article §3.2; Choi et al., 'Convolutional recurrent neural networks for music "
-    "classification', ICASSP 2017 (k2c2 baseline).",
+    reference="'Research on music classification algorithms based on deep learning' §3.2; "
+    "Choi et al., 'Convolutional recurrent neural networks for music classification', ICASSP 2017 (k2c2 baseline).",
 )
 def cnn(num_classes=10, *, features, window_seconds, spec_augment=None, filters=(32, 64, 128, 128),
         dense_units=(256, 128), dropout=0.3):

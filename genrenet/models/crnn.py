@@ -23,7 +23,7 @@ def _conv_gru(features, window_seconds, spec_augment, filters, gru_units, dropou
     "crnn",
     description="4 conv blocks → bidirectional GRU → max+mean over time → FC → softmax.",
     reference="Choi et al., 'Convolutional recurrent neural networks for music classification', ICASSP 2017; "
-    "founding article §3.5.",
+    "'Research on music classification algorithms based on deep learning' §3.5.",
 )
 def crnn(num_classes=10, *, features, window_seconds, spec_augment=None,
          filters=(32, 64, 96, 128), gru_units=64, dense_units=128, dropout=0.3):
@@ -36,7 +36,8 @@ def crnn(num_classes=10, *, features, window_seconds, spec_augment=None,
 @register_model(
     "crnn_attention",
     description="4 conv blocks → bidirectional GRU → multi-head self-attention → attention pooling → FC → softmax.",
-    reference="Founding article §3.4–3.5; Choi et al. 2017 (CRNN); Vaswani et al. 2017 (multi-head attention).",
+    reference="'Research on music classification algorithms based on deep learning' §3.4–3.5; "
+    "Choi et al. 2017 (CRNN); Vaswani et al. 2017 (multi-head attention).",
 )
 def crnn_attention(num_classes=10, *, features, window_seconds, spec_augment=None,
                    filters=(32, 64, 96, 128), gru_units=64, heads=4, key_dim=32, dense_units=128, dropout=0.3):

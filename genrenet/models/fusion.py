@@ -11,7 +11,8 @@ from ..registry import register_model
 @register_model(
     "cnn_rnn_fusion",
     description="CNN path (conv blocks, global pooling) ‖ GRU + self-attention path, concatenated → FC → softmax.",
-    reference="Founding article §3.5 (feature-level fusion of CNN and RNN+attention paths).",
+    reference="'Research on music classification algorithms based on deep learning' §3.5 "
+    "(feature-level fusion of CNN and RNN+attention paths).",
 )
 def cnn_rnn_fusion(num_classes=10, *, features, window_seconds, spec_augment=None,
                    filters=(32, 64, 128), gru_units=64, heads=4, key_dim=32, dense_units=128, dropout=0.3):

@@ -18,7 +18,8 @@ def _lstm_stack(x, units, dropout, *, last_sequence=True):
 @register_model(
     "lstm",
     description="Stacked LSTMs (with dropout) over log-mel frames; last state → FC-BN-ReLU-Dropout → softmax.",
-    reference="Founding article §3.3; Hochreiter & Schmidhuber, 'Long short-term memory', 1997.",
+    reference="'Research on music classification algorithms based on deep learning' §3.3; "
+    "Hochreiter & Schmidhuber, 'Long short-term memory', 1997.",
 )
 def lstm(num_classes=10, *, features, window_seconds, spec_augment=None,
          units=(128, 128), dense_units=128, dropout=0.3):
@@ -32,7 +33,8 @@ def lstm(num_classes=10, *, features, window_seconds, spec_augment=None,
 @register_model(
     "lstm_attention",
     description="LSTMs → multi-head self-attention → attention pooling over time → FC → softmax.",
-    reference="Founding article §3.4; Vaswani et al., 'Attention is all you need', NeurIPS 2017.",
+    reference="'Research on music classification algorithms based on deep learning' §3.4; "
+    "Vaswani et al., 'Attention is all you need', NeurIPS 2017.",
 )
 def lstm_attention(num_classes=10, *, features, window_seconds, spec_augment=None,
                    units=(128, 128), heads=4, key_dim=32, dense_units=128, dropout=0.3):

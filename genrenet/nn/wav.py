@@ -13,7 +13,7 @@ is ``round(N·target/orig)``, as soxr's.
 
 ``tf.audio.decode_wav`` reads only **16-bit PCM** WAV (format tag 1, a 16- or 18-byte ``fmt`` chunk, any
 number of channels, any rate). 8/24/32-bit PCM, float and WAVE_FORMAT_EXTENSIBLE files are refused with
-InvalidArgument; convert them client-side (``genrenet.serving.wav_bytes`` does).
+InvalidArgument; convert them client-side (``genrenet.serve.rest.wav_bytes`` does).
 """
 from __future__ import annotations
 

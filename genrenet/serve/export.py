@@ -6,7 +6,7 @@ Signatures:
   every row into windows, runs the model on all of them and averages their probabilities per example.
 * ``classify_wav``: ``wav_bytes`` string [batch] of whole 16-bit PCM WAV files (any rate, mono or stereo,
   different lengths): decoded with ``tf.audio.decode_wav``, mixed to mono, resampled in the graph
-  (:mod:`genrenet.graph_audio`), then windowed like ``serving_default``; each example averages only its own
+  (:mod:`genrenet.nn.wav`), then windowed like ``serving_default``; each example averages only its own
   windows. Malformed bytes raise InvalidArgument.
 
 Both return ``probabilities`` float32 [batch, C], ``label_id`` int64 [batch], ``label`` string [batch].

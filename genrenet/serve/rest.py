@@ -6,7 +6,7 @@ Serve an export (``genrenet export RUN --out export``)::
 
 then classify files::
 
-    from genrenet.serving import predict_rest
+    from genrenet.serve.rest import predict_rest
     predict_rest("http://localhost:8501", ["song.flac"], model="genrenet")   # [{"label": ..., ...}]
 
 Request bodies follow TF Serving's REST predict API in row format: ``{"signature_name": "classify_wav",

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from ..errors import DatasetError
 from .audio import AudioError
+from .memory import choose_cache
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -27,12 +28,16 @@ _STEADY.autotune.enabled = False
 
 
 class SkipLog:
-    """Thread-safe record of skipped files and padded clips, reported by train/evaluate and saved in runs."""
+    """Thread-safe record of skipped files and padded clips, reported by train/evaluate and saved in runs, with
+    the files the dataset ignored (not clips of it), so that its report names every file that was not used."""
 
-    def __init__(self, initial=()):
+    SHOWN_IGNORED = 10  # ignored files named in :meth:`summary` (all of them are in :meth:`to_rows`)
+
+    def __init__(self, initial=(), ignored=()):
         self._lock = threading.Lock()
         self.skipped = {}  # name -> reason
         self.padded = set()
+        self.ignored = dict(ignored)  # name -> reason
         for name, reason in initial:
             self.skipped[name] = reason
 
@@ -47,19 +52,26 @@ class SkipLog:
             self.padded.add(str(name))
 
     def summary(self) -> list[str]:
-        """Lines for the user: how many files were skipped (with reasons) and padded."""
+        """Lines for the user: how many files were skipped (with reasons), ignored (the first few) and padded."""
         lines = []
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} files")
             lines += [f"  {n}: {r}" for n, r in sorted(self.skipped.items())]
+        if self.ignored:
+            lines.append(f"ignored {len(self.ignored)} files that are not clips of the dataset")
+            shown = sorted(self.ignored.items())[:self.SHOWN_IGNORED]
+            lines += [f"  {n}: {r}" for n, r in shown]
+            if len(self.ignored) > len(shown):
+                lines.append(f"  ... and {len(self.ignored) - len(shown)} more")
         if self.padded:
             lines.append(f"padded {len(self.padded)} clips shorter than one window with silence")
         return lines
 
     def to_rows(self):
-        """``(file, reason)`` rows for ``skipped.tsv``: skipped files, then padded ones."""
-        return [(n, r) for n, r in sorted(self.skipped.items())] + [(n, "padded: shorter than one window")
-                                                                  for n in sorted(self.padded)]
+        """``(file, reason)`` rows for ``skipped.tsv``: skipped files, then ignored and padded ones."""
+        return ([(n, r) for n, r in sorted(self.skipped.items())]
+                + [(n, f"ignored: {r}") for n, r in sorted(self.ignored.items())]
+                + [(n, "padded: shorter than one window") for n in sorted(self.padded)])
 
 
 def cache_key(clip, sample_rate: int) -> str:
@@ -108,9 +120,13 @@ class AudioCache:
         final = self._path(key, ext)
         os.makedirs(os.path.dirname(final), exist_ok=True)
         tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "wb") as f:
-            writer(f)
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as f:
+                writer(f)
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     def put(self, key, audio):
         """Store decoded audio for ``key`` (written atomically)."""
@@ -139,7 +155,10 @@ def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog, cache_d
                 disk.put_error(key, e.reason)
             raise
         if disk:
-            disk.put(key, audio)
+            try:
+                disk.put(key, audio)
+            except OSError:  # a full or read-only cache disk: the clip is still good, only not cached
+                pass
         return audio
 
     def decode(i):
@@ -171,8 +190,11 @@ def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, ca
 
     ``cache``: ``True``/``"memory"`` keeps decoded audio in memory after the first pass (later epochs do not
     decode again); a directory path keeps it on disk as ``.npy`` per clip (:class:`AudioCache`: for datasets
-    larger than memory, and reused by later runs and by evaluation); ``False``/``None`` decodes every time.
+    larger than memory, and reused by later runs and by evaluation); ``False``/``None`` decodes every time;
+    ``"auto"`` is memory when the decoded audio fits comfortably, else a disk cache
+    (:func:`~genrenet.data.memory.choose_cache`).
     """
+    cache, _ = choose_cache(cache, clips, sample_rate)
     memory = cache is True or cache == "memory"
     decode = _decoder(clips, sample_rate, window_samples, log,
                       cache_dir=None if memory or not cache else cache)
@@ -364,6 +386,7 @@ def validation_dataset(clips, labels, *, sample_rate: int, window_samples: int, 
     ``cache=True`` keeps the windows in memory; a directory keeps decoded audio there instead (for
     validation sets larger than memory)."""
     targets = one_hot_labels(clips, labels)
+    cache, _ = choose_cache(cache, clips, sample_rate)
     memory = cache is True or cache == "memory"
     ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size,
                         log=log, cache=False if memory else cache).unbatch()

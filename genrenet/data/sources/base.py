@@ -214,6 +214,8 @@ def probe(path: str) -> tuple[Optional[str], Optional[float]]:
         info = sf.info(os.fsencode(path))
     except Exception as e:
         return f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})", None
+    if info.format == "RAW":  # libsndfile's guess for some tiny or headerless files: their "samples" are junk
+        return "cannot decode (no audio header: not a wav, flac, ogg, mp3, au or aiff file)", None
     if info.frames <= 0:
         return "contains no audio (zero length)", None
     if info.channels < 1:

@@ -185,3 +185,21 @@ def test_an_au_file_in_gtzan_layout_is_used(tmp_path):
     sf.write(str(root / "jazz" / "jazz.00001.au"), x, SR, format="AU", subtype="PCM_16")
     ds = load_dataset(str(root))
     assert sorted(c.id for c in ds.clips) == ["blues/blues.00000", "jazz/jazz.00000", "jazz/jazz.00001"]
+
+
+def test_disk_cached_epochs_are_the_memory_cached_epochs(tmp_path):
+    """Under a disk cache clip indices are shuffled before decoding (no buffer of decoded audio): the epochs are
+    still exactly those of the memory cache, skipped files included."""
+    from genrenet.data import SkipLog
+    from genrenet.data.pipeline import training_epochs
+
+    root = tmp_path / "d"
+    for i in range(6):
+        write_tone(root / "ab"[i % 2] / f"{i}.wav", seconds=1.5, freq=200 + 50 * i)
+    sf.write(str(root / "a" / "silent.wav"), np.zeros(SR, np.float32), SR)  # skipped when decoded
+    ds = load_dataset(str(root))
+    kw = dict(sample_rate=SR, window_samples=SR // 2, batch_size=4, seed=3, epochs=2)
+    memory, _ = training_epochs(ds.clips, ds.labels, cache="memory", log=SkipLog(), **kw)
+    disk, _ = training_epochs(ds.clips, ds.labels, cache=str(tmp_path / "cache"), log=SkipLog(), **kw)
+    a, b = [x.numpy() for x, _ in memory], [x.numpy() for x, _ in disk]
+    assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))

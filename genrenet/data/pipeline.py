@@ -185,7 +185,8 @@ def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog, cache_d
     return decode
 
 
-def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, cache=True):
+def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, cache=True, indices=None,
+               shuffle_seed: Optional[int] = None, reshuffle: bool = False):
     """Dataset of ``(audio[samples], clip_index)`` for the decodable clips, in clip order.
 
     ``cache``: ``True``/``"memory"`` keeps decoded audio in memory after the first pass (later epochs do not
@@ -193,6 +194,9 @@ def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, ca
     larger than memory, and reused by later runs and by evaluation); ``False``/``None`` decodes every time;
     ``"auto"`` is memory when the decoded audio fits comfortably, else a disk cache
     (:func:`~genrenet.data.memory.choose_cache`).
+
+    ``indices`` (default: every clip) are the clips to give; with ``shuffle_seed`` they are shuffled *before*
+    decoding, so that no shuffle buffer ever holds decoded audio (what keeps memory flat under a disk cache).
     """
     cache, _ = choose_cache(cache, clips, sample_rate)
     memory = cache is True or cache == "memory"
@@ -203,7 +207,11 @@ def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, ca
         audio = tf.numpy_function(decode, [i], tf.float32, stateful=False)
         return tf.ensure_shape(audio, [None]), i
 
-    ds = tf.data.Dataset.range(len(clips)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    order = np.arange(len(clips), dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
+    ds = tf.data.Dataset.from_tensor_slices(order)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(max(1, len(clips)), seed=shuffle_seed, reshuffle_each_iteration=reshuffle)
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.filter(lambda audio, i: tf.size(audio) > 0)
     if memory:
         ds = ds.cache()
@@ -250,9 +258,10 @@ def resolve_augment(augment, batch_augment, window_samples: int, sample_rate: in
 def epoch_batches(clip_ds, targets, seeds, *, num_clips: int, window_samples: int, batch_size: int,
                    crops_per_clip: Optional[int], augment: Optional[Callable], batch_augment: Optional[Callable],
                    crop: Optional[int] = None, hop_samples: Optional[int] = None, reshuffle: bool = False,
-                   drop_remainder: bool = False):
+                   drop_remainder: bool = False, shuffled: bool = False):
     """One epoch of training batches. Its order, crops and augmentation depend only on ``seeds`` (and TF's global
-    seed), unless ``reshuffle``: then every iteration of the dataset draws a new epoch."""
+    seed), unless ``reshuffle``: then every iteration of the dataset draws a new epoch. ``shuffled``: the clips
+    of ``clip_ds`` already come in the epoch's order (shuffled with ``seeds[0]`` before decoding)."""
     shuffle_clips, shuffle_windows, crop_seed, augment_seed = seeds
     w, crop = window_samples, crop or window_samples
 
@@ -272,7 +281,8 @@ def epoch_batches(clip_ds, targets, seeds, *, num_clips: int, window_samples: in
             windows = tf.gather(audio, offsets[:, None] + tf.range(crop)[None, :])
         return tf.data.Dataset.from_tensor_slices((windows, tf.repeat(targets[i][None], n, axis=0)))
 
-    ds = clip_ds.shuffle(max(1, num_clips), seed=shuffle_clips, reshuffle_each_iteration=reshuffle)
+    ds = clip_ds if shuffled else clip_ds.shuffle(max(1, num_clips), seed=shuffle_clips,
+                                                  reshuffle_each_iteration=reshuffle)
     ds = tf.data.Dataset.zip((ds, stream(crop_seed))).flat_map(crops)
     ds = ds.shuffle(1024, seed=shuffle_windows, reshuffle_each_iteration=reshuffle)
     if augment is not None:
@@ -308,11 +318,15 @@ def training_dataset(clips, labels, *, sample_rate: int, window_samples: int, ba
     log = log or SkipLog()
     window_fn, crop, batch_fn = resolve_augment(augment, batch_augment, window_samples, sample_rate)
     targets = one_hot_labels(clips, labels)
-    clip_ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache)
-    ds = epoch_batches(clip_ds, targets, epoch_seeds(seed, 0 if epoch is None else epoch), num_clips=len(clips),
-                        window_samples=window_samples, batch_size=batch_size, crops_per_clip=crops_per_clip,
-                        augment=window_fn, batch_augment=batch_fn, crop=crop, hop_samples=hop_samples,
-                        reshuffle=epoch is None)
+    seeds = epoch_seeds(seed, 0 if epoch is None else epoch)
+    cache, _ = choose_cache(cache, clips, sample_rate)
+    streamed = not (cache is True or cache == "memory")  # shuffle clip indices, not decoded audio
+    clip_ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache,
+                         shuffle_seed=seeds[0] if streamed else None, reshuffle=epoch is None)
+    ds = epoch_batches(clip_ds, targets, seeds, num_clips=len(clips), window_samples=window_samples,
+                        batch_size=batch_size, crops_per_clip=crops_per_clip, augment=window_fn,
+                        batch_augment=batch_fn, crop=crop, hop_samples=hop_samples, reshuffle=epoch is None,
+                        shuffled=streamed)
     return ds.prefetch(AUTOTUNE)
 
 
@@ -336,6 +350,7 @@ def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, bat
     partial batch (distributed training: a replica with an empty batch would make the loss NaN).
     """
     log = log or SkipLog()
+    cache, _ = choose_cache(cache, clips, sample_rate)
     window_fn, crop, batch_fn = resolve_augment(augment, batch_augment, window_samples, sample_rate)
     targets = one_hot_labels(clips, labels)
     clip_ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache)
@@ -348,14 +363,27 @@ def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, bat
     if steps == 0:
         raise DatasetError(f"one epoch has {windows} training windows, fewer than one batch of {batch_size}")
 
+    streamed = not (cache is True or cache == "memory")
+    usable = usable_indices(clips, log)
+
     def epoch_ds(e):
-        return epoch_batches(clip_ds, targets, epoch_seeds(seed, e), num_clips=len(clips),
-                              window_samples=window_samples, batch_size=batch_size, crops_per_clip=crops_per_clip,
-                              augment=window_fn, batch_augment=batch_fn, crop=crop, hop_samples=hop_samples,
-                              drop_remainder=drop_remainder)
+        seeds = epoch_seeds(seed, e)
+        # Streamed from disk (or decoded again): the usable clips' indices are shuffled before decoding, into
+        # the order the memory cache's shuffle of the same clips gives, so memory stays flat.
+        source = clip_audio(clips, sample_rate, window_samples, log, cache=cache, indices=usable,
+                            shuffle_seed=seeds[0]) if streamed else clip_ds
+        return epoch_batches(source, targets, seeds, num_clips=len(clips), window_samples=window_samples,
+                              batch_size=batch_size, crops_per_clip=crops_per_clip, augment=window_fn,
+                              batch_augment=batch_fn, crop=crop, hop_samples=hop_samples,
+                              drop_remainder=drop_remainder, shuffled=streamed)
 
     parts = [epoch_ds(e) for e in range(initial_epoch, epochs)] or [epoch_ds(0).take(0)]
     return concatenate(parts).prefetch(AUTOTUNE), steps
+
+
+def usable_indices(clips, log: SkipLog) -> list:
+    """Indices of the clips not (yet) skipped in ``log``: after a first decoding pass, the clips an epoch has."""
+    return [i for i, c in enumerate(clips) if c.name not in log.skipped]
 
 
 def frame_windows(audio, window_samples: int, hop_samples: int):

@@ -157,10 +157,11 @@ def _prepare(s: _Session, data) -> _Data:
     s.log = SkipLog(dataset.skipped, dataset.ignored)
     train_clips, val_clips, notes = resolve_splits(dataset, s.cfg.val_fraction, s.cfg.seed)
     notes = dataset.notes + notes
-    cache, cache_note = choose_cache(s.cfg.cache, train_clips + val_clips, s.spec.features.sample_rate,
-                                     memory_budget=s.cfg.memory_budget)
-    s.cfg = s.cfg.replace(cache=cache)
-    notes += [cache_note] if cache_note else []
+    if not s.cfg.head_only or s.cfg.fine_tune_epochs:  # a frozen backbone's head alone trains on features
+        cache, cache_note = choose_cache(s.cfg.cache, train_clips + val_clips, s.spec.features.sample_rate,
+                                         memory_budget=s.cfg.memory_budget)
+        s.cfg = s.cfg.replace(cache=cache)
+        notes += [cache_note] if cache_note else []
     if s.cfg.data_service:
         notes.append("data_service: each epoch has the batches it would have locally, in the order the service's "
                      "workers make them (with several workers: not bit-identical, resuming not exact)")

@@ -129,9 +129,11 @@ def _add_transfer_options(s):
                         "pitch, specaugment, mixup (or 'all'), or a JSON dict of parameters, e.g. "
                         "'{\"noise\": {\"snr_db\": [10, 20]}}'; default mixup (none for a frozen backbone's head), "
                         "'none' for none")
-    s.add_argument("--cache", metavar="memory|none|DIR",
-                   help="keep decoded audio in memory (default), decode every epoch, or cache it in DIR "
-                        "(for datasets larger than memory; reused by later runs)")
+    s.add_argument("--cache", metavar="auto|memory|none|DIR",
+                   help="where decoded audio is kept between epochs: auto (default) = in memory when it takes at "
+                        "most half the available memory, else on disk in $GENRENET_CACHE_DIR or "
+                        "~/.cache/genrenet/audio; memory; none = decode every epoch; or a directory DIR (reused "
+                        "by later runs)")
 
 
 def _add_engine_options(s):

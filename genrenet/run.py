@@ -2,12 +2,14 @@
 
 ``model.keras``, ``labels.json``, ``config.json`` (model name, hyper-parameters, FeatureConfig, window,
 data spec, seed, versions), ``history.csv``, ``metrics.json``, ``skipped.tsv``. Every file is written to a
-temporary name and renamed, so a crash never leaves a file that looks complete but is not.
+temporary name and renamed, so a crash never leaves a file that looks complete but is not; ``train.lock``
+exists while a training process writes the directory (:func:`run_lock`), so two cannot write it at once.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import tempfile
@@ -32,6 +34,60 @@ def atomic_path(path, suffix=""):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+LOCK_FILE = "train.lock"
+
+
+@contextlib.contextmanager
+def run_lock(path):
+    """Hold ``path/train.lock`` while a process writes the run directory ``path``; a second process gets a
+    :class:`RunError` at once. The lock is an ``flock``: the kernel releases it when its process ends, however
+    it ends, so the lock of a process that died never blocks. The file is removed on release (and ``path``
+    too when this call created it and nothing was written)."""
+    import fcntl
+
+    path = os.fspath(path)
+    created = not os.path.isdir(path)
+    os.makedirs(path, exist_ok=True)
+    lock = os.path.join(path, LOCK_FILE)
+    fd = _locked_fd(lock, fcntl)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.remove(lock)  # before unlocking: nobody can then lock this file and believe it current
+            os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+
+
+def _locked_fd(lock: str, fcntl):
+    """An open descriptor of ``lock`` holding its flock (None where the file system has no locks)."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip()
+            os.close(fd)
+            raise RunError(f"{os.path.dirname(lock)}: another process (pid {holder or '?'}) is writing this run "
+                           "directory; wait for it to end or choose another run directory") from None
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                return None
+            raise
+        try:
+            current = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)  # its holder removed it as we opened it: lock the new file
 
 
 def write_text(path, text: str):

@@ -1,5 +1,6 @@
 """Real-dataset sources (FMA, k-fold specs), the decoded-audio cache and bad input, with files the tests write."""
 import csv
+import os
 from collections import Counter
 
 import numpy as np
@@ -73,6 +74,23 @@ def test_fma_subset_choice_and_missing_files(tmp_path):
     assert len(medium) == 4 and "file not found" in dict(medium.skipped)[str(root / "fma_medium/000/000140.mp3")]
     with pytest.raises(DatasetError, match="subset large asked for"):
         load_dataset(f"fma:{root}?subset=large")
+
+
+def test_fma_names_every_file_it_does_not_use(tmp_path):
+    root = _fma(tmp_path, TRACKS, subsets=("small", "medium"))
+    (root / "fma_metadata" / "genres.csv").write_text("genre_id,title\n")
+    (root / "fma_small" / "README.txt").write_text("fma_small")
+    (root / "fma_small" / "checksums").write_text("")
+    ds = load_dataset(f"fma:{root}")
+    reasons = {os.path.relpath(p, root): r for p, r in ds.ignored}
+    assert reasons["fma_metadata/genres.csv"] == "outside the audio folder fma_small/ (metadata, not audio)"
+    assert reasons["fma_small/README.txt"] == "not an audio file (extension '.txt')"
+    assert reasons["fma_small/checksums"] == "not an audio file (no extension)"
+    assert reasons["fma_small/000/000142.mp3"] == "track without a top-level genre in tracks.csv"
+    assert reasons["fma_medium"].startswith("folder of FMA subset medium (6 files)")
+    assert "fma_metadata/tracks.csv" not in reasons  # the index itself is used
+    assert all(c.seconds == 30.0 for c in ds.clips)
+    assert "ignored 5 files" in ds.summary()
 
 
 def test_fma_errors_are_clear(tmp_path):

@@ -155,9 +155,54 @@ def _hostile_tree(root):
     return root
 
 
+# Files that are not audio by their names, or hidden: ignored and listed, never read, never silently dropped.
+NON_AUDIO = ("notes.txt", "cover.jpg", "track.mid", "booklet.pdf", "LICENSE", "playlist.m3u", "song.wav.part",
+             "Thumbs.db", "._blues.00000.wav", ".hidden.wav")
+
+
+def _non_audio(folder):
+    for i, name in enumerate(NON_AUDIO):
+        (folder / name).write_bytes(RNG.bytes(int(RNG.integers(0, 300))) if i % 2 else b"")
+
+
+def _files_below(root):
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
+
+
+def _accounted(ds):
+    return sorted([c.path for c in ds.clips] + [p for p, _ in ds.skipped] + [p for p, _ in ds.ignored])
+
+
+def test_gtzan_layout_accounts_for_every_hostile_and_non_audio_file(tmp_path):
+    root = tmp_path / "gtzan"
+    for genre in ("blues", "jazz"):
+        for i in range(2):
+            write_tone(root / genre / f"{genre}.{i:05d}.wav", seconds=1.2, freq=300 + 100 * i)
+    for name, data in hostile_files():
+        (root / "blues" / name).write_bytes(data)
+    _non_audio(root / "jazz")
+    (root / "README.txt").write_text("GTZAN")
+    ds = load_dataset(str(root))
+    assert _accounted(ds) == _files_below(root)  # every file once: a clip, a skip or ignored
+    ids = {c.id for c in ds.clips}
+    assert {"blues/blues.00000", "blues/blues.00001", "jazz/jazz.00000", "jazz/jazz.00001"} <= ids
+    ignored = {os.path.basename(p) for p, _ in ds.ignored}
+    assert set(NON_AUDIO) | {"README.txt"} == ignored
+    assert {os.path.basename(p) for p, _ in ds.skipped} >= {"empty.wav", "random.wav", "trunc4.wav"}
+    assert all(r and "\n" not in r for _, r in ds.skipped + ds.ignored)
+    for clip in ds.clips:  # a kept clip is audio, or a damaged file whose decoding fails with a reason
+        try:
+            assert clip.load(SR).size > 0
+        except AudioError as e:
+            assert e.reason
+
+
 def test_dataset_scan_skips_traps_and_keeps_good_files(tmp_path):
     root = _hostile_tree(tmp_path / "data")
+    _non_audio(root / "b")
     ds = load_dataset(str(root))
+    assert _accounted(ds) == _files_below(root)
+    assert {os.path.basename(p) for p, _ in ds.ignored} == set(NON_AUDIO)
     names = sorted(os.path.basename(c.path) for c in ds.clips)
     assert names.count("good0.wav") == 2 and names.count("good1.wav") == 2
     assert "n" * 240 + ".wav" in names

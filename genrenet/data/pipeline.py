@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from ..errors import DatasetError
 from .audio import AudioError
+from .memory import choose_cache
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -27,12 +28,16 @@ _STEADY.autotune.enabled = False
 
 
 class SkipLog:
-    """Thread-safe record of skipped files and padded clips, reported by train/evaluate and saved in runs."""
+    """Thread-safe record of skipped files and padded clips, reported by train/evaluate and saved in runs, with
+    the files the dataset ignored (not clips of it), so that its report names every file that was not used."""
 
-    def __init__(self, initial=()):
+    SHOWN_IGNORED = 10  # ignored files named in :meth:`summary` (all of them are in :meth:`to_rows`)
+
+    def __init__(self, initial=(), ignored=()):
         self._lock = threading.Lock()
         self.skipped = {}  # name -> reason
         self.padded = set()
+        self.ignored = dict(ignored)  # name -> reason
         for name, reason in initial:
             self.skipped[name] = reason
 
@@ -47,19 +52,26 @@ class SkipLog:
             self.padded.add(str(name))
 
     def summary(self) -> list[str]:
-        """Lines for the user: how many files were skipped (with reasons) and padded."""
+        """Lines for the user: how many files were skipped (with reasons), ignored (the first few) and padded."""
         lines = []
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} files")
             lines += [f"  {n}: {r}" for n, r in sorted(self.skipped.items())]
+        if self.ignored:
+            lines.append(f"ignored {len(self.ignored)} files that are not clips of the dataset")
+            shown = sorted(self.ignored.items())[:self.SHOWN_IGNORED]
+            lines += [f"  {n}: {r}" for n, r in shown]
+            if len(self.ignored) > len(shown):
+                lines.append(f"  ... and {len(self.ignored) - len(shown)} more")
         if self.padded:
             lines.append(f"padded {len(self.padded)} clips shorter than one window with silence")
         return lines
 
     def to_rows(self):
-        """``(file, reason)`` rows for ``skipped.tsv``: skipped files, then padded ones."""
-        return [(n, r) for n, r in sorted(self.skipped.items())] + [(n, "padded: shorter than one window")
-                                                                  for n in sorted(self.padded)]
+        """``(file, reason)`` rows for ``skipped.tsv``: skipped files, then ignored and padded ones."""
+        return ([(n, r) for n, r in sorted(self.skipped.items())]
+                + [(n, f"ignored: {r}") for n, r in sorted(self.ignored.items())]
+                + [(n, "padded: shorter than one window") for n in sorted(self.padded)])
 
 
 def cache_key(clip, sample_rate: int) -> str:
@@ -108,9 +120,13 @@ class AudioCache:
         final = self._path(key, ext)
         os.makedirs(os.path.dirname(final), exist_ok=True)
         tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "wb") as f:
-            writer(f)
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as f:
+                writer(f)
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     def put(self, key, audio):
         """Store decoded audio for ``key`` (written atomically)."""
@@ -139,7 +155,10 @@ def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog, cache_d
                 disk.put_error(key, e.reason)
             raise
         if disk:
-            disk.put(key, audio)
+            try:
+                disk.put(key, audio)
+            except OSError:  # a full or read-only cache disk: the clip is still good, only not cached
+                pass
         return audio
 
     def decode(i):
@@ -166,13 +185,20 @@ def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog, cache_d
     return decode
 
 
-def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, cache=True):
+def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, cache=True, indices=None,
+               shuffle_seed: Optional[int] = None, reshuffle: bool = False):
     """Dataset of ``(audio[samples], clip_index)`` for the decodable clips, in clip order.
 
     ``cache``: ``True``/``"memory"`` keeps decoded audio in memory after the first pass (later epochs do not
     decode again); a directory path keeps it on disk as ``.npy`` per clip (:class:`AudioCache`: for datasets
-    larger than memory, and reused by later runs and by evaluation); ``False``/``None`` decodes every time.
+    larger than memory, and reused by later runs and by evaluation); ``False``/``None`` decodes every time;
+    ``"auto"`` is memory when the decoded audio fits comfortably, else a disk cache
+    (:func:`~genrenet.data.memory.choose_cache`).
+
+    ``indices`` (default: every clip) are the clips to give; with ``shuffle_seed`` they are shuffled *before*
+    decoding, so that no shuffle buffer ever holds decoded audio (what keeps memory flat under a disk cache).
     """
+    cache, _ = choose_cache(cache, clips, sample_rate)
     memory = cache is True or cache == "memory"
     decode = _decoder(clips, sample_rate, window_samples, log,
                       cache_dir=None if memory or not cache else cache)
@@ -181,7 +207,11 @@ def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, ca
         audio = tf.numpy_function(decode, [i], tf.float32, stateful=False)
         return tf.ensure_shape(audio, [None]), i
 
-    ds = tf.data.Dataset.range(len(clips)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    order = np.arange(len(clips), dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
+    ds = tf.data.Dataset.from_tensor_slices(order)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(max(1, len(clips)), seed=shuffle_seed, reshuffle_each_iteration=reshuffle)
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.filter(lambda audio, i: tf.size(audio) > 0)
     if memory:
         ds = ds.cache()
@@ -228,9 +258,10 @@ def resolve_augment(augment, batch_augment, window_samples: int, sample_rate: in
 def epoch_batches(clip_ds, targets, seeds, *, num_clips: int, window_samples: int, batch_size: int,
                    crops_per_clip: Optional[int], augment: Optional[Callable], batch_augment: Optional[Callable],
                    crop: Optional[int] = None, hop_samples: Optional[int] = None, reshuffle: bool = False,
-                   drop_remainder: bool = False):
+                   drop_remainder: bool = False, shuffled: bool = False):
     """One epoch of training batches. Its order, crops and augmentation depend only on ``seeds`` (and TF's global
-    seed), unless ``reshuffle``: then every iteration of the dataset draws a new epoch."""
+    seed), unless ``reshuffle``: then every iteration of the dataset draws a new epoch. ``shuffled``: the clips
+    of ``clip_ds`` already come in the epoch's order (shuffled with ``seeds[0]`` before decoding)."""
     shuffle_clips, shuffle_windows, crop_seed, augment_seed = seeds
     w, crop = window_samples, crop or window_samples
 
@@ -250,7 +281,8 @@ def epoch_batches(clip_ds, targets, seeds, *, num_clips: int, window_samples: in
             windows = tf.gather(audio, offsets[:, None] + tf.range(crop)[None, :])
         return tf.data.Dataset.from_tensor_slices((windows, tf.repeat(targets[i][None], n, axis=0)))
 
-    ds = clip_ds.shuffle(max(1, num_clips), seed=shuffle_clips, reshuffle_each_iteration=reshuffle)
+    ds = clip_ds if shuffled else clip_ds.shuffle(max(1, num_clips), seed=shuffle_clips,
+                                                  reshuffle_each_iteration=reshuffle)
     ds = tf.data.Dataset.zip((ds, stream(crop_seed))).flat_map(crops)
     ds = ds.shuffle(1024, seed=shuffle_windows, reshuffle_each_iteration=reshuffle)
     if augment is not None:
@@ -286,11 +318,15 @@ def training_dataset(clips, labels, *, sample_rate: int, window_samples: int, ba
     log = log or SkipLog()
     window_fn, crop, batch_fn = resolve_augment(augment, batch_augment, window_samples, sample_rate)
     targets = one_hot_labels(clips, labels)
-    clip_ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache)
-    ds = epoch_batches(clip_ds, targets, epoch_seeds(seed, 0 if epoch is None else epoch), num_clips=len(clips),
-                        window_samples=window_samples, batch_size=batch_size, crops_per_clip=crops_per_clip,
-                        augment=window_fn, batch_augment=batch_fn, crop=crop, hop_samples=hop_samples,
-                        reshuffle=epoch is None)
+    seeds = epoch_seeds(seed, 0 if epoch is None else epoch)
+    cache, _ = choose_cache(cache, clips, sample_rate)
+    streamed = not (cache is True or cache == "memory")  # shuffle clip indices, not decoded audio
+    clip_ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache,
+                         shuffle_seed=seeds[0] if streamed else None, reshuffle=epoch is None)
+    ds = epoch_batches(clip_ds, targets, seeds, num_clips=len(clips), window_samples=window_samples,
+                        batch_size=batch_size, crops_per_clip=crops_per_clip, augment=window_fn,
+                        batch_augment=batch_fn, crop=crop, hop_samples=hop_samples, reshuffle=epoch is None,
+                        shuffled=streamed)
     return ds.prefetch(AUTOTUNE)
 
 
@@ -314,6 +350,7 @@ def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, bat
     partial batch (distributed training: a replica with an empty batch would make the loss NaN).
     """
     log = log or SkipLog()
+    cache, _ = choose_cache(cache, clips, sample_rate)
     window_fn, crop, batch_fn = resolve_augment(augment, batch_augment, window_samples, sample_rate)
     targets = one_hot_labels(clips, labels)
     clip_ds = clip_audio(clips, sample_rate, window_samples, log, cache=cache)
@@ -326,14 +363,27 @@ def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, bat
     if steps == 0:
         raise DatasetError(f"one epoch has {windows} training windows, fewer than one batch of {batch_size}")
 
+    streamed = not (cache is True or cache == "memory")
+    usable = usable_indices(clips, log)
+
     def epoch_ds(e):
-        return epoch_batches(clip_ds, targets, epoch_seeds(seed, e), num_clips=len(clips),
-                              window_samples=window_samples, batch_size=batch_size, crops_per_clip=crops_per_clip,
-                              augment=window_fn, batch_augment=batch_fn, crop=crop, hop_samples=hop_samples,
-                              drop_remainder=drop_remainder)
+        seeds = epoch_seeds(seed, e)
+        # Streamed from disk (or decoded again): the usable clips' indices are shuffled before decoding, into
+        # the order the memory cache's shuffle of the same clips gives, so memory stays flat.
+        source = clip_audio(clips, sample_rate, window_samples, log, cache=cache, indices=usable,
+                            shuffle_seed=seeds[0]) if streamed else clip_ds
+        return epoch_batches(source, targets, seeds, num_clips=len(clips), window_samples=window_samples,
+                              batch_size=batch_size, crops_per_clip=crops_per_clip, augment=window_fn,
+                              batch_augment=batch_fn, crop=crop, hop_samples=hop_samples,
+                              drop_remainder=drop_remainder, shuffled=streamed)
 
     parts = [epoch_ds(e) for e in range(initial_epoch, epochs)] or [epoch_ds(0).take(0)]
     return concatenate(parts).prefetch(AUTOTUNE), steps
+
+
+def usable_indices(clips, log: SkipLog) -> list:
+    """Indices of the clips not (yet) skipped in ``log``: after a first decoding pass, the clips an epoch has."""
+    return [i for i, c in enumerate(clips) if c.name not in log.skipped]
 
 
 def frame_windows(audio, window_samples: int, hop_samples: int):
@@ -364,6 +414,7 @@ def validation_dataset(clips, labels, *, sample_rate: int, window_samples: int, 
     ``cache=True`` keeps the windows in memory; a directory keeps decoded audio there instead (for
     validation sets larger than memory)."""
     targets = one_hot_labels(clips, labels)
+    cache, _ = choose_cache(cache, clips, sample_rate)
     memory = cache is True or cache == "memory"
     ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size,
                         log=log, cache=False if memory else cache).unbatch()

@@ -57,7 +57,7 @@ def check(address: str, *, strategy: str = "default", cache=None, timeout: float
     if strategy not in (None, "default", "mirrored"):
         raise DataServiceError(f"data_service works with strategy=default or strategy=mirrored (one trainer process), "
                                f"not {strategy}: several trainers would each need their part of the same batches")
-    if cache is None or isinstance(cache, bool) or cache == "memory":
+    if cache is None or isinstance(cache, bool) or cache in ("memory", "auto"):
         raise DataServiceError("data_service needs cache=DIR, a directory the service's workers can read at "
                                "the same path: they read the decoded audio from there (they cannot run genrenet's "
                                "Python decoder)")

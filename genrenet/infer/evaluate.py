@@ -106,7 +106,7 @@ def evaluate(run, data="synthetic", split: Optional[str] = None, *, batch_size: 
         if not clips:
             raise DatasetError(f"{dataset.spec}: none of its classes {unknown} are known to the model ({labels})")
     model = run.load_model()
-    log = SkipLog(dataset.skipped)
+    log = SkipLog(dataset.skipped, dataset.ignored)
     hop = int(round(hop_seconds * run.sample_rate)) if hop_seconds else None
     metrics, mean, y_pred, counts = evaluate_clips(
         model, labels, clips, sample_rate=run.sample_rate, window_samples=run.window_samples,
@@ -127,6 +127,7 @@ def evaluate(run, data="synthetic", split: Optional[str] = None, *, batch_size: 
                          f"clip accuracy {metrics['clip_accuracy']:.2f}")
     skipped = log.summary()
     metrics["skipped"] = [f"{n}: {r}" for n, r in sorted(log.skipped.items())]
+    metrics["ignored"] = [f"{n}: {r}" for n, r in sorted(log.ignored.items())]
     write_json(os.path.join(out, "metrics.json"), metrics)
     metrics["out"] = out
     if verbose:

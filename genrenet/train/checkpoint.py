@@ -22,8 +22,9 @@ from ..run import RunWriter, atomic_path, is_run_dir, json_default, write_json
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
-# config.json keys that may differ when a run is resumed (everything else must match the started run).
-RESUMABLE_CHANGES = ("epochs", "command", "versions", "notes", "data_service")
+# config.json keys that may differ when a run is resumed (everything else must match the started run; where
+# decoded audio is cached does not change what is computed).
+RESUMABLE_CHANGES = ("epochs", "command", "versions", "notes", "data_service", "cache", "memory_budget")
 RUN_MARKERS = ("config.json", "labels.json", "history.csv", "metrics.json", CHECKPOINT_DIR)
 
 

@@ -64,8 +64,13 @@ class TrainConfig:
     augment: Any = "default"
     """Training-only augmentation: names, a comma string, a dict of parameters, ``none``, or ``default``
     (mixup from scratch, none for a frozen head). See :mod:`genrenet.data.augment`."""
-    cache: Union[bool, str] = True
-    """Decoded audio: ``True`` in memory, ``False`` decoded every epoch, a directory on disk."""
+    cache: Union[bool, str] = "auto"
+    """Decoded audio: ``auto`` (in memory when it fits in ``memory_budget``, else on disk in
+    ``$GENRENET_CACHE_DIR`` or ``~/.cache/genrenet/audio``), ``True`` in memory, ``False`` decoded every epoch,
+    or a directory on disk. ``config.json`` records the choice made."""
+    memory_budget: Optional[int] = None
+    """Bytes of decoded audio ``cache="auto"`` may keep in memory (default: half the memory available to the
+    process, container limits included)."""
     deterministic: bool = False
     """Deterministic TF ops: with the same seed, two runs give bit-identical weights on CPU."""
     mixed_precision: str = "off"

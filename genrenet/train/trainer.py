@@ -25,13 +25,14 @@ import tensorflow as tf
 from .. import registry
 from ..data import ClipDataset, SkipLog, load_dataset, validation_dataset
 from ..data.augment import Augment
+from ..data.memory import choose_cache
 from ..data.pipeline import training_epochs
 from ..data.service import check as check_data_service, training_epochs as service_epochs
 from ..errors import ConfigError, DataServiceError, DatasetError, StrategyError, TrainingError
 from ..infer.evaluate import evaluate_clips
 from ..keras_compat import keras_workarounds, op_determinism
 from ..registry import ModelSpec
-from ..run import Run, RunWriter
+from ..run import Run, RunWriter, run_lock
 from . import transfer
 from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state
 from .config import TrainConfig
@@ -123,11 +124,12 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, config: Op
         raise TrainingError(str(e)) from None
     chief = is_chief(dist)
     out = out or os.path.join("runs", f"{model}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    # Only the chief checks the run dir: the others may start after it has begun writing there.
-    state = check_run_dir(out, resume) if chief else (load_state(out) if resume else None)
-    session = _Session(spec, cfg, out, dist, chief, state, resume, verbose if chief else 0)
-    with _reproducibility(cfg.seed, cfg.deterministic):
-        return _run(session, data)
+    # Only the chief locks and checks the run dir: the others may start after it has begun writing there.
+    with run_lock(out) if chief else contextlib.nullcontext():
+        state = check_run_dir(out, resume) if chief else (load_state(out) if resume else None)
+        session = _Session(spec, cfg, out, dist, chief, state, resume, verbose if chief else 0)
+        with _reproducibility(cfg.seed, cfg.deterministic):
+            return _run(session, data)
 
 
 def _run(s: _Session, data) -> Optional[Run]:
@@ -140,6 +142,7 @@ def _run(s: _Session, data) -> Optional[Run]:
             check_same_config(s.out, config)
         s.writer.json("labels.json", d.labels)
         s.writer.json("config.json", config)
+        _save_skips(s)  # what the dataset skipped and ignored is on disk from the start
     checkpoint = _fit(s, d, net)
     if s.cfg.fine_tune_epochs:
         checkpoint = _fine_tune(s, d, net, checkpoint)
@@ -151,9 +154,14 @@ def _run(s: _Session, data) -> Optional[Run]:
 def _prepare(s: _Session, data) -> _Data:
     """Load the dataset, make the splits, say what will happen."""
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
-    s.log = SkipLog(dataset.skipped)
+    s.log = SkipLog(dataset.skipped, dataset.ignored)
     train_clips, val_clips, notes = resolve_splits(dataset, s.cfg.val_fraction, s.cfg.seed)
     notes = dataset.notes + notes
+    if not s.cfg.head_only or s.cfg.fine_tune_epochs:  # a frozen backbone's head alone trains on features
+        cache, cache_note = choose_cache(s.cfg.cache, train_clips + val_clips, s.spec.features.sample_rate,
+                                         memory_budget=s.cfg.memory_budget)
+        s.cfg = s.cfg.replace(cache=cache)
+        notes += [cache_note] if cache_note else []
     if s.cfg.data_service:
         notes.append("data_service: each epoch has the batches it would have locally, in the order the service's "
                      "workers make them (with several workers: not bit-identical, resuming not exact)")
@@ -239,7 +247,8 @@ def _validation_batches(s: _Session, d: _Data, window_samples: int):
 
 
 def _save_skips(s: _Session) -> str:
-    """Write ``skipped.tsv`` (the chief) when anything was skipped or padded; returns its path, or ''."""
+    """Write ``skipped.tsv`` (the chief) when anything was skipped, ignored or padded; returns its path, or ''.
+    The one writer of ``skipped.tsv``: its rows come from the run's :class:`SkipLog`."""
     rows = s.log.to_rows()
     if not rows:
         return ""
@@ -326,7 +335,8 @@ def _finish(s: _Session, d: _Data, net: keras.Model, history: list) -> Run:
     monitor = "val_loss" if any("val_loss" in row for row in history) else "loss"
     losses = [row[monitor] for row in history if monitor in row]
     metrics = {"best_epoch": int(np.argmin(losses)) + 1 if losses else None, "epochs_run": len(history),
-               "skipped_files": len(s.log.skipped), "padded_clips": len(s.log.padded)}
+               "skipped_files": len(s.log.skipped), "ignored_files": len(s.log.ignored),
+               "padded_clips": len(s.log.padded)}
     if history:
         metrics.update({f"final_{k}": float(v) for k, v in history[-1].items() if k != "epoch"})
     if d.val_clips and s.cfg.evaluate_val:

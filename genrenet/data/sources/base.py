@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import numpy as np
 
 from ...errors import DatasetError
+from ...progress import Progress
 from ..audio import is_audio_file, load_audio, resample, unusable_path
 from ..split import kfold
 
@@ -31,6 +34,7 @@ class Clip:
     group: Optional[str] = None
     audio: Optional[np.ndarray] = dataclasses.field(default=None, repr=False)
     sample_rate: Optional[int] = None
+    seconds: Optional[float] = None  # duration from the header read at load time (None: not read)
 
     def load(self, sample_rate: int) -> np.ndarray:
         """Mono float32 audio at ``sample_rate`` (decoded and resampled if needed)."""
@@ -43,10 +47,19 @@ class Clip:
         """How the clip is named in messages and reports: its path, else its id."""
         return self.path or self.id
 
+    @property
+    def duration(self) -> Optional[float]:
+        """Seconds of audio: from the header read at load time, or of the in-memory audio; None if unknown."""
+        if self.audio is not None:
+            return self.audio.shape[0] / (self.sample_rate or 1)
+        return self.seconds
+
 
 @dataclasses.dataclass
 class ClipDataset:
-    """Clips with labels (sorted class names) and what was skipped while scanning, with reasons."""
+    """Clips with labels (sorted class names) and, with reasons, every other file under the dataset's root:
+    ``skipped`` (audio that cannot be used) and ``ignored`` (files that are not clips of this dataset: not
+    audio, hidden, outside the class folders or outside a predefined split). Nothing is left out unnamed."""
 
     name: str
     spec: str
@@ -54,6 +67,7 @@ class ClipDataset:
     labels: list
     skipped: list = dataclasses.field(default_factory=list)  # [(path, reason)]
     notes: list = dataclasses.field(default_factory=list)  # things worth telling the user
+    ignored: list = dataclasses.field(default_factory=list)  # [(path, reason)]
 
     @property
     def has_splits(self) -> bool:
@@ -71,21 +85,26 @@ class ClipDataset:
         return len(self.clips)
 
     def summary(self) -> str:
-        """One line: name, clip and class counts, and the split sizes."""
+        """One line: name, used clips and classes, the split sizes, and how many files were skipped or ignored."""
         counts = {s: len(self.split(s)) for s in SPLITS if self.split(s)}
         split_text = ", ".join(f"{k} {v}" for k, v in counts.items()) if counts else "no predefined split"
         text = f"{self.name}: {len(self.clips)} clips, {len(self.labels)} classes ({split_text})"
         if self.skipped:
             text += f"; skipped {len(self.skipped)} files"
+        if self.ignored:
+            text += f"; ignored {len(self.ignored)} files that are not clips of the dataset"
         return text
 
 
-def finish(name, spec, clips, skipped=(), notes=(), labels=None) -> ClipDataset:
+def finish(name, spec, clips, skipped=(), notes=(), labels=None, ignored=()) -> ClipDataset:
+    """The :class:`ClipDataset`, or a :class:`DatasetError` saying what was found instead of usable clips."""
     if not clips:
-        detail = f" (skipped {len(skipped)}: {skipped[0][0]}: {skipped[0][1]} ...)" if skipped else ""
-        raise DatasetError(f"{spec}: no usable audio clips found{detail}")
+        detail = f"; skipped {len(skipped)}: {skipped[0][0]}: {skipped[0][1]} ..." if skipped else ""
+        detail += f"; ignored {len(ignored)}: {ignored[0][0]}: {ignored[0][1]} ..." if ignored else ""
+        raise DatasetError(f"{spec}: no usable audio clips found" + (f" ({detail[2:]})" if detail else ""))
     labels = sorted({c.label for c in clips}) if labels is None else list(labels)
-    return ClipDataset(name=name, spec=spec, clips=clips, labels=labels, skipped=list(skipped), notes=list(notes))
+    return ClipDataset(name=name, spec=spec, clips=clips, labels=labels, skipped=list(skipped), notes=list(notes),
+                       ignored=list(ignored))
 
 
 # --------------------------------------------------------------------------------------------- options
@@ -115,8 +134,8 @@ def with_folds(dataset: ClipDataset, folds: int, fold: int, seed: int = 0) -> Cl
     clips = [dataclasses.replace(c, split="test" if id(c) in test else "train") for c in dataset.clips]
     notes = [f"{folds}-fold cross-validation (seed {seed}): fold {fold} is the test split "
              f"({len(test)} clips), the other folds train"] + notes
-    return ClipDataset(name=f"{dataset.name}-fold{fold}of{folds}", spec=dataset.spec, clips=clips,
-                       labels=dataset.labels, skipped=dataset.skipped, notes=dataset.notes + notes)
+    return dataclasses.replace(dataset, name=f"{dataset.name}-fold{fold}of{folds}", clips=clips,
+                               notes=dataset.notes + notes)
 
 
 def apply_options(dataset: ClipDataset, opts: dict) -> ClipDataset:
@@ -137,15 +156,24 @@ def check_dir(path: str, spec: str):
         raise DatasetError(f"{spec}: not a directory")
 
 
-# Audio formats libsndfile cannot read: listed as skipped (with what to do) rather than silently ignored.
+# Audio formats libsndfile cannot read: listed as skipped (with what to do) rather than ignored.
 UNSUPPORTED_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma", ".ape", ".alac", ".amr", ".webm", ".mka", ".ra")
+# Reading headers is I/O (libsndfile releases the GIL): threads overlap the waits, also on network storage.
+SCAN_THREADS = 16
+# Without a terminal, a scan of at least this many files says in one line how long it took.
+SCAN_REPORT_MIN = 1000
 
 
-def walk_audio(root: str, unsupported: Optional[list] = None):
-    """Audio files below ``root`` (sorted, symlink loops and unreadable folders skipped); files in formats
-    libsndfile cannot read are appended to ``unsupported`` as (path, reason)."""
+def walk_files(root: str, unreadable: Optional[list] = None):
+    """Every file below ``root``, hidden ones included (sorted; links to folders already read are not read
+    again). Folders that cannot be read are appended to ``unreadable`` as (path, reason)."""
     seen = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+
+    def failed(error: OSError):
+        if unreadable is not None:
+            unreadable.append((error.filename, f"cannot read the folder ({error.strerror or error})"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=failed):
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []
@@ -153,43 +181,67 @@ def walk_audio(root: str, unsupported: Optional[list] = None):
         seen.add(real)
         dirnames.sort()
         for f in sorted(filenames):
-            if is_audio_file(f):
-                yield os.path.join(dirpath, f)
-            elif unsupported is not None and f.lower().endswith(UNSUPPORTED_EXTENSIONS):
-                unsupported.append((os.path.join(dirpath, f), f"unsupported format {os.path.splitext(f)[1]!r} "
-                                    "(libsndfile reads wav, flac, ogg, mp3, au, aiff: convert it)"))
+            yield os.path.join(dirpath, f)
 
 
-def probe(path: str) -> Optional[str]:
-    """Why ``path`` cannot be used, or None. Reads only the header (fast)."""
+def file_reason(path: str, root: str) -> Optional[str]:
+    """Why the file ``path`` below ``root`` is not an audio file to read (ignored), or None when it is one."""
+    parts = os.path.relpath(path, root).split(os.sep)
+    if any(p.startswith(".") for p in parts):
+        return "hidden file"
+    if is_audio_file(path) or path.lower().endswith(UNSUPPORTED_EXTENSIONS):
+        return None
+    ext = os.path.splitext(path)[1]
+    return f"not an audio file (extension {ext!r})" if ext else "not an audio file (no extension)"
+
+
+def unsupported_reason(path: str) -> Optional[str]:
+    """Why an audio file in a format libsndfile cannot read is skipped (with what to do), or None."""
+    if not path.lower().endswith(UNSUPPORTED_EXTENSIONS):
+        return None
+    return (f"unsupported format {os.path.splitext(path)[1]!r} (libsndfile reads wav, flac, ogg, mp3, au, aiff: "
+            "convert it)")
+
+
+def probe(path: str) -> tuple[Optional[str], Optional[float]]:
+    """(why ``path`` cannot be used or None, its duration in seconds). Reads only the header (fast)."""
     import soundfile as sf
 
     reason = unusable_path(path)
     if reason:
-        return reason
+        return reason, None
     try:
         info = sf.info(os.fsencode(path))
     except Exception as e:
-        return f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})"
+        return f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})", None
+    if info.format == "RAW":  # libsndfile's guess for some tiny or headerless files: their "samples" are junk
+        return "cannot decode (no audio header: not a wav, flac, ogg, mp3, au or aiff file)", None
     if info.frames <= 0:
-        return "contains no audio (zero length)"
+        return "contains no audio (zero length)", None
     if info.channels < 1:
-        return "the file has no channels"
-    return None
+        return "the file has no channels", None
+    return None, info.frames / info.samplerate if info.samplerate > 0 else None
 
 
-def scan(candidates) -> tuple[list, list]:
-    """Keep the clips whose headers read; the rest become (path, reason) skips."""
+def scan(candidates, threads: int = SCAN_THREADS) -> tuple[list, list]:
+    """Read every candidate's header (``threads`` at a time, with progress); keep the clips whose headers read,
+    with their durations; the rest become (path, reason) skips."""
     good, skipped = [], []
-    for clip in candidates:
-        reason = probe(clip.path)
-        if reason:
-            skipped.append((clip.path, reason))
-        else:
-            good.append(clip)
+    progress = Progress(len(candidates), label="reading headers", unit="files")
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for n, (clip, (reason, seconds)) in enumerate(zip(candidates, pool.map(probe, [c.path for c in candidates]))):
+            if reason:
+                skipped.append((clip.path, reason))
+            else:
+                clip.seconds = seconds
+                good.append(clip)
+            if n % 64 == 0:
+                progress.update(n + 1)
+    progress.close()
+    if not progress.enabled and len(candidates) >= SCAN_REPORT_MIN:
+        progress.line(f"read the headers of {len(candidates)} files in {time.perf_counter() - start:.1f} s")
     return good, skipped
-
-
 def empty_class_notes(candidates, clips) -> list:
     """Say which classes lost every file to skipping (they are not classes of the dataset)."""
     usable = {c.label for c in clips}

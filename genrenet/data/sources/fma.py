@@ -11,7 +11,9 @@ Layout (as the official zips extract)::
 held-out parts and folds stay artist-disjoint. The subset follows the audio folder that exists (the smallest
 when several do; say ``?subset=medium`` to choose); ``medium`` includes the ``small`` tracks, as FMA defines.
 Files are checked for existence and non-zero size only (probing 25 000 MP3 headers is slow); a file that fails
-to decode is skipped and listed by the pipeline, like any other source.
+to decode is skipped and listed by the pipeline, like any other source. Every other file below PATH is
+ignored with its reason (metadata, tracks without a top-level genre, files of the subset folder that
+``tracks.csv`` does not list); the folder of another subset is one ignored entry with its file count.
 """
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ import sys
 from typing import Optional
 
 from ...errors import DatasetError
-from .base import Clip, ClipDataset, finish, parse_options
+from .base import Clip, ClipDataset, file_reason, finish, parse_options, walk_files
 
 SUBSETS = ("small", "medium", "large")
+CLIP_SECONDS = 30.0  # every track of fma_small, fma_medium and fma_large is a 30-s clip
 _SPLITS = {"training": "train", "validation": "val", "test": "test"}
 NEEDED = {("set", "split"): "split", ("set", "subset"): "subset", ("track", "genre_top"): "genre",
           ("artist", "id"): "artist"}
@@ -89,15 +92,27 @@ def fma_dataset(path: str, spec: Optional[str] = None, *, subset: Optional[str] 
         raise DatasetError(f"{spec}: unknown subset {subset!r}; use one of {', '.join(SUBSETS)}")
     if subset not in present:
         raise DatasetError(f"{spec}: subset {subset} asked for but {os.path.join(path, 'fma_' + subset)} is missing")
+    clips, skipped, no_genre = subset_clips(path, subset, read_tracks(csv_path))
+    counts = {s: sum(c.split == s for c in clips) for s in ("train", "val", "test")}
+    notes.append(f"FMA {subset}: official split train {counts['train']}, val {counts['val']}, test {counts['test']}"
+                 + (f"; {len(no_genre)} tracks without a top-level genre not used" if no_genre else ""))
+    claimed = {os.path.normpath(p) for p in [csv_path] + [c.path for c in clips] + [p for p, _ in skipped]}
+    return finish(f"fma_{subset}", spec, clips, skipped, notes,
+                  ignored=unused_files(path, subset, claimed, no_genre))
+
+
+def subset_clips(root: str, subset: str, tracks: list) -> tuple[list, list, dict]:
+    """``(clips, skipped, no_genre)``: the tracks of ``subset`` with their files, those whose file is missing
+    or empty, and ``{path: reason}`` of the tracks without a top-level genre."""
     level = SUBSETS.index(subset)
-    clips, skipped, no_genre = [], [], 0
-    for rec in read_tracks(csv_path):
+    clips, skipped, no_genre = [], [], {}
+    for rec in tracks:
         if rec["subset"] not in SUBSETS or SUBSETS.index(rec["subset"]) > level:
             continue
+        f = audio_path(root, subset, rec["track_id"])
         if not rec["genre"]:
-            no_genre += 1
+            no_genre[os.path.normpath(f)] = "track without a top-level genre in tracks.csv"
             continue
-        f = audio_path(path, subset, rec["track_id"])
         try:
             size = os.path.getsize(f)
         except OSError:
@@ -106,10 +121,30 @@ def fma_dataset(path: str, spec: Optional[str] = None, *, subset: Optional[str] 
         if size == 0:
             skipped.append((f, "contains no audio (zero length)"))
             continue
-        clips.append(Clip(id=f"{int(rec['track_id']):06d}", label=rec["genre"], path=f,
+        clips.append(Clip(id=f"{int(rec['track_id']):06d}", label=rec["genre"], path=f, seconds=CLIP_SECONDS,
                           split=_SPLITS.get(rec["split"]), group=f"artist:{rec['artist'] or rec['track_id']}"))
-    counts = {s: sum(c.split == s for c in clips) for s in ("train", "val", "test")}
-    notes.append(f"FMA {subset}: official split train {counts['train']}, val {counts['val']}, test {counts['test']}"
-                 + (f"; {no_genre} tracks without a top-level genre not used" if no_genre else ""))
-    return finish(f"fma_{subset}", spec, clips, skipped, notes)
+    return clips, skipped, no_genre
 
+
+def unused_files(root: str, subset: str, claimed: set, reasons: dict) -> list:
+    """(path, reason) of every file below ``root`` that is neither ``claimed`` nor a file of another subset's
+    folder (each such folder is one entry, with its file count)."""
+    ignored = []
+    for name in sorted(os.listdir(root)):
+        full = os.path.join(root, name)
+        other = name.startswith("fma_") and name[4:] in SUBSETS and name[4:] != subset and os.path.isdir(full)
+        if other:
+            count = sum(1 for _ in walk_files(full))
+            ignored.append((full, f"folder of FMA subset {name[4:]} ({count} files), not the subset {subset} in use "
+                                  f"(choose it with ?subset={name[4:]})"))
+            continue
+        for f in walk_files(full) if os.path.isdir(full) else [full]:
+            if os.path.normpath(f) in claimed:
+                continue
+            reason = reasons.get(os.path.normpath(f)) or file_reason(f, root)
+            if name == f"fma_{subset}":
+                reason = reason or f"not a track of FMA subset {subset} in tracks.csv"
+            elif reason != "hidden file":
+                reason = f"outside the audio folder fma_{subset}/" + (" (metadata, not audio)" if reason else "")
+            ignored.append((f, reason))
+    return ignored

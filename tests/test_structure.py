@@ -94,6 +94,7 @@ def test_a_file_dropped_into_the_models_folder_is_registered_without_other_edits
         "def dropped_in(num_classes=10, *, features, window_seconds, spec_augment=None, dropout=0.1):\n"
         "    waveform, x = spectrogram_input(features, window_seconds, spec_augment)\n"
         "    return keras.Model(waveform, classifier(global_pool_1d(x), num_classes))\n")
+    genrenet.list_models()  # the built-in families are registered before the registry is swapped for a copy
     models = importlib.import_module("genrenet.models")
     monkeypatch.setattr(models, "__path__", list(models.__path__) + [str(tmp_path)])
     monkeypatch.setattr(registry, "_discovered", False)
@@ -108,6 +109,7 @@ def test_a_model_module_that_fails_to_import_raises_with_its_name(tmp_path, monk
     from genrenet.errors import RegistryError
 
     (tmp_path / "broken_family.py").write_text("import a_package_that_does_not_exist\n")
+    genrenet.list_models()  # the built-in families are registered before the registry is swapped for a copy
     models = importlib.import_module("genrenet.models")
     monkeypatch.setattr(models, "__path__", list(models.__path__) + [str(tmp_path)])
     monkeypatch.setattr(registry, "_discovered", False)

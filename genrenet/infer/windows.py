@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import sys
-import time
 import weakref
 from typing import Callable, Iterator, Optional
 
@@ -22,6 +20,7 @@ import tensorflow as tf
 from ..data import SkipLog, window_dataset
 from ..data.audio import unusable_path
 from ..data.pipeline import streamed_window_batches
+from ..data.progress import Progress
 from ..nn.frontend import fused_frontend
 
 # Default audio per model call when classifying: 64 windows of 3 s. lstm predict is 14% faster at 64 windows than
@@ -82,33 +81,6 @@ def clip_seconds(path) -> float:
         return 0.0
 
 
-class Progress:
-    """A one-line progress bar over clips on stderr when it is a terminal (stdout stays clean for ``--json``)."""
-
-    def __init__(self, total: int, enabled: bool = True, stream=None, label: str = "predict", unit: str = "files"):
-        self.total, self.done, self.start = total, 0, time.perf_counter()
-        self.stream, self.label, self.unit = stream or sys.stderr, label, unit
-        self.enabled = enabled and total > 1 and (stream is not None or self.stream.isatty())
-
-    def update(self, done: int):
-        """Show ``done`` clips finished."""
-        if not self.enabled or done == self.done:
-            return
-        self.done = done
-        rate = done / max(time.perf_counter() - self.start, 1e-9)
-        filled = int(30 * done / self.total)
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} {self.unit} "
-                          f"({rate:.1f} {self.unit}/s)")
-        self.stream.flush()
-
-    def close(self):
-        """Finish the bar at 100 % and end its line."""
-        if self.enabled:
-            self.update(self.total)
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def window_outputs(forward, clips, *, sample_rate: int, window_samples: int, hop_samples: Optional[int] = None,
                    batch_size: int = 32, log: Optional[SkipLog] = None, progress: Optional[Progress] = None,
                    stream: Optional[bool] = None) -> Iterator[tuple]:
@@ -162,8 +134,8 @@ def predict_clips(model, clips, *, sample_rate: int, window_samples: int, hop_sa
                   batch_size: int = 32, log: Optional[SkipLog] = None, verbose: int = 1, stream: Optional[bool] = None):
     """A Keras model's window outputs aggregated per clip: returns ``(mean [N, C], votes [N, C], windows [N])``.
 
-    :data:`FUSE_MIN_CLIPS` or more clips run with the fused front-end; ``verbose`` shows a progress bar on a
-    terminal.
+    :data:`FUSE_MIN_CLIPS` or more clips run with the fused front-end; ``verbose`` shows progress on stderr (a
+    bar on a terminal, a plain line every tenth elsewhere).
     """
     progress = Progress(len(clips), enabled=bool(verbose), label="inference", unit="clips")
     out = clip_outputs(model_forward(model, len(clips)), clips, num_outputs=int(model.output_shape[-1]),

@@ -71,6 +71,14 @@ class _Session:
     def global_batch(self) -> int:
         return self.cfg.batch_size * self.dist.num_replicas_in_sync
 
+    @property
+    def keras_verbose(self) -> int:
+        """Keras' progress bars (verbose 1) redraw their line with terminal codes: on a terminal or in a notebook
+        only; anywhere else (a log file, CI) one line per epoch (verbose 2)."""
+        if self.verbose == 1 and not (sys.stdout.isatty() or "ipykernel" in sys.modules):
+            return 2
+        return self.verbose
+
     def say(self, text: str):
         if self.verbose:
             print(text, flush=True)
@@ -290,11 +298,11 @@ def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
     if cfg.head_only:
         transfer.fit_head(net, d.train_clips, d.val_clips, d.labels, sample_rate=s.spec.features.sample_rate,
                           window_samples=window_samples, batch_size=cfg.batch_size, epochs=cfg.epochs,
-                          learning_rate=cfg.learning_rate, callbacks=callbacks, verbose=s.verbose, log=s.log)
+                          learning_rate=cfg.learning_rate, callbacks=callbacks, verbose=s.keras_verbose, log=s.log)
     else:
         with keras_workarounds(net, s.dist, zero_batch(train_ds, cfg.batch_size)):
             net.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                    steps_per_epoch=steps, callbacks=callbacks, verbose=s.verbose)
+                    steps_per_epoch=steps, callbacks=callbacks, verbose=s.keras_verbose)
     return checkpoint
 
 
@@ -317,7 +325,7 @@ def _fine_tune(s: _Session, d: _Data, net: keras.Model, checkpoint: EpochCheckpo
     tuned.history = list(checkpoint.history)
     with keras_workarounds(net, s.dist, zero_batch(train_ds, cfg.batch_size)):
         net.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=done, steps_per_epoch=steps,
-                callbacks=callbacks, verbose=s.verbose)
+                callbacks=callbacks, verbose=s.keras_verbose)
     return tuned
 
 

@@ -49,7 +49,7 @@ class Progress:
         """Show the final count and end the line."""
         if not self.enabled:
             return
-        if self.done != self.shown or not self.terminal:
+        if self.done != self.shown:
             self._show()
         if self.terminal:
             self.stream.write("\n")

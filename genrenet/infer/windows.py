@@ -101,6 +101,8 @@ def window_outputs(forward, clips, *, sample_rate: int, window_samples: int, hop
         yield np.asarray(forward(np.asarray(windows, np.float32)), np.float64), index
         if progress is not None:
             progress.update(int(index.max()))  # clips before the last one in the batch are complete
+    if progress is not None:
+        progress.update(len(clips))
 
 
 @dataclasses.dataclass

@@ -31,7 +31,8 @@ from ..errors import ConfigError, DataServiceError, DatasetError, StrategyError,
 from ..infer.evaluate import evaluate_clips
 from ..keras_compat import keras_workarounds, op_determinism
 from ..registry import ModelSpec
-from ..run import Run, RunWriter
+from ..run import LOGS_DIR, Run, RunWriter
+from ..serve.card import CARD_FILE, model_card
 from . import transfer
 from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state
 from .config import TrainConfig
@@ -153,7 +154,7 @@ def _run(s: _Session, data) -> Optional[Run]:
         checkpoint = _fine_tune(s, d, net, checkpoint)
     for line in s.log.summary():
         s.say(line)
-    return _finish(s, d, net, checkpoint.history) if s.chief else None
+    return _finish(s, d, net, checkpoint.history, config) if s.chief else None
 
 
 def _prepare(s: _Session, data) -> _Data:
@@ -266,11 +267,14 @@ def _skip_note(s: _Session) -> str:
 
 def _callbacks(s: _Session, net, *, monitor: str, steps: int, epochs: int, learning_rate: float, state=None,
                schedule: Optional[str] = None):
-    """Early stopping, the epoch checkpoint, the learning-rate schedule, skip reports, replica sync."""
+    """Early stopping, the epoch checkpoint, the learning-rate schedule, skip reports, replica sync, and on the
+    chief TensorBoard (before the checkpoint, so an epoch checkpointed always has its events)."""
     early_stopping = keras.callbacks.EarlyStopping(monitor=monitor, patience=s.cfg.patience,
                                                    restore_best_weights=True)
     checkpoint = EpochCheckpoint(s.out, early_stopping, state=state, write=s.chief, extra={"steps_per_epoch": steps})
     callbacks = [early_stopping, checkpoint]
+    if s.chief:
+        callbacks.insert(1, tensorboard_callback(s.out))
     if schedule == "cosine":
         callbacks.insert(0, keras.callbacks.LearningRateScheduler(cosine_learning_rate(learning_rate, epochs)))
     if isinstance(s.dist, tf.distribute.MultiWorkerMirroredStrategy):
@@ -278,6 +282,13 @@ def _callbacks(s: _Session, net, *, monitor: str, steps: int, epochs: int, learn
     if s.chief:
         callbacks.append(_SkipReport(s))
     return callbacks, checkpoint
+
+
+def tensorboard_callback(run_dir: str) -> keras.callbacks.TensorBoard:
+    """TensorBoard events under ``RUN/logs/`` (``train/``, ``validation/``): per epoch the losses, accuracies
+    and learning rate, and the model's graph. ``tensorboard --logdir runs/`` compares runs."""
+    return keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, LOGS_DIR), write_graph=True,
+                                       update_freq="epoch", profile_batch=0)
 
 
 def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
@@ -329,8 +340,9 @@ def _fine_tune(s: _Session, d: _Data, net: keras.Model, checkpoint: EpochCheckpo
     return tuned
 
 
-def _finish(s: _Session, d: _Data, net: keras.Model, history: list) -> Run:
-    """Validation metrics, ``history.csv``, ``metrics.json``, then ``model.keras`` (the run is finished)."""
+def _finish(s: _Session, d: _Data, net: keras.Model, history: list, config: dict) -> Run:
+    """Validation metrics, ``history.csv``, ``metrics.json``, the model card ``README.md``, then ``model.keras``
+    (the run is finished)."""
     monitor = "val_loss" if any("val_loss" in row for row in history) else "loss"
     losses = [row[monitor] for row in history if monitor in row]
     metrics = {"best_epoch": int(np.argmin(losses)) + 1 if losses else None, "epochs_run": len(history),
@@ -346,6 +358,7 @@ def _finish(s: _Session, d: _Data, net: keras.Model, history: list) -> Run:
     writer = s.writer
     writer.history(history)
     writer.json("metrics.json", metrics)
+    writer.text(CARD_FILE, model_card(config, d.labels, metrics, path=s.out, description=s.spec.description))
     run = writer.finish(net)
     shutil.rmtree(os.path.join(s.out, CHECKPOINT_DIR), ignore_errors=True)
     return run

@@ -92,7 +92,7 @@ def test_litert_outputs_are_bit_identical_with_metadata(plain_cnn):
 
 def _mediapipe_audio():
     """MediaPipe's audio tasks; skipped when mediapipe is not installed unless GENRENET_REQUIRE_MEDIAPIPE is set
-    (CI sets it after installing the ``tflite`` extra, so there a missing mediapipe fails)."""
+    (CI sets it: the ``test`` extra installs mediapipe, so there a missing mediapipe fails)."""
     try:
         from mediapipe.tasks.python import audio
         from mediapipe.tasks.python.components.containers.audio_data import AudioData
@@ -100,7 +100,7 @@ def _mediapipe_audio():
     except ImportError as e:
         if os.environ.get("GENRENET_REQUIRE_MEDIAPIPE"):
             raise
-        pytest.skip(f"mediapipe is not installed (pip install -e '.[tflite]'): {e}")
+        pytest.skip(f"mediapipe is not installed (pip install -e '.[test]'): {e}")
     return audio, AudioData, BaseOptions
 
 

@@ -113,7 +113,9 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, config: Op
     --config RUN/config.json`` trains the same run again.
 
     Every epoch end leaves a checkpoint in ``out/checkpoint``: ``resume=True`` continues an interrupted run from
-    its last completed epoch with the same results as an uninterrupted one.
+    its last completed epoch with the same results as an uninterrupted one. TensorBoard events go to
+    ``out/logs``, the model card to ``out/README.md``. ``verbose``: 0 silent, 1 Keras progress bars on a
+    terminal or in a notebook (one line per epoch elsewhere), 2 one line per epoch.
     """
     cfg = (config or TrainConfig()).replace(**fields).check()
     spec = registry.get_spec(model)

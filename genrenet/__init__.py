@@ -4,20 +4,36 @@ Public API: the registry (``build_model``, ``list_models``, ``model_info``, ``re
 (``FeatureConfig``, ``LogMelSpectrogram``), data (``load_dataset``) and the workflow (``train`` with its
 ``TrainConfig``, ``evaluate``, ``export``, ``predict``, ``plot_timeline``). Every error raised on purpose is a
 :class:`~genrenet.errors.GenrenetError`.
+
+The names are imported on first use (PEP 562), so ``import genrenet`` does not import TensorFlow: the command
+line can quiet TensorFlow's start-up messages before TensorFlow loads.
 """
+import importlib
+
 __version__ = "0.1.0"
 
-from .data import load_dataset
-from .errors import GenrenetError
-from .infer.evaluate import evaluate
-from .infer.predict import predict
-from .infer.timeline import plot_timeline
-from .nn import FeatureConfig, LogMelSpectrogram
-from .registry import ModelSpec, build_model, list_models, model_info, register_model
-from .serve.export import export
-from .train.config import TrainConfig
-from .train.trainer import train
+_HOMES = {
+    "load_dataset": "data", "GenrenetError": "errors", "evaluate": "infer.evaluate", "predict": "infer.predict",
+    "FeatureConfig": "nn", "LogMelSpectrogram": "nn", "ModelSpec": "registry", "build_model": "registry",
+    "list_models": "registry", "model_info": "registry", "register_model": "registry", "export": "serve.export",
+    "TrainConfig": "train.config", "train": "train.trainer", "plot_timeline": "infer.timeline",
+}
 
-__all__ = ["FeatureConfig", "GenrenetError", "LogMelSpectrogram", "ModelSpec", "build_model", "evaluate", "export",
-           "list_models", "load_dataset", "model_info", "plot_timeline", "predict", "register_model", "train",
-           "TrainConfig", "__version__"]
+# The subpackage genrenet.train shares its name with the function train: load it now (its __init__ imports
+# nothing) and drop the attribute the import system set, so that ``genrenet.train`` is the function.
+importlib.import_module(".train", __name__)
+del train  # noqa: F821  (bound by the import above)
+
+__all__ = sorted(_HOMES) + ["__version__"]
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'genrenet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))

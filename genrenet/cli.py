@@ -1,7 +1,9 @@
 """The ``genrenet`` command line (``genrenet COMMAND --help``).
 
 Errors raised on purpose (:class:`~genrenet.errors.GenrenetError`) and file-system errors end with one line on
-stderr and exit code 2; anything else is a bug and keeps its traceback."""
+stderr and exit code 2; anything else is a bug and keeps its traceback. TensorFlow's start-up messages are
+hidden unless ``GENRENET_DEBUG=1``: this module imports nothing that imports TensorFlow, so :func:`main` can
+quiet it before it loads."""
 from __future__ import annotations
 
 import argparse
@@ -9,11 +11,14 @@ import json
 import os
 import re
 import sys
+import tempfile
 
 from .errors import GenrenetError, TrainingError, UsageError
-from .train.config import LR_SCHEDULES, PRECISIONS, STRATEGIES, TrainConfig
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter is not for users
+# Lines TensorFlow's C++ code writes to stderr while it is imported, whatever TF_CPP_MIN_LOG_LEVEL says (the
+# oneDNN notice is logged before absl's logging is set up, which adds the absl warning before it).
+TENSORFLOW_BANNER = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on",
+                     "cpu_feature_guard", "To enable the following instructions")
 
 DEMO_DATA = "synthetic"
 DEMO_TEST_DATA = "synthetic:seed=1,clips=10"
@@ -62,7 +67,30 @@ def _run_dir_and_resume(args):
     return args.out, bool(args.resume)
 
 
+def import_tensorflow_quietly():
+    """Import TensorFlow with its C++ info and warning lines off and its import-time banner (written to file
+    descriptor 2, out of Python's reach) filtered out; anything else it writes then is passed on to stderr."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", "replace").splitlines()
+    kept = [line for line in lines if not any(mark in line for mark in TENSORFLOW_BANNER)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr, flush=True)
+
+
 def cmd_train(args):
+    from .train.config import TrainConfig
     from .train.trainer import train
 
     given = vars(args)
@@ -86,6 +114,7 @@ def cmd_train(args):
 
 def _add_train_parser(sub):
     """``genrenet train``: every TrainConfig setting as a flag; a flag not given keeps the config's value."""
+    from .train.config import LR_SCHEDULES
     s = sub.add_parser("train", help="train a model on a dataset into a run directory",
                        argument_default=argparse.SUPPRESS)
     s.add_argument("model", nargs="?", default=None, help="a registered model name (see `genrenet models`)")
@@ -109,7 +138,9 @@ def _add_train_parser(sub):
     s.add_argument("--crops-per-clip", type=int, help="random windows per clip and epoch (default: length/window)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override a model hyper-parameter, e.g. --set dropout=0.5 --set filters=[16,32,64]")
-    s.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    s.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                   help="0: quiet; 1: progress bars on a terminal, one line per epoch elsewhere (default); "
+                   "2: one line per epoch")
     _add_transfer_options(s)
     _add_engine_options(s)
     s.set_defaults(fn=cmd_train)
@@ -138,6 +169,7 @@ def _add_transfer_options(s):
 
 def _add_engine_options(s):
     """Reliability and scale options of ``train``: resume, determinism, mixed precision, distribution."""
+    from .train.config import PRECISIONS, STRATEGIES
     s.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
                    help="continue an interrupted run from its last completed epoch (same results as an "
                    "uninterrupted run); --resume RUN or --out RUN --resume")
@@ -384,15 +416,17 @@ def _add_app_parser(sub):
     s.set_defaults(fn=cmd_app)
 
 
-# Parameters the library names in its messages that are flags on the command line.
-FLAG_PARAMETERS = TrainConfig.fields() + ("force", "version", "tflite", "workers", "out")
+# Parameters the library names in its messages that are flags on the command line, besides TrainConfig's.
+OTHER_FLAG_PARAMETERS = ("force", "version", "tflite", "workers", "out")
 
 
 def as_flags(message: str) -> str:
     """Library messages name parameters; on the command line they are flags: ``name=True`` becomes ``--name``,
     ``name=VALUE`` ``--name VALUE``, and a bare name with an underscore (it cannot be an ordinary word)
     ``--name-with-dashes``."""
-    for name in FLAG_PARAMETERS:
+    from .train.config import TrainConfig
+
+    for name in TrainConfig.fields() + OTHER_FLAG_PARAMETERS:
         flag = "--" + name.replace("_", "-")
         message = re.sub(rf"(?<![\w-]){name}=True\b", flag, message)
         message = re.sub(rf"(?<![\w-]){name}=", flag + " ", message)
@@ -411,6 +445,8 @@ def main(argv=None) -> int:
     for stream in (sys.stdout, sys.stderr):  # print file names that are not valid UTF-8 as their bytes
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
+    if not os.environ.get("GENRENET_DEBUG"):
+        import_tensorflow_quietly()
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)

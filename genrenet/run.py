@@ -1,9 +1,10 @@
 """The run directory: what training leaves behind and everything after it reads.
 
 ``model.keras``, ``labels.json``, ``config.json`` (model name, hyper-parameters, FeatureConfig, window,
-data spec, seed, versions), ``history.csv``, ``metrics.json``, ``skipped.tsv``. Every file is written to a
-temporary name and renamed, so a crash never leaves a file that looks complete but is not; ``train.lock``
-exists while a training process writes the directory (:func:`run_lock`), so two cannot write it at once.
+data spec, seed, versions), ``history.csv``, ``metrics.json``, ``skipped.tsv``, the model card ``README.md``
+and TensorBoard events under ``logs/``. Every file is written to a temporary name and renamed, so a crash never
+leaves a file that looks complete but is not; ``train.lock`` exists while a training process writes the
+directory (:func:`run_lock`), so two cannot write it at once.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from typing import Optional
 
 from .errors import RunError
 from .nn.frontend import FeatureConfig
+
+LOGS_DIR = "logs"  # TensorBoard event files: logs/train, logs/validation, logs/eval-<dataset>-<split>
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 --dir DIR``.
 
 Downloads resume (HTTP Range) from ``DIR/<archive>.part`` after an interruption, are verified against the
-published checksum before anything is extracted, and print a progress bar. A mismatch is an error and the bad
+published checksum before anything is extracted, and show progress on stderr. A mismatch is an error and the bad
 file is kept as ``<archive>.bad`` (so a retry starts afresh) — never extracted. Nothing here runs in the tests
 against the real hosts: they use a local server.
 """
@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import tarfile
-import time
 import urllib.error
 import urllib.request
 import zipfile
 from typing import Optional, Sequence
 
 from ..errors import DownloadError
+from .progress import Progress
 
 CHUNK = 1 << 20
 
@@ -61,33 +60,6 @@ def file_digest(path: str, algorithm: str) -> str:
     return h.hexdigest()
 
 
-class _Progress:
-    def __init__(self, name: str, total: Optional[int], done: int, enabled: bool):
-        self.name, self.total, self.done, self.enabled = name, total, done, enabled
-        self.start, self.start_done, self.last = time.time(), done, 0.0
-
-    def update(self, n: int):
-        """Count ``n`` more bytes; redraws at most five times a second."""
-        self.done += n
-        now = time.time()
-        if self.enabled and (now - self.last > 0.2 or (self.total and self.done >= self.total)):
-            self.last = now
-            rate = (self.done - self.start_done) / max(now - self.start, 1e-6) / 2**20
-            if self.total:
-                frac = self.done / self.total
-                bar = "#" * int(30 * frac)
-                text = (f"\r{self.name} [{bar:<30}] {frac:6.1%} {self.done / 2**20:,.1f}/"
-                        f"{self.total / 2**20:,.1f} MiB {rate:.1f} MiB/s")
-            else:
-                text = f"\r{self.name} {self.done / 2**20:,.1f} MiB {rate:.1f} MiB/s"
-            print(text, end="", file=sys.stderr, flush=True)
-
-    def close(self):
-        """End the progress line."""
-        if self.enabled:
-            print(file=sys.stderr, flush=True)
-
-
 def fetch(url: str, dest: str, *, checksum: Optional[tuple] = None, progress: bool = True,
           timeout: float = 60.0) -> str:
     """Download ``url`` to ``dest``, resuming ``dest + ".part"``; verify ``checksum = (algorithm, hexdigest)``.
@@ -118,12 +90,13 @@ def fetch(url: str, dest: str, *, checksum: Optional[tuple] = None, progress: bo
                 have = 0
             length = response.headers.get("Content-Length")
             total = have + int(length) if length is not None else None
-            bar = _Progress(os.path.basename(dest), total, have, progress)
+            bar = Progress(total, label=os.path.basename(dest), unit="MiB", scale=2**20, done=have,
+                           enabled=progress)
             try:
                 with open(part, "ab" if have else "wb") as f:
                     for block in iter(lambda: response.read(CHUNK), b""):
                         f.write(block)
-                        bar.update(len(block))
+                        bar.advance(len(block))
             except (OSError, urllib.error.URLError) as e:
                 raise DownloadError(f"{url}: interrupted after {bar.done} bytes ({e}); run again to resume") from None
             finally:

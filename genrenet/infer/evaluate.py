@@ -1,16 +1,20 @@
 """``evaluate``: clip-level metrics (a clip is the mean of its windows' probabilities), predictions and a
-confusion-matrix plot, written to ``RUN/eval-<dataset>-<split>/``."""
+confusion-matrix plot, written to ``RUN/eval-<dataset>-<split>/``; the same metrics and plot as TensorBoard
+events in ``RUN/logs/eval-<dataset>-<split>/``, and the results in the run's model card ``RUN/README.md``."""
 from __future__ import annotations
 
 import csv
 import os
 import re
+import shutil
+import tempfile
 from typing import Optional
 
 import numpy as np
 
 from ..data import ClipDataset, DatasetError, SkipLog, load_dataset
-from ..run import Run, atomic_path, write_json
+from ..run import LOGS_DIR, Run, atomic_path, write_json
+from ..serve.card import write_run_card
 from .windows import default_batch_size, predict_clips
 
 
@@ -78,6 +82,45 @@ def plot_confusion(matrix, labels, path, title="Confusion matrix (clips)"):
         fig.savefig(tmp, dpi=110, format="png")
 
 
+def write_predictions(path, clips, labels, y_pred, mean, counts):
+    """``predictions.csv``: per clip its id, path, label, predicted label, windows and probabilities."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
+            w = csv.writer(f)
+            w.writerow(["clip", "path", "label", "predicted", "windows"] + [f"p_{l}" for l in labels])
+            for c, pred, probs, n in zip(clips, y_pred, mean, counts):
+                w.writerow([c.id, c.path or "", c.label, labels[pred] if pred >= 0 else "", int(n)]
+                           + [f"{p:.6f}" for p in np.nan_to_num(probs)])
+
+
+def write_eval_events(run: Run, name: str, metrics: dict, confusion_png: str) -> str:
+    """TensorBoard events of an evaluation in ``RUN/logs/<name>``: clip accuracy, macro-F1, window accuracy and
+    per-class precision, recall and F1 as scalars, the confusion matrix as an image. Their step is the epoch
+    whose weights the run kept, so they sit on the training curves. A new evaluation replaces the old events."""
+    import tensorflow as tf
+
+    step = max(0, int(run.metrics.get("best_epoch") or 1) - 1)
+    target = os.path.join(run.path, LOGS_DIR, name)
+    staging = tempfile.mkdtemp(prefix=".tmp-events-", dir=run.path)
+    try:
+        writer = tf.summary.create_file_writer(staging)
+        with writer.as_default():
+            for key in ("clip_accuracy", "macro_f1", "window_accuracy"):
+                tf.summary.scalar(f"eval/{key}", metrics[key], step=step)
+            for label, values in metrics["per_class"].items():
+                for key in ("precision", "recall", "f1"):
+                    tf.summary.scalar(f"per_class_{key}/{_slug(label)}", values[key], step=step)
+            with open(confusion_png, "rb") as f:
+                tf.summary.image("confusion_matrix", tf.image.decode_png(f.read(), channels=4)[None], step=step)
+        writer.close()
+        shutil.rmtree(target, ignore_errors=True)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "data"
 
@@ -115,13 +158,7 @@ def evaluate(run, data="synthetic", split: Optional[str] = None, *, batch_size: 
     metrics.update({"data": dataset.spec, "split": split, "run": run.path})
     out = out or os.path.join(run.path, f"eval-{_slug(dataset.name)}-{split}")
     os.makedirs(out, exist_ok=True)
-    with atomic_path(os.path.join(out, "predictions.csv")) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
-            w = csv.writer(f)
-            w.writerow(["clip", "path", "label", "predicted", "windows"] + [f"p_{l}" for l in labels])
-            for c, pred, probs, n in zip(clips, y_pred, mean, counts):
-                w.writerow([c.id, c.path or "", c.label, labels[pred] if pred >= 0 else "", int(n)]
-                           + [f"{p:.6f}" for p in np.nan_to_num(probs)])
+    write_predictions(os.path.join(out, "predictions.csv"), clips, labels, y_pred, mean, counts)
     plot_confusion(metrics["confusion_matrix"], labels, os.path.join(out, "confusion.png"),
                    title=f"{run.config.get('model', '')} on {dataset.name} ({split}): "
                          f"clip accuracy {metrics['clip_accuracy']:.2f}")
@@ -129,6 +166,8 @@ def evaluate(run, data="synthetic", split: Optional[str] = None, *, batch_size: 
     metrics["skipped"] = [f"{n}: {r}" for n, r in sorted(log.skipped.items())]
     metrics["ignored"] = [f"{n}: {r}" for n, r in sorted(log.ignored.items())]
     write_json(os.path.join(out, "metrics.json"), metrics)
+    write_eval_events(run, f"eval-{_slug(dataset.name)}-{split}", metrics, os.path.join(out, "confusion.png"))
+    write_run_card(run, also=(metrics,))
     metrics["out"] = out
     if verbose:
         for line in skipped:

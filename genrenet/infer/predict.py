@@ -17,6 +17,7 @@ import numpy as np
 from ..data import Clip, SkipLog
 from ..run import Run, is_run_dir
 from ..serve.export import load_export_meta
+from ..serve.tflite_metadata import read_metadata
 from .windows import Progress, clip_outputs, default_batch_size, model_forward, worth_fusing
 
 
@@ -39,6 +40,27 @@ def tflite_meta_path(path: str) -> str | None:
         if os.path.isfile(candidate):
             return candidate
     return None
+
+
+def tflite_meta(path: str, window_samples: int) -> dict:
+    """``labels``, ``sample_rate`` and ``window_samples`` of a ``.tflite`` file: from the JSON beside it
+    (:func:`tflite_meta_path`), else from the TFLite Model Metadata inside it (as ``export --tflite`` writes it;
+    the window is then the model's input length, ``window_samples``)."""
+    meta_path = tflite_meta_path(path)
+    if meta_path is not None:
+        with open(meta_path, encoding="utf-8") as f:
+            return json.load(f)
+    with open(path, "rb") as f:
+        content = f.read()
+    try:
+        embedded = read_metadata(content)
+    except ValueError:
+        embedded = {}
+    if not embedded.get("labels") or not embedded.get("sample_rate"):
+        raise FileNotFoundError(f"{path}: no labels or sample rate, neither in the file's TFLite Model Metadata "
+                                f"nor beside it (expected {os.path.splitext(path)[0]}.json or assets/genrenet.json "
+                                "in its folder, as `genrenet export --tflite` writes them)")
+    return {"labels": embedded["labels"], "sample_rate": embedded["sample_rate"], "window_samples": window_samples}
 
 
 class Predictor:
@@ -64,16 +86,10 @@ class Predictor:
             # one window per row: serving_default's mean over a row's windows is that window's probabilities
             self.forward = lambda w: signature(waveform=w)["probabilities"].numpy()
         elif os.path.isfile(source) and source.endswith(".tflite"):
-            meta_path = tflite_meta_path(source)
-            if meta_path is None:
-                raise FileNotFoundError(f"{source}: no metadata beside it (expected {os.path.splitext(source)[0]}"
-                                        ".json or assets/genrenet.json in its folder, as `genrenet export "
-                                        "--tflite` writes them)")
-            with open(meta_path, encoding="utf-8") as f:
-                meta = json.load(f)
-            self.kind, self.labels = "tflite", meta["labels"]
-            self.sample_rate, self.window_samples = meta["sample_rate"], meta["window_samples"]
-            self.model = _tflite_interpreter(source)
+            self.kind, self.model = "tflite", _tflite_interpreter(source)
+            meta = tflite_meta(source, int(self.model.get_input_details()[0]["shape"][-1]))
+            self.labels, self.sample_rate, self.window_samples = (meta["labels"], meta["sample_rate"],
+                                                                  meta["window_samples"])
             self.forward = self._tflite_forward
             self._batch = None
         else:

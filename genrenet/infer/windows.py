@@ -20,8 +20,8 @@ import tensorflow as tf
 from ..data import SkipLog, window_dataset
 from ..data.audio import unusable_path
 from ..data.pipeline import streamed_window_batches
+from ..data.progress import Progress
 from ..nn.frontend import fused_frontend
-from ..progress import Progress
 
 # Default audio per model call when classifying: 64 windows of 3 s. lstm predict is 14% faster at 64 windows than
 # at 32 (cnn 8%, crnn_attention 6%; benchmarks.predict); models with long windows get fewer per call.
@@ -101,6 +101,8 @@ def window_outputs(forward, clips, *, sample_rate: int, window_samples: int, hop
         yield np.asarray(forward(np.asarray(windows, np.float32)), np.float64), index
         if progress is not None:
             progress.update(int(index.max()))  # clips before the last one in the batch are complete
+    if progress is not None:
+        progress.update(len(clips))
 
 
 @dataclasses.dataclass
@@ -134,8 +136,8 @@ def predict_clips(model, clips, *, sample_rate: int, window_samples: int, hop_sa
                   batch_size: int = 32, log: Optional[SkipLog] = None, verbose: int = 1, stream: Optional[bool] = None):
     """A Keras model's window outputs aggregated per clip: returns ``(mean [N, C], votes [N, C], windows [N])``.
 
-    :data:`FUSE_MIN_CLIPS` or more clips run with the fused front-end; ``verbose`` shows a progress bar on a
-    terminal.
+    :data:`FUSE_MIN_CLIPS` or more clips run with the fused front-end; ``verbose`` shows progress on stderr (a
+    bar on a terminal, a plain line every tenth elsewhere).
     """
     progress = Progress(len(clips), enabled=bool(verbose), label="inference", unit="clips")
     out = clip_outputs(model_forward(model, len(clips)), clips, num_outputs=int(model.output_shape[-1]),

@@ -13,8 +13,10 @@ Both return ``probabilities`` float32 [batch, C], ``label_id`` int64 [batch], ``
 
 With ``tflite=True`` the version directory also holds ``model.tflite`` (TFLITE_BUILTINS only; input
 ``waveform`` float32 [batch, window_samples] — one window per row, batch resizable, default 1 — output
-``probabilities`` [batch, C]; windowing and averaging are the caller's job). TF Serving ignores files in a
-version directory that are not part of the SavedModel, and ``tf.saved_model.load`` reads only
+``probabilities`` [batch, C]; windowing and averaging are the caller's job). It carries TFLite Model Metadata
+(sample rate, labels; :mod:`genrenet.serve.tflite_metadata`), so MediaPipe Tasks' AudioClassifier loads it as it
+is. TF Serving ignores files in a
+version directory that are not part of the SavedModel (``model.tflite``, the model card ``README.md``), and ``tf.saved_model.load`` reads only
 ``saved_model.pb``, ``variables/`` and ``assets/``. Recurrent layers are unrolled for the conversion (the window
 length is fixed, so their step count is static).
 """
@@ -24,6 +26,7 @@ import json
 import os
 import shutil
 import tempfile
+from importlib.metadata import version as package_version
 
 import keras
 import tensorflow as tf
@@ -33,6 +36,8 @@ from ..keras_compat import attach_assets
 from ..nn.frontend import iter_layers
 from ..nn.wav import decode_wav_batch
 from ..run import Run
+from .card import CARD_FILE, run_card
+from .tflite_metadata import with_audio_metadata
 
 TFLITE_FILE = "model.tflite"
 
@@ -131,6 +136,14 @@ def tflite_model(model, window_samples: int) -> bytes:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def described_tflite(run: Run, content: bytes) -> bytes:
+    """``content`` with TFLite Model Metadata (sample rate, labels, name, genrenet version), which MediaPipe
+    Tasks' AudioClassifier needs to load the file; LiteRT ignores it."""
+    name = f"genrenet {run.config.get('model')}"
+    return with_audio_metadata(content, sample_rate=run.sample_rate, labels=run.labels, name=name,
+                               description=f"{name} genre classifier", version=package_version("genrenet"))
+
+
 def export_meta(run: Run, name: str, version: int, tflite: bool) -> dict:
     """``assets/genrenet.json``: what a client needs to call the export (labels, rate, window, signatures)."""
     window = run.window_samples
@@ -151,8 +164,8 @@ def export_meta(run: Run, name: str, version: int, tflite: bool) -> dict:
 
 def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1, force: bool = False,
            tflite: bool = False, verbose: int = 1) -> str:
-    """Write ``out/name/version/`` (SavedModel + ``assets/labels.txt`` + ``assets/genrenet.json``, and with
-    ``tflite`` also ``model.tflite``).
+    """Write ``out/name/version/`` (SavedModel + ``assets/labels.txt`` + ``assets/genrenet.json``, the model card
+    ``README.md``, and with ``tflite`` also ``model.tflite``).
 
     The version directory is written under a temporary name and renamed, so it is never half-written (a
     failed TFLite conversion leaves nothing behind); an existing version is refused unless ``force``.
@@ -190,7 +203,9 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
         archive.write_out(staging, verbose=False)
         if tflite:
             with open(os.path.join(staging, TFLITE_FILE), "wb") as f:
-                f.write(tflite_model(model, window))
+                f.write(described_tflite(run, tflite_model(model, window)))
+        with open(os.path.join(staging, CARD_FILE), "w", encoding="utf-8") as f:
+            f.write(run_card(run, exported=meta, path=target))
         if os.path.exists(target):
             shutil.rmtree(target)
         os.replace(staging, target)

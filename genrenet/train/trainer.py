@@ -32,7 +32,8 @@ from ..errors import ConfigError, DataServiceError, DatasetError, StrategyError,
 from ..infer.evaluate import evaluate_clips
 from ..keras_compat import keras_workarounds, op_determinism
 from ..registry import ModelSpec
-from ..run import Run, RunWriter, run_lock
+from ..run import LOGS_DIR, Run, RunWriter, run_lock
+from ..serve.card import CARD_FILE, model_card
 from . import transfer
 from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state
 from .config import TrainConfig
@@ -72,6 +73,14 @@ class _Session:
     def global_batch(self) -> int:
         return self.cfg.batch_size * self.dist.num_replicas_in_sync
 
+    @property
+    def keras_verbose(self) -> int:
+        """Keras' progress bars (verbose 1) redraw their line with terminal codes: on a terminal or in a notebook
+        only; anywhere else (a log file, CI) one line per epoch (verbose 2)."""
+        if self.verbose == 1 and not (sys.stdout.isatty() or "ipykernel" in sys.modules):
+            return 2
+        return self.verbose
+
     def say(self, text: str):
         if self.verbose:
             print(text, flush=True)
@@ -105,7 +114,9 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, config: Op
     --config RUN/config.json`` trains the same run again.
 
     Every epoch end leaves a checkpoint in ``out/checkpoint``: ``resume=True`` continues an interrupted run from
-    its last completed epoch with the same results as an uninterrupted one.
+    its last completed epoch with the same results as an uninterrupted one. TensorBoard events go to
+    ``out/logs``, the model card to ``out/README.md``. ``verbose``: 0 silent, 1 Keras progress bars on a
+    terminal or in a notebook (one line per epoch elsewhere), 2 one line per epoch.
     """
     cfg = (config or TrainConfig()).replace(**fields).check()
     spec = registry.get_spec(model)
@@ -148,7 +159,7 @@ def _run(s: _Session, data) -> Optional[Run]:
         checkpoint = _fine_tune(s, d, net, checkpoint)
     for line in s.log.summary():
         s.say(line)
-    return _finish(s, d, net, checkpoint.history) if s.chief else None
+    return _finish(s, d, net, checkpoint.history, config) if s.chief else None
 
 
 def _prepare(s: _Session, data) -> _Data:
@@ -267,11 +278,14 @@ def _skip_note(s: _Session) -> str:
 
 def _callbacks(s: _Session, net, *, monitor: str, steps: int, epochs: int, learning_rate: float, state=None,
                schedule: Optional[str] = None):
-    """Early stopping, the epoch checkpoint, the learning-rate schedule, skip reports, replica sync."""
+    """Early stopping, the epoch checkpoint, the learning-rate schedule, skip reports, replica sync, and on the
+    chief TensorBoard (before the checkpoint, so an epoch checkpointed always has its events)."""
     early_stopping = keras.callbacks.EarlyStopping(monitor=monitor, patience=s.cfg.patience,
                                                    restore_best_weights=True)
     checkpoint = EpochCheckpoint(s.out, early_stopping, state=state, write=s.chief, extra={"steps_per_epoch": steps})
     callbacks = [early_stopping, checkpoint]
+    if s.chief:
+        callbacks.insert(1, tensorboard_callback(s.out))
     if schedule == "cosine":
         callbacks.insert(0, keras.callbacks.LearningRateScheduler(cosine_learning_rate(learning_rate, epochs)))
     if isinstance(s.dist, tf.distribute.MultiWorkerMirroredStrategy):
@@ -279,6 +293,13 @@ def _callbacks(s: _Session, net, *, monitor: str, steps: int, epochs: int, learn
     if s.chief:
         callbacks.append(_SkipReport(s))
     return callbacks, checkpoint
+
+
+def tensorboard_callback(run_dir: str) -> keras.callbacks.TensorBoard:
+    """TensorBoard events under ``RUN/logs/`` (``train/``, ``validation/``): per epoch the losses, accuracies
+    and learning rate, and the model's graph. ``tensorboard --logdir runs/`` compares runs."""
+    return keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, LOGS_DIR), write_graph=True,
+                                       update_freq="epoch", profile_batch=0)
 
 
 def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
@@ -299,11 +320,11 @@ def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
     if cfg.head_only:
         transfer.fit_head(net, d.train_clips, d.val_clips, d.labels, sample_rate=s.spec.features.sample_rate,
                           window_samples=window_samples, batch_size=cfg.batch_size, epochs=cfg.epochs,
-                          learning_rate=cfg.learning_rate, callbacks=callbacks, verbose=s.verbose, log=s.log)
+                          learning_rate=cfg.learning_rate, callbacks=callbacks, verbose=s.keras_verbose, log=s.log)
     else:
         with keras_workarounds(net, s.dist, zero_batch(train_ds, cfg.batch_size)):
             net.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                    steps_per_epoch=steps, callbacks=callbacks, verbose=s.verbose)
+                    steps_per_epoch=steps, callbacks=callbacks, verbose=s.keras_verbose)
     return checkpoint
 
 
@@ -326,12 +347,13 @@ def _fine_tune(s: _Session, d: _Data, net: keras.Model, checkpoint: EpochCheckpo
     tuned.history = list(checkpoint.history)
     with keras_workarounds(net, s.dist, zero_batch(train_ds, cfg.batch_size)):
         net.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=done, steps_per_epoch=steps,
-                callbacks=callbacks, verbose=s.verbose)
+                callbacks=callbacks, verbose=s.keras_verbose)
     return tuned
 
 
-def _finish(s: _Session, d: _Data, net: keras.Model, history: list) -> Run:
-    """Validation metrics, ``history.csv``, ``metrics.json``, then ``model.keras`` (the run is finished)."""
+def _finish(s: _Session, d: _Data, net: keras.Model, history: list, config: dict) -> Run:
+    """Validation metrics, ``history.csv``, ``metrics.json``, the model card ``README.md``, then ``model.keras``
+    (the run is finished)."""
     monitor = "val_loss" if any("val_loss" in row for row in history) else "loss"
     losses = [row[monitor] for row in history if monitor in row]
     metrics = {"best_epoch": int(np.argmin(losses)) + 1 if losses else None, "epochs_run": len(history),
@@ -348,6 +370,7 @@ def _finish(s: _Session, d: _Data, net: keras.Model, history: list) -> Run:
     writer = s.writer
     writer.history(history)
     writer.json("metrics.json", metrics)
+    writer.text(CARD_FILE, model_card(config, d.labels, metrics, path=s.out, description=s.spec.description))
     run = writer.finish(net)
     shutil.rmtree(os.path.join(s.out, CHECKPOINT_DIR), ignore_errors=True)
     return run

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
@@ -15,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ...errors import DatasetError
-from ...progress import Progress
+from ..progress import Progress
 from ..audio import is_audio_file, load_audio, resample, unusable_path
 from ..split import kfold
 
@@ -227,8 +226,8 @@ def scan(candidates, threads: int = SCAN_THREADS) -> tuple[list, list]:
     """Read every candidate's header (``threads`` at a time, with progress); keep the clips whose headers read,
     with their durations; the rest become (path, reason) skips."""
     good, skipped = [], []
-    progress = Progress(len(candidates), label="reading headers", unit="files")
-    start = time.perf_counter()
+    progress = Progress(len(candidates), label="reading headers", unit="files",
+                        enabled=len(candidates) >= SCAN_REPORT_MIN)  # a bar, or a line per tenth in a log
     with ThreadPoolExecutor(max(1, threads)) as pool:
         for n, (clip, (reason, seconds)) in enumerate(zip(candidates, pool.map(probe, [c.path for c in candidates]))):
             if reason:
@@ -239,9 +238,9 @@ def scan(candidates, threads: int = SCAN_THREADS) -> tuple[list, list]:
             if n % 64 == 0:
                 progress.update(n + 1)
     progress.close()
-    if not progress.enabled and len(candidates) >= SCAN_REPORT_MIN:
-        progress.line(f"read the headers of {len(candidates)} files in {time.perf_counter() - start:.1f} s")
     return good, skipped
+
+
 def empty_class_notes(candidates, clips) -> list:
     """Say which classes lost every file to skipping (they are not classes of the dataset)."""
     usable = {c.label for c in clips}

@@ -1,0 +1,207 @@
+"""Model cards: ``RUN/README.md`` and ``<export>/<name>/<version>/README.md``.
+
+A card is YAML front matter in the Hugging Face convention (``library_name``, ``pipeline_tag``, ``tags``,
+``model-index`` results naming the dataset and split) followed by a short text: architecture, front-end,
+window, training settings, results and how to predict and serve. It is made from the run's own files
+(``config.json``, ``labels.json``, ``metrics.json``, ``eval-*/metrics.json``), so writing it again after an
+evaluation adds that evaluation and loses nothing.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from typing import Optional
+
+from .. import registry
+from ..errors import GenrenetError
+from ..run import Run, write_text
+
+CARD_FILE = "README.md"
+PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n"}  # would not read back as strings
+KNOWN_DATA_KINDS = ("synthetic", "gtzan", "fma", "csv")
+RESULT_METRICS = (("clip_accuracy", "accuracy", "Clip accuracy"), ("macro_f1", "f1", "Macro-F1"),
+                  ("window_accuracy", "accuracy", "Window accuracy"))
+
+
+# --- YAML front matter ------------------------------------------------------------------------------------------
+
+def yaml_scalar(value) -> str:
+    """A YAML scalar: plain words as they are, other strings double-quoted as JSON (a subset of YAML's
+    double-quoted style)."""
+    if isinstance(value, dict) or isinstance(value, list):
+        return "{}" if isinstance(value, dict) else "[]"
+    if isinstance(value, str) and PLAIN_WORD.fullmatch(value) and value.lower() not in YAML_WORDS:
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def to_yaml(value, indent: int = 0) -> str:
+    """Block-style YAML of nested dicts and lists (non-empty ones; empty ones and scalars inline)."""
+    pad = "  " * indent
+    lines = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines.append(f"{pad}{key}:\n{to_yaml(item, indent + 1)}")
+            else:
+                lines.append(f"{pad}{key}: {yaml_scalar(item)}")
+    else:
+        for item in value:
+            if isinstance(item, (dict, list)) and item:
+                lines.append(f"{pad}- {to_yaml(item, indent + 1).lstrip()}")
+            else:
+                lines.append(f"{pad}- {yaml_scalar(item)}")
+    return "\n".join(lines)
+
+
+def data_kind(spec: str) -> str:
+    """``gtzan``, ``fma``, ``csv``, ``synthetic`` or ``folder``: the kind of dataset a data spec names."""
+    head = str(spec).split(":", 1)[0].split("?", 1)[0]
+    return head if head in KNOWN_DATA_KINDS else "folder"
+
+
+def model_index_result(data: str, split: str, metrics: dict, prefix: str = "") -> Optional[dict]:
+    """One ``model-index`` result (task, dataset with split, metrics), or None without metrics."""
+    values = [{"type": kind, "value": round(float(metrics[prefix + key]), 4), "name": name}
+              for key, kind, name in RESULT_METRICS if metrics.get(prefix + key) is not None]
+    if not values:
+        return None
+    return {"task": {"type": "audio-classification", "name": "Music genre classification"},
+            "dataset": {"name": str(data), "type": data_kind(data), "split": split}, "metrics": values}
+
+
+def results(config: dict, metrics: dict, evaluations: list) -> list:
+    """Every result of a run: the validation part of its training data, then each evaluation."""
+    found = [model_index_result(config.get("data", ""), "validation", metrics, prefix="val_")]
+    found += [model_index_result(e.get("data", ""), e.get("split", "all"), e) for e in evaluations]
+    return [r for r in found if r]
+
+
+def front_matter(config: dict, labels: list, metrics: dict, evaluations: list) -> dict:
+    """The card's metadata (Hugging Face model card keys, plus ``labels`` and ``training_data``)."""
+    model = config.get("model", "model")
+    return {
+        "library_name": "keras", "pipeline_tag": "audio-classification",
+        "tags": ["genrenet", "keras", "tensorflow", "audio", "music", "music-genre-classification", model],
+        "labels": list(labels), "training_data": config.get("data"),
+        "model-index": [{"name": f"genrenet-{model}", "results": results(config, metrics, evaluations)}],
+    }
+
+
+# --- the text ---------------------------------------------------------------------------------------------------
+
+def _table(rows) -> list:
+    return ["| | |", "| --- | --- |"] + [f"| {key} | {value} |" for key, value in rows if value not in (None, "")]
+
+
+def model_section(config: dict, labels: list, description: str = "") -> list:
+    """Architecture, input, front-end and output."""
+    features = config.get("features", {})
+    rate = features.get("sample_rate")
+    front = ", ".join(f"{k} {features[k]}" for k in ("n_mels", "n_fft", "hop_length", "fmin", "fmax")
+                      if features.get(k) is not None)
+    return ["## Model", ""] + _table([
+        ("architecture", f"`{config.get('model')}`" + (f": {description}" if description else "")),
+        ("hyper-parameters", f"`{json.dumps(config.get('hyperparameters', {}), ensure_ascii=False)}`"),
+        ("input", f"`waveform`: mono float32 audio at {rate} Hz, windows of {config.get('window_seconds')} s "
+                  f"({config.get('window_samples')} samples); a clip is the mean of its windows' probabilities"),
+        ("front-end", f"log-mel spectrogram inside the model ({front})" if front else None),
+        ("output", f"`probabilities` over {len(labels)} genres: {', '.join(labels)}"),
+    ]) + [""]
+
+
+def training_section(config: dict, metrics: dict) -> list:
+    """Data and settings of the training run."""
+    versions = config.get("versions", {})
+    pretrained = config.get("pretrained")
+    return ["## Training", ""] + _table([
+        ("data", f"`{config.get('data')}`: {config.get('train_clips')} clips for training, "
+                 f"{config.get('val_clips')} for validation"),
+        ("epochs", f"{metrics.get('epochs_run')} run (of {config.get('epochs')}), best {metrics.get('best_epoch')} "
+                   f"(early stopping, patience {config.get('patience')})" if metrics else config.get("epochs")),
+        ("optimizer", f"Adam, learning rate {config.get('learning_rate')} ({config.get('lr_schedule')}), batch size "
+                      f"{config.get('batch_size')}"),
+        ("augmentation", f"`{json.dumps(config.get('augment'), ensure_ascii=False)}`"),
+        ("pretrained", f"`{pretrained}` (backbone {'frozen' if config.get('freeze_backbone') else 'trained'})"
+         if pretrained else None),
+        ("seed", config.get("seed")),
+        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
+    ]) + [""]
+
+
+def results_section(config: dict, metrics: dict, evaluations: list) -> list:
+    """One row per result; says so when there are none yet."""
+    rows = results(config, metrics, evaluations)
+    if not rows:
+        return ["## Results", "", "No evaluation yet: `genrenet evaluate RUN --data SPEC` adds one here.", ""]
+    lines = ["## Results", "", "| data | split | " + " | ".join(name for _, _, name in RESULT_METRICS) + " |",
+             "| --- | --- |" + " ---: |" * len(RESULT_METRICS)]
+    for r in rows:
+        values = {m["name"]: f"{m['value']:.3f}" for m in r["metrics"]}
+        lines.append(f"| `{r['dataset']['name']}` | {r['dataset']['split']} | "
+                     + " | ".join(values.get(name, "") for _, _, name in RESULT_METRICS) + " |")
+    return lines + [""]
+
+
+def usage_section(path: str, exported: Optional[dict] = None) -> list:
+    """How to predict, evaluate, export, serve and look at the training curves."""
+    if exported:
+        here = f"the SavedModel in this folder (`{exported['name']}` version {exported['version']})"
+        lines = [f"Serve {here} with TF Serving (`--model_base_path` = its parent folder): signatures "
+                 "`serving_default` (`waveform` float32 [batch, samples]) and `classify_wav` (`wav_bytes`, WAV "
+                 "files at any rate).", "", "```bash", f"genrenet predict {path} song.mp3"]
+        if "tflite" in exported:
+            lines.append(f"genrenet predict {path}/model.tflite song.mp3   # also loads in MediaPipe and LiteRT")
+        return ["## Use", ""] + lines + ["```", ""]
+    return ["## Use", "", "```bash", f"genrenet predict {path} song.mp3", f"genrenet evaluate {path} --data SPEC",
+            f"genrenet export {path} --out export/ --tflite   # TF Serving, MediaPipe, LiteRT",
+            f"tensorboard --logdir {path}/logs", "```", ""]
+
+
+def model_card(config: dict, labels: list, metrics: dict, evaluations: list = (), *, path: str = "RUN",
+               description: str = "", exported: Optional[dict] = None) -> str:
+    """The card's text: front matter, then model, training, results and usage sections."""
+    evaluations = list(evaluations)
+    title = f"# genrenet `{config.get('model')}`: music genre classifier"
+    body = [title, ""] + model_section(config, labels, description) + training_section(config, metrics) \
+        + results_section(config, metrics, evaluations) + usage_section(path, exported)
+    return "---\n" + to_yaml(front_matter(config, labels, metrics, evaluations)) + "\n---\n\n" + "\n".join(body)
+
+
+# --- from a run directory ---------------------------------------------------------------------------------------
+
+def run_evaluations(run: Run, also: tuple = ()) -> list:
+    """The metrics of every evaluation stored in the run (``eval-*/metrics.json``), and ``also``; one per
+    dataset and split (``also`` wins)."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(glob.escape(run.path), "eval-*", "metrics.json"))):
+        with open(path, encoding="utf-8") as f:
+            metrics = json.load(f)
+        found[(metrics.get("data"), metrics.get("split"))] = metrics
+    for metrics in also:
+        found[(metrics.get("data"), metrics.get("split"))] = metrics
+    return list(found.values())
+
+
+def model_description(name) -> str:
+    """The registry's one-line description of a model ('' for names it does not know, e.g. ensembles)."""
+    try:
+        return registry.model_info(name)["description"]
+    except (GenrenetError, KeyError):
+        return ""
+
+
+def run_card(run: Run, *, also: tuple = (), exported: Optional[dict] = None, path: Optional[str] = None) -> str:
+    """The card of a finished run, from its files (evaluations included)."""
+    return model_card(run.config, run.labels, run.metrics, run_evaluations(run, also), path=path or run.path,
+                      description=model_description(run.config.get("model")), exported=exported)
+
+
+def write_run_card(run: Run, *, also: tuple = ()) -> str:
+    """(Re)write ``RUN/README.md`` atomically; returns its path."""
+    path = run.file(CARD_FILE)
+    write_text(path, run_card(run, also=also))
+    return path

@@ -159,7 +159,7 @@ def check_dir(path: str, spec: str):
 UNSUPPORTED_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma", ".ape", ".alac", ".amr", ".webm", ".mka", ".ra")
 # Reading headers is I/O (libsndfile releases the GIL): threads overlap the waits, also on network storage.
 SCAN_THREADS = 16
-# Without a terminal, a scan of at least this many files says in one line how long it took.
+# A scan of at least this many files shows its progress (a bar on a terminal, a line per tenth in a log).
 SCAN_REPORT_MIN = 1000
 
 

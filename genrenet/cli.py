@@ -417,7 +417,7 @@ def _add_app_parser(sub):
 
 
 # Parameters the library names in its messages that are flags on the command line, besides TrainConfig's.
-OTHER_FLAG_PARAMETERS = ("force", "version", "tflite", "workers", "out")
+OTHER_FLAG_PARAMETERS = ("force", "version", "tflite", "workers", "out", "resume")
 
 
 def as_flags(message: str) -> str:

@@ -119,11 +119,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
                                "best_epoch": int(es.best_epoch), "stopped_epoch": int(es.stopped_epoch)},
             "stop_training": bool(self.model.stop_training), "history": self.history, **self.extra,
         }
+        RunWriter(self.run_dir).history(self.history)  # before the commit point: never behind the checkpoint
         write_json(os.path.join(self.dir, STATE_FILE), state)  # the commit point of this epoch
         for f in os.listdir(self.dir):  # older epochs' arrays are no longer referenced
             if f.endswith(".npz") and f not in (name, self._best_file):
                 os.remove(os.path.join(self.dir, f))
-        RunWriter(self.run_dir).history(self.history)
 
 
 def check_run_dir(out: str, resume: bool) -> Optional[dict]:
@@ -137,8 +137,8 @@ def check_run_dir(out: str, resume: bool) -> Optional[dict]:
                             "overwritten)")
     started = any(os.path.exists(os.path.join(out, m)) for m in RUN_MARKERS)
     if started and not resume:
-        raise TrainingError(f"{out}: holds an unfinished run; resume it to continue from its last completed epoch, "
-                            "or choose another run directory (nothing was overwritten)")
+        raise TrainingError(f"{out}: holds an unfinished run; resume=True continues it from its last completed "
+                            "epoch, or choose another run directory (nothing was overwritten)")
     if not resume:
         return None
     try:

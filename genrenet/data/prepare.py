@@ -12,7 +12,7 @@ import tempfile
 from typing import Optional
 
 from ..errors import AudioError, DatasetError
-from .beamio import FileSystems, beam, copy_to, local_file, pipeline_options, read_text, write_bytes
+from .beamio import FileSystems, beam, copy_to, is_local, local_file, pipeline_options, read_text, write_bytes
 from .audio import load_audio
 from .sources import load_dataset
 from .sources.tfrecord import RECORD_OVERHEAD, encode_record, shard_name
@@ -22,7 +22,7 @@ CLIPS_PER_SHARD = 100  # 30-s clips at 22050 Hz: ~260 MB of float32 audio per sh
 
 def _clip_row(order: int, clip) -> dict:
     return {"order": order, "id": clip.id, "file": clip.path, "label": clip.label, "split": clip.split,
-            "group": clip.group}
+            "group": clip.group, "read": os.path.abspath(clip.path) if is_local(clip.path) else clip.path}
 
 
 class DecodeClip(beam.DoFn):
@@ -32,8 +32,9 @@ class DecodeClip(beam.DoFn):
         self.sample_rate, self.num_shards = sample_rate, num_shards
 
     def process(self, row):
+        row = dict(row)
         try:
-            with local_file(row["file"]) as local:
+            with local_file(row.pop("read")) as local:
                 audio = load_audio(local, self.sample_rate)
         except AudioError as e:
             yield beam.pvalue.TaggedOutput("failed", dict(row, error=e.reason))

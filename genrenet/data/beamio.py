@@ -42,7 +42,8 @@ def match_pattern(pattern: str):
     try:
         found = FileSystems.match([pattern])[0].metadata_list
     except Exception as e:  # a bucket that does not exist, no credentials, an unknown scheme
-        return [(pattern, f"cannot list ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'error'})")]
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else "unknown error"
+        return [(pattern, f"cannot list ({type(e).__name__}: {detail})")]
     if not found:
         return [(pattern, "no files match" if any(c in pattern for c in GLOB_CHARACTERS) else "file not found")]
     return [(m.path, None) for m in sorted(found, key=lambda m: m.path)]

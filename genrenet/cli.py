@@ -218,6 +218,8 @@ def _beam_predict(args):
     counts = predict_pipeline(args.source, args.files, args.output, runner=args.runner, beam_args=args.beam_args,
                               top_k=args.top_k, batch_size=args.batch_size)
     print(f"classified {counts['classified']} files, {counts['errors']} errors: {args.output}-*.jsonl")
+    if counts["errors"] and not counts["classified"]:
+        raise FileNotFoundError("none of the files could be classified (reasons in the output)")
 
 
 def cmd_prepare(args):

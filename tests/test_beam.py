@@ -103,6 +103,17 @@ def test_beam_flags_only_with_runner(tiny_run, tmp_path, capsys):
     assert "--output PREFIX" in capsys.readouterr().err
 
 
+def test_cli_exits_with_an_error_when_no_file_could_be_classified(tiny_run, tmp_path, capsys):
+    from genrenet.cli import main
+
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    assert main(["predict", str(tiny_run), str(tmp_path / "corrupt.wav"), "--runner", "DirectRunner",
+                 "--output", str(tmp_path / "out")]) == 2
+    assert "none of the files could be classified" in capsys.readouterr().err
+    [row] = read_jsonl(tmp_path / "out")
+    assert row["file"] == str(tmp_path / "corrupt.wav") and "cannot decode" in row["error"]
+
+
 def test_import_genrenet_leaves_beam_unimported():
     code = "import sys, genrenet, genrenet.data; assert 'apache_beam' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

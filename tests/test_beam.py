@@ -62,6 +62,18 @@ def test_beam_predict_gives_the_results_of_predict(tiny_run, tmp_path):
     assert all(set(r) == {"file", "label", "top", "probabilities", "windows"} for r in rows if "error" not in r)
 
 
+def test_beam_predict_from_a_savedmodel_and_a_tflite_export(tiny_run, tmp_path):
+    from genrenet.infer.beam import predict_pipeline
+    from genrenet.serve.export import export
+
+    files = audio_files(tmp_path / "audio")
+    version = export(str(tiny_run), str(tmp_path / "export"), tflite=True, verbose=0)
+    for source in (version, f"{version}/model.tflite"):
+        out = tmp_path / "out" / source.replace("/", "_")[-20:]
+        predict_pipeline(source, [str(tmp_path / "audio")], str(out), runner="DirectRunner")
+        assert_same_as_predict(read_jsonl(out), source, files)
+
+
 def test_patterns_that_match_nothing_or_overlap_are_reported_once(tiny_run, tmp_path):
     from genrenet.infer.beam import predict_pipeline
 
@@ -114,8 +126,9 @@ def test_cli_exits_with_an_error_when_no_file_could_be_classified(tiny_run, tmp_
     assert row["file"] == str(tmp_path / "corrupt.wav") and "cannot decode" in row["error"]
 
 
-def test_import_genrenet_leaves_beam_unimported():
-    code = "import sys, genrenet, genrenet.data; assert 'apache_beam' not in sys.modules"
+def test_import_genrenet_leaves_beam_unimported_until_the_transform_is_used():
+    code = ("import sys, genrenet, genrenet.data; assert 'apache_beam' not in sys.modules; "
+            "from genrenet.infer.beam import ClassifyAudio; assert genrenet.ClassifyAudio is ClassifyAudio")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 

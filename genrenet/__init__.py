@@ -2,7 +2,8 @@
 
 Public API: the registry (``build_model``, ``list_models``, ``model_info``, ``register_model``), the front-end
 (``FeatureConfig``, ``LogMelSpectrogram``), data (``load_dataset``) and the workflow (``train`` with its
-``TrainConfig``, ``evaluate``, ``export``, ``predict``, ``plot_timeline``). Every error raised on purpose is a
+``TrainConfig``, ``evaluate``, ``export``, ``predict``, ``plot_timeline``), and with the ``[beam]`` extra
+``ClassifyAudio``, the Apache Beam transform of :mod:`genrenet.infer.beam`. Every error raised on purpose is a
 :class:`~genrenet.errors.GenrenetError`.
 
 The names are imported on first use (PEP 562), so ``import genrenet`` does not import TensorFlow: the command
@@ -17,6 +18,7 @@ _HOMES = {
     "FeatureConfig": "nn", "LogMelSpectrogram": "nn", "ModelSpec": "registry", "build_model": "registry",
     "list_models": "registry", "model_info": "registry", "register_model": "registry", "export": "serve.export",
     "TrainConfig": "train.config", "train": "train.trainer", "plot_timeline": "infer.timeline",
+    "ClassifyAudio": "infer.beam",
 }
 
 # The subpackage genrenet.train shares its name with the function train: load it now (its __init__ imports

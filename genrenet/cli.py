@@ -225,6 +225,8 @@ def _expand_files(paths):
 
 
 def cmd_predict(args):
+    if args.runner:
+        return _beam_predict(args)
     from .infer.predict import Predictor
 
     predictor = Predictor(args.source)  # loaded once, also for --timeline
@@ -251,6 +253,28 @@ def cmd_app(args):
     from .serve.app import serve
 
     serve(args.source, host=args.host, port=args.port, top_k=args.top_k, max_file_size=args.max_file_size)
+
+
+def _beam_predict(args):
+    """``predict --runner``: the files of the patterns on an Apache Beam runner, JSON Lines under --output."""
+    if not args.output:
+        raise UsageError("predict --runner needs --output PREFIX (where the JSON Lines results go)")
+    from .infer.beam import predict_pipeline
+
+    counts = predict_pipeline(args.source, args.files, args.output, runner=args.runner, beam_args=args.beam_args,
+                              top_k=args.top_k, batch_size=args.batch_size)
+    print(f"classified {counts['classified']} files, {counts['errors']} errors: {args.output}-*.jsonl")
+    if counts["errors"] and not counts["classified"]:
+        raise FileNotFoundError("none of the files could be classified (reasons in the output)")
+
+
+def cmd_prepare(args):
+    from .data.prepare import prepare
+
+    meta = prepare(args.data, args.output, sample_rate=args.sample_rate, runner=args.runner,
+                   beam_args=args.beam_args, num_shards=args.num_shards)
+    print(f"prepared {meta['num_clips']} clips in {meta['num_shards']} shards ({meta['failed']} failed, "
+          f"{len(meta['skipped'])} skipped); train with --data tfrecord:{args.output}")
 
 
 def cmd_export(args):
@@ -308,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_models_parser, _add_demo_parser, _add_train_parser, _add_data_service_parser,
                 _add_evaluate_parser, _add_predict_parser, _add_export_parser, _add_ensemble_parser,
-                _add_embed_parser, _add_download_parser, _add_app_parser):
+                _add_embed_parser, _add_download_parser, _add_app_parser, _add_prepare_parser):
         add(sub)
     return p
 
@@ -361,7 +385,24 @@ def _add_predict_parser(sub):
     s.add_argument("--json", action="store_true")
     s.add_argument("--timeline", metavar="DIR", default=None,
                    help="also write each file's genre timeline (spectrogram and genres per window) as DIR/NAME.png")
+    s.add_argument("--runner", default=None, help="run on Apache Beam (DirectRunner, PrismRunner, DataflowRunner, "
+                   "FlinkRunner, ...): FILE are patterns (gs://, s3:// with their Beam extras), results go to "
+                   "--output as JSON Lines; other flags go to Beam's pipeline options (--flag=value)")
+    s.add_argument("--output", default=None, metavar="PREFIX", help="with --runner: write PREFIX-*.jsonl")
     s.set_defaults(fn=cmd_predict)
+
+
+def _add_prepare_parser(sub):
+    s = sub.add_parser("prepare", help="decode and resample a dataset on Apache Beam into TFRecord shards "
+                       "(train/evaluate them with --data tfrecord:PREFIX)")
+    s.add_argument("data", metavar="DATA_SPEC", help="PATH | gtzan:PATH | fma:PATH | csv:FILE")
+    s.add_argument("--output", required=True, metavar="PREFIX",
+                   help="writes PREFIX-SSSSS-of-NNNNN.tfrecord, PREFIX.index.jsonl and PREFIX.json")
+    s.add_argument("--sample-rate", type=int, default=22050, help="decode to this rate (default 22050)")
+    s.add_argument("--num-shards", type=int, default=None, help="default: one per 100 clips")
+    s.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner); other flags go "
+                   "to Beam's pipeline options (--flag=value)")
+    s.set_defaults(fn=cmd_prepare)
 
 
 def _add_export_parser(sub):
@@ -441,13 +482,22 @@ def _version():
     return f"genrenet {__version__}"
 
 
+def _parse(parser, argv):
+    """Parse ``argv``; the flags genrenet does not know go to Beam for ``prepare`` and ``predict --runner``."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and not (args.command == "prepare" or (args.command == "predict" and args.runner)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.beam_args = extra
+    return args
+
+
 def main(argv=None) -> int:
     for stream in (sys.stdout, sys.stderr):  # print file names that are not valid UTF-8 as their bytes
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
     if not os.environ.get("GENRENET_DEBUG"):
         import_tensorflow_quietly()
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     try:
         args.fn(args)
     except KeyboardInterrupt:

@@ -80,6 +80,8 @@ def cache_key(clip, sample_rate: int) -> str:
     if clip.audio is not None:
         h.update(f"{clip.id}|{clip.sample_rate}|".encode())
         h.update(np.ascontiguousarray(clip.audio).tobytes())
+    elif clip.path is None:  # audio read from a prepared record (tfrecord:PREFIX): its fields say which
+        h.update(repr(clip).encode("utf-8", "surrogateescape"))
     else:
         path = os.path.realpath(clip.path)
         try:
@@ -437,7 +439,8 @@ def streamed_window_batches(clips, *, sample_rate: int, window_samples: int, hop
     pending_x, pending_i = [], []
 
     def clip_windows(clip):
-        chunks = stream_audio(clip.path, sample_rate, block_seconds=block_seconds) if clip.audio is None else [
+        on_disk = clip.path and clip.audio is None
+        chunks = stream_audio(clip.path, sample_rate, block_seconds=block_seconds) if on_disk else [
             clip.load(sample_rate)]
         buf, total, audible = np.zeros(0, np.float32), 0, False
         for chunk in chunks:

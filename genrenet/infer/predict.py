@@ -42,10 +42,10 @@ def tflite_meta_path(path: str) -> str | None:
     return None
 
 
-def tflite_meta(path: str, window_samples: int) -> dict:
+def tflite_meta(path: str) -> dict:
     """``labels``, ``sample_rate`` and ``window_samples`` of a ``.tflite`` file: from the JSON beside it
     (:func:`tflite_meta_path`), else from the TFLite Model Metadata inside it (as ``export --tflite`` writes it;
-    the window is then the model's input length, ``window_samples``)."""
+    the window is then the model's input length)."""
     meta_path = tflite_meta_path(path)
     if meta_path is not None:
         with open(meta_path, encoding="utf-8") as f:
@@ -60,7 +60,30 @@ def tflite_meta(path: str, window_samples: int) -> dict:
         raise FileNotFoundError(f"{path}: no labels or sample rate, neither in the file's TFLite Model Metadata "
                                 f"nor beside it (expected {os.path.splitext(path)[0]}.json or assets/genrenet.json "
                                 "in its folder, as `genrenet export --tflite` writes them)")
+    window_samples = int(_tflite_interpreter(path).get_input_details()[0]["shape"][-1])
     return {"labels": embedded["labels"], "sample_rate": embedded["sample_rate"], "window_samples": window_samples}
+
+
+def source_meta(source: str) -> dict:
+    """``kind``, ``labels``, ``sample_rate`` and ``window_samples`` of a run directory, an exported SavedModel
+    version directory or a ``.tflite`` file, read from its metadata without loading the model."""
+    source = os.fspath(source)
+    if is_run_dir(source):
+        run = Run(source)
+        return {"kind": "run", "labels": run.labels, "sample_rate": run.sample_rate,
+                "window_samples": run.window_samples}
+    if os.path.isfile(os.path.join(source, "saved_model.pb")):
+        meta = load_export_meta(source)
+        kind = "savedmodel"
+    elif os.path.isfile(source) and source.endswith(".tflite"):
+        meta = tflite_meta(source)
+        kind = "tflite"
+    else:
+        raise FileNotFoundError(f"{source}: neither a genrenet run directory, an exported SavedModel nor a "
+                                ".tflite file (expected model.keras + config.json, saved_model.pb, or "
+                                "FILE.tflite)")
+    return {"kind": kind, "labels": meta["labels"], "sample_rate": meta["sample_rate"],
+            "window_samples": meta["window_samples"]}
 
 
 class Predictor:
@@ -69,33 +92,23 @@ class Predictor:
 
     def __init__(self, source: str):
         self.source = source = os.fspath(source)
-        if is_run_dir(source):
-            run = Run(source)
-            self.kind, self.labels = "run", run.labels
-            self.sample_rate, self.window_samples = run.sample_rate, run.window_samples
-            self.model = run.load_model()
+        meta = source_meta(source)
+        self.kind, self.labels = meta["kind"], meta["labels"]
+        self.sample_rate, self.window_samples = meta["sample_rate"], meta["window_samples"]
+        if self.kind == "run":
+            self.model = Run(source).load_model()
             self.forward = model_forward(self.model, num_clips=1)
-        elif os.path.isfile(os.path.join(source, "saved_model.pb")):
+        elif self.kind == "savedmodel":
             import tensorflow as tf
 
-            meta = load_export_meta(source)
-            self.kind, self.labels = "savedmodel", meta["labels"]
-            self.sample_rate, self.window_samples = meta["sample_rate"], meta["window_samples"]
             self.model = tf.saved_model.load(source)
             signature = self.model.signatures["serving_default"]
             # one window per row: serving_default's mean over a row's windows is that window's probabilities
             self.forward = lambda w: signature(waveform=w)["probabilities"].numpy()
-        elif os.path.isfile(source) and source.endswith(".tflite"):
-            self.kind, self.model = "tflite", _tflite_interpreter(source)
-            meta = tflite_meta(source, int(self.model.get_input_details()[0]["shape"][-1]))
-            self.labels, self.sample_rate, self.window_samples = (meta["labels"], meta["sample_rate"],
-                                                                  meta["window_samples"])
+        else:
+            self.model = _tflite_interpreter(source)
             self.forward = self._tflite_forward
             self._batch = None
-        else:
-            raise FileNotFoundError(f"{source}: neither a genrenet run directory, an exported SavedModel nor a "
-                                    ".tflite file (expected model.keras + config.json, saved_model.pb, or "
-                                    "FILE.tflite)")
 
     def _tflite_forward(self, windows):
         windows = np.asarray(windows, np.float32)
@@ -133,10 +146,16 @@ class Predictor:
                 for clip, probs, n in zip(clips, out.mean, out.counts)]
 
     def _result(self, path, probs, top_k, windows):
-        order = np.argsort(-probs)[:top_k]
-        return {"file": str(path), "label": self.labels[order[0]], "windows": int(windows),
-                "top": [[self.labels[i], float(probs[i])] for i in order],
-                "probabilities": {l: float(p) for l, p in zip(self.labels, probs)}}
+        return file_result(path, probs, self.labels, top_k, windows)
+
+
+def file_result(path, probs, labels, top_k: int, windows: int) -> dict:
+    """The result of one classified file: ``file``, ``label``, ``windows``, ``top`` [[label, p]] (``top_k``
+    best) and every label's ``probabilities``."""
+    order = np.argsort(-probs)[:max(1, min(top_k, len(labels)))]
+    return {"file": str(path), "label": labels[order[0]], "windows": int(windows),
+            "top": [[labels[i], float(probs[i])] for i in order],
+            "probabilities": {l: float(p) for l, p in zip(labels, probs)}}
 
 
 def predict(source: str, files, *, top_k: int = 3, batch_size: Optional[int] = None,

@@ -1,4 +1,5 @@
-"""Dataset specs → clip records: ``synthetic[:k=v,...]``, ``PATH``, ``gtzan:PATH``, ``fma:PATH``, ``csv:FILE``.
+"""Dataset specs → clip records: ``synthetic[:k=v,...]``, ``PATH``, ``gtzan:PATH``, ``fma:PATH``, ``csv:FILE``,
+``tfrecord:PREFIX`` (written by ``genrenet prepare``).
 
 One module per kind of source; each returns a :class:`ClipDataset` of :class:`Clip` records.
 """
@@ -14,10 +15,11 @@ from .folder import folder_dataset
 from .gtzan import GTZAN_GENRES, gtzan_artists, gtzan_dataset, gtzan_source, gtzan_split, looks_like_gtzan
 from .synthetic import synthetic_dataset
 from .table import csv_dataset
+from .tfrecord import tfrecord_dataset
 
 __all__ = ["GTZAN_GENRES", "SPLITS", "Clip", "ClipDataset", "DatasetError", "csv_dataset", "fma_dataset",
            "folder_dataset", "gtzan_artists", "gtzan_dataset", "gtzan_split", "load_dataset", "parse_options",
-           "synthetic_dataset", "with_folds"]
+           "synthetic_dataset", "tfrecord_dataset", "with_folds"]
 
 
 def _with_options(loader):
@@ -33,6 +35,7 @@ SOURCES: dict[str, Callable[[str, str], ClipDataset]] = {
     "csv": _with_options(csv_dataset),
     "folder": _with_options(folder_dataset),
     "fma": lambda path, spec: fma_dataset(path, spec),
+    "tfrecord": _with_options(tfrecord_dataset),
 }
 
 

@@ -1,0 +1,163 @@
+"""``predict`` at catalog scale on Apache Beam (DirectRunner/Prism locally, Dataflow, Flink, Spark).
+
+``patterns | ClassifyAudio(source)`` matches file patterns, decodes, resamples and windows every file on the
+workers (genrenet's decoder and windows, as ``predict``), batches the windows of many files through
+``RunInference`` with :class:`GenrenetModelHandler` (the model loaded once per worker process) and gives one
+result per file: the mean of its windows' probabilities, with the fields of ``predict --json``, or ``error``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+
+from ..data import Clip, SkipLog
+from ..data.beamio import beam, local_file, match_pattern, pipeline_options
+from ..data.pipeline import streamed_window_batches
+from .predict import Predictor, file_result, source_meta
+from .windows import default_batch_size
+
+METRICS = "genrenet"
+
+
+class GenrenetModelHandler(ModelHandler[np.ndarray, PredictionResult, Predictor]):
+    """RunInference's model handler for a run directory, an exported SavedModel or a ``.tflite`` file: one
+    :class:`~genrenet.infer.predict.Predictor` per worker process, windows ``[W]`` in, probabilities ``[C]`` out."""
+
+    def __init__(self, source: str, max_batch_size: Optional[int] = None):
+        super().__init__()
+        self.source = str(source)
+        meta = source_meta(self.source)
+        self.labels, self.sample_rate, self.window_samples = meta["labels"], meta["sample_rate"], meta["window_samples"]
+        self.max_batch_size = max_batch_size or default_batch_size(self.window_samples, self.sample_rate)
+
+    def load_model(self) -> Predictor:
+        return Predictor(self.source)
+
+    def run_inference(self, batch: Sequence[np.ndarray], model: Predictor,
+                      inference_args=None) -> Iterable[PredictionResult]:
+        probs = np.asarray(model.forward(np.stack(batch).astype(np.float32, copy=False)), np.float64)
+        return [PredictionResult(None, p) for p in probs]
+
+    def batch_elements_kwargs(self):
+        return {"min_batch_size": 1, "max_batch_size": self.max_batch_size}
+
+    def get_metrics_namespace(self) -> str:
+        return METRICS
+
+
+class MatchFiles(beam.DoFn):
+    """Pattern → its files; a pattern matching nothing goes to the ``errors`` output with the reason."""
+
+    def process(self, pattern):
+        for path, reason in match_pattern(pattern):
+            yield beam.pvalue.TaggedOutput("errors", (path, reason)) if reason else path
+
+
+class WindowFile(beam.DoFn):
+    """File → ``(file, window)`` for each of its windows (decoded block by block, as ``predict`` cuts them), or
+    ``(file, reason)`` on the ``errors`` output. A file that fails part-way may have windows out already: its
+    error wins when the file's windows are combined."""
+
+    def __init__(self, sample_rate: int, window_samples: int):
+        self.sample_rate, self.window_samples = sample_rate, window_samples
+
+    def process(self, path):
+        log = SkipLog()
+        try:
+            with local_file(path) as local:
+                clip = Clip(id=path, label="", path=local)
+                for windows, _ in streamed_window_batches([clip], sample_rate=self.sample_rate,
+                                                          window_samples=self.window_samples, batch_size=64, log=log):
+                    for window in windows:
+                        yield path, window
+        except Exception as e:  # a remote read that fails: never the end of the job
+            log.skip(path, f"cannot read ({type(e).__name__}: {e})")
+        for reason in log.skipped.values():
+            yield beam.pvalue.TaggedOutput("errors", (path, reason))
+
+
+class MeanProbabilities(beam.CombineFn):
+    """A file's windows → ``(sum of probabilities, windows, error)``; any error makes the file an error."""
+
+    def create_accumulator(self):
+        return None, 0, None
+
+    def add_input(self, acc, item):
+        kind, value = item
+        total, count, error = acc
+        if kind == "error":
+            return total, count, error or value
+        return (value if total is None else total + value), count + 1, error
+
+    def merge_accumulators(self, accumulators):
+        total, count, error = None, 0, None
+        for t, c, e in accumulators:
+            total = t if total is None else (total if t is None else total + t)
+            count, error = count + c, error or e
+        return total, count, error
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _result(path, acc, labels, top_k: int) -> dict:
+    total, count, error = acc
+    if error or not count:
+        return {"file": path, "error": error or "could not be decoded"}
+    return file_result(path, total / count, labels, top_k, count)
+
+
+class ClassifyAudio(beam.PTransform):
+    """File patterns (paths, globs, local folders) → one ``predict --json`` dict per matched file: ``file``,
+    ``label``, ``top``, ``probabilities``, ``windows``, or ``file`` and ``error``."""
+
+    def __init__(self, source: str, top_k: int = 3, batch_size: Optional[int] = None):
+        super().__init__()
+        self.handler = GenrenetModelHandler(source, max_batch_size=batch_size)
+        self.top_k = top_k
+
+    def expand(self, patterns):
+        h = self.handler
+        matched = patterns | "MatchFiles" >> beam.ParDo(MatchFiles()).with_outputs("errors", main="files")
+        files = matched.files | "EachFileOnce" >> beam.Distinct()  # patterns may overlap; also spreads the files
+        cut = files | "Window" >> beam.ParDo(WindowFile(h.sample_rate, h.window_samples)).with_outputs(
+            "errors", main="windows")
+        probs = (cut.windows | "RunInference" >> RunInference(KeyedModelHandler(h))
+                 | "Probabilities" >> beam.MapTuple(lambda f, r: (f, ("probs", np.asarray(r.inference)))))
+        errors = ((matched.errors, cut.errors) | "Errors" >> beam.Flatten()
+                  | "ErrorItems" >> beam.MapTuple(lambda f, reason: (f, ("error", reason))))
+        labels, top_k = h.labels, self.top_k
+        return ((probs, errors) | "PerFile" >> beam.Flatten() | "Mean" >> beam.CombinePerKey(MeanProbabilities())
+                | "Result" >> beam.MapTuple(lambda f, acc: _result(f, acc, labels, top_k)))
+
+
+def predict_pipeline(source: str, patterns, output: str, *, runner: str = "DirectRunner", beam_args=(),
+                     top_k: int = 3, batch_size: Optional[int] = None) -> dict:
+    """Run :class:`ClassifyAudio` on ``patterns`` and write JSON Lines ``OUTPUT-SSSSS-of-NNNNN.jsonl``.
+    Returns the counts of classified and failed files (from the pipeline's metrics)."""
+    with beam.Pipeline(options=pipeline_options(runner, beam_args)) as p:
+        (p | "Patterns" >> beam.Create([str(x) for x in patterns])
+         | "Classify" >> ClassifyAudio(source, top_k=top_k, batch_size=batch_size)
+         | "Count" >> beam.Map(_count)
+         | "Json" >> beam.Map(json.dumps)
+         | "Write" >> beam.io.WriteToText(output, file_name_suffix=".jsonl"))
+    return _counts(p.result)
+
+
+def _count(result: dict) -> dict:
+    beam.metrics.Metrics.counter(METRICS, "results_error" if "error" in result else "results_ok").inc()
+    return result
+
+
+def _counts(result) -> dict:
+    """``{"classified": n, "errors": n}`` from the pipeline's counters (zero when the runner reports none)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    counters = result.metrics().query(MetricsFilter().with_namespace(METRICS))["counters"]
+    totals = {}
+    for c in counters:
+        totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + (c.committed or c.attempted or 0)
+    return {"classified": totals.get("results_ok", 0), "errors": totals.get("results_error", 0)}

@@ -11,10 +11,11 @@ import tensorflow as tf
 
 librosa = pytest.importorskip("librosa")
 
+from conftest import GTZAN_DEV as SHARED_GTZAN_DEV  # noqa: E402
 from genrenet.nn.frontend import (FeatureConfig, LogMelSpectrogram, fused_frontend,  # noqa: E402
                                   mel_bands, mel_filterbank)
 
-GTZAN_DEV = os.environ.get("GENRENET_GTZAN_DEV", "/work/shared/data/gtzan_dev")
+GTZAN_DEV = os.environ.get("GENRENET_GTZAN_DEV", str(SHARED_GTZAN_DEV))
 SR = 22050
 TOL_DB = 0.05
 

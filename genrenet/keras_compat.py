@@ -62,3 +62,11 @@ def keras_workarounds(model, strategy, example_batch):
     finally:
         for name in patched:
             delattr(model, name)
+
+
+def tflite_schema():
+    """TensorFlow's generated Python classes of the ``.tflite`` flatbuffer schema (``ModelT`` ...), which are
+    not a public API; the TFLite metadata writer re-packs a model with them."""
+    from tensorflow.lite.python import schema_py_generated
+
+    return schema_py_generated

@@ -22,6 +22,9 @@ import numpy as np
 from flatbuffers.number_types import Uint8Flags, Uint32Flags, Uint64Flags
 from flatbuffers.table import Table
 
+from ..errors import ExportError
+from ..keras_compat import tflite_schema
+
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 MODEL_IDENTIFIER = b"TFL3"
@@ -119,13 +122,13 @@ def _check_classifier(model, num_labels: int):
     [1, C] float32 output with C == number of labels)."""
     graph = model.subgraphs[0] if len(model.subgraphs) == 1 else None
     if graph is None or len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise ValueError("an audio classifier for MediaPipe needs one subgraph with one input and one output")
+        raise ExportError("an audio classifier for MediaPipe needs one subgraph with one input and one output")
     waveform, probabilities = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
     float32 = 0  # TensorType.FLOAT32
     if waveform.type != float32 or probabilities.type != float32:
-        raise ValueError("the waveform input and the probabilities output must be float32")
+        raise ExportError("the waveform input and the probabilities output must be float32")
     if int(probabilities.shape[-1]) != num_labels:
-        raise ValueError(f"the model has {int(probabilities.shape[-1])} outputs but {num_labels} labels were given")
+        raise ExportError(f"the model has {int(probabilities.shape[-1])} outputs but {num_labels} labels were given")
 
 
 def with_audio_metadata(tflite_bytes: bytes, *, sample_rate: int, labels, name: str, description: str,
@@ -134,11 +137,10 @@ def with_audio_metadata(tflite_bytes: bytes, *, sample_rate: int, labels, name: 
     """``tflite_bytes`` with TFLite Model Metadata and ``labels.txt`` packed in, as MediaPipe's AudioClassifier
     requires. An existing ``TFLITE_METADATA`` entry (and any appended archive) is replaced, so this is
     idempotent; the model's graph and weights are unchanged."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
+    schema = tflite_schema()
     labels = [str(label) for label in labels]
     if not labels or any("\n" in label or not label for label in labels):
-        raise ValueError("labels must be non-empty strings without line breaks")
+        raise ExportError("labels must be non-empty strings without line breaks")
     model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_bytes), 0)
     _check_classifier(model, len(labels))
     buffer = schema.BufferT()
@@ -200,7 +202,7 @@ def _children(table: Table, slot: int) -> list:
 
 def _root(buf, identifier: bytes) -> Table:
     if bytes(buf[4:8]) != identifier:
-        raise ValueError(f"not a {identifier.decode()} flatbuffer")
+        raise ExportError(f"not a {identifier.decode()} flatbuffer")
     return Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
 
 
@@ -218,7 +220,7 @@ def metadata_buffer(tflite_bytes: bytes) -> bytes:
         o = _offset(buffer, MODEL_BUFFER["data"])
         start = buffer.Vector(o)
         return bytes(buf[start:start + buffer.VectorLen(o)])
-    raise ValueError("the model has no TFLite Model Metadata (no TFLITE_METADATA entry)")
+    raise ExportError("the model has no TFLite Model Metadata (no TFLITE_METADATA entry)")
 
 
 def read_metadata(tflite_bytes: bytes) -> dict:

@@ -5,6 +5,7 @@ recorded by ``benchmarks/record_musicnn_reference.py`` (see its docstring). Need
 weights (``pip install --no-deps musicnn==0.1.0``); the audio checks also need ``../shared/data/gtzan_dev``
 (override with ``GENRENET_GTZAN_DEV``). Nothing is downloaded.
 """
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -191,6 +192,6 @@ def test_new_head_on_pretrained_backbone(ref, arch):
 @needs_musicnn
 def test_pretrained_needs_the_original_front_end():
     with pytest.raises(ValueError, match="features"):
-        genrenet.build_model("musicnn", pretrained="msd", features=mn.MUSICNN_FEATURES.replace(n_mels=128))
+        genrenet.build_model("musicnn", pretrained="msd", features=dataclasses.replace(mn.MUSICNN_FEATURES, n_mels=128))
     with pytest.raises(ValueError, match="window_seconds"):
         genrenet.build_model("vgg_musicnn", pretrained="msd", window_seconds=5.0)

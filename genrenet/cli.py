@@ -11,7 +11,7 @@ import re
 import sys
 
 from .errors import GenrenetError, TrainingError, UsageError
-from .train.config import LR_SCHEDULES, PRECISIONS, STRATEGIES, TrainConfig
+from .train.config import HEAD_TRAINERS, LR_SCHEDULES, PRECISIONS, STRATEGIES, TrainConfig
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter is not for users
 
@@ -34,6 +34,24 @@ def cmd_models(args):
     for i in infos:
         pre = f"  [pretrained: {', '.join(i['pretrained'])}]" if i["pretrained"] else ""
         print(f"{i['name']:<{width}}  {i['description']}{pre}")
+
+
+def cmd_presets(args):
+    from .presets import list_presets, preset_info
+
+    infos = [preset_info(n) for n in list_presets()]
+    if args.json:
+        _print_json(infos)
+        return
+    for i in infos:
+        print(f"{i['name']}{'  (default)' if i['default'] else ''}: {i['summary']}")
+        print(f"  backbone:   {i['model']}, pretrained {i['pretrained']} ({i['parameters']:,} parameters; weights "
+              f"from: {i['requires']})")
+        print(f"  labels:     {', '.join(i['labels'])}")
+        print(f"  trained on: {i['training_data']}")
+        print(f"  accuracy:   {i['accuracy']:.3f} clip accuracy, {i['accuracy_protocol']}")
+        print(f"  size:       {i['shipped_bytes'] / 1024:.0f} kB shipped (the trained head; the backbone's weights "
+              "come from the package above)")
 
 
 def _model_kwargs(pairs):
@@ -121,6 +139,10 @@ def _add_transfer_options(s):
                    "musicnn/vgg_musicnn")
     s.add_argument("--freeze-backbone", action=argparse.BooleanOptionalAction,
                    help="with --pretrained: train only the new head (default: frozen)")
+    s.add_argument("--head", choices=HEAD_TRAINERS,
+                   help="with a frozen --pretrained backbone: train the head with Adam (keras) or as a logistic "
+                        "regression with C chosen by inner cross-validation (logistic); default: the one measured "
+                        "better")
     s.add_argument("--fine-tune-epochs", type=int, help="after the head, train the whole model for up to N more "
                    "epochs (default 0)")
     s.add_argument("--fine-tune-learning-rate", type=float, help="default 1e-5")
@@ -190,10 +212,27 @@ def _expand_files(paths):
     return files
 
 
+def _predict_source(inputs):
+    """``(source, files)`` from predict's positionals: the first names the model, unless it is an existing file
+    or folder that is not one (then every positional is audio and the default preset classifies it)."""
+    from .infer.predict import is_model_source
+    from .presets import DEFAULT_PRESET
+
+    first = inputs[0]
+    if is_model_source(first) or (len(inputs) > 1 and not os.path.exists(first)):
+        if len(inputs) == 1:
+            raise UsageError(f"predict: no audio files given after the model {first}")
+        return first, inputs[1:]
+    print(f"note: no model given: classifying with the default preset {DEFAULT_PRESET} "
+          "(`genrenet presets` lists the presets)", file=sys.stderr)
+    return DEFAULT_PRESET, inputs
+
+
 def cmd_predict(args):
     from .infer.predict import predict
 
-    results = predict(args.source, _expand_files(args.files), top_k=args.top_k, batch_size=args.batch_size,
+    source, files = _predict_source(args.inputs)
+    results = predict(source, _expand_files(files), top_k=args.top_k, batch_size=args.batch_size,
                       verbose=1)  # the progress bar goes to stderr, and only on a terminal
     if args.json:
         _print_json(results)
@@ -260,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "evaluate, export and predict from raw audio.")
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_models_parser, _add_demo_parser, _add_train_parser, _add_data_service_parser,
+    for add in (_add_models_parser, _add_presets_parser, _add_demo_parser, _add_train_parser, _add_data_service_parser,
                 _add_evaluate_parser, _add_predict_parser, _add_export_parser, _add_ensemble_parser,
                 _add_embed_parser, _add_download_parser):
         add(sub)
@@ -271,6 +310,12 @@ def _add_models_parser(sub):
     s = sub.add_parser("models", help="list the registered architectures")
     s.add_argument("--json", action="store_true", help="print model_info of every model as JSON")
     s.set_defaults(fn=cmd_models)
+
+
+def _add_presets_parser(sub):
+    s = sub.add_parser("presets", help="list the ready-to-run models shipped with genrenet (no training needed)")
+    s.add_argument("--json", action="store_true", help="print every preset's details as JSON")
+    s.set_defaults(fn=cmd_presets)
 
 
 def _add_demo_parser(sub):
@@ -292,7 +337,7 @@ def _add_data_service_parser(sub):
 
 def _add_evaluate_parser(sub):
     s = sub.add_parser("evaluate", help="clip-level metrics, predictions and a confusion matrix")
-    s.add_argument("run")
+    s.add_argument("run", metavar="RUN_OR_PRESET")
     s.add_argument("--data", required=True)
     s.add_argument("--split", default=None, choices=("all", "train", "val", "test"),
                    help="default: test when the dataset has a split, else all")
@@ -306,9 +351,10 @@ def _add_evaluate_parser(sub):
 
 def _add_predict_parser(sub):
     s = sub.add_parser("predict", help="classify audio files (any format, length and sample rate)")
-    s.add_argument("source", metavar="RUN_OR_EXPORT",
-                   help="a run directory, an exported SavedModel version directory or a .tflite file")
-    s.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders")
+    s.add_argument("inputs", nargs="+", metavar="[SOURCE] FILE",
+                   help="SOURCE: a run directory, an exported SavedModel version directory, a .tflite file or a "
+                        "preset name (default: the default preset, see `genrenet presets`); then audio files or "
+                        "folders")
     s.add_argument("--top-k", type=int, default=3)
     s.add_argument("--batch-size", type=int, default=None, help="windows per model call, across files (default: "
                    "64 windows of 3 s, fewer when windows are longer)")
@@ -318,7 +364,7 @@ def _add_predict_parser(sub):
 
 def _add_export_parser(sub):
     s = sub.add_parser("export", help="write a SavedModel for TF Serving: OUT/<name>/<version>/")
-    s.add_argument("run")
+    s.add_argument("run", metavar="RUN_OR_PRESET")
     s.add_argument("--out", required=True)
     s.add_argument("--name", default="genrenet")
     s.add_argument("--version", type=int, default=1)
@@ -340,7 +386,7 @@ def _add_ensemble_parser(sub):
 
 def _add_embed_parser(sub):
     s = sub.add_parser("embed", help="clip embeddings (penultimate features, mean over windows) to .npz or .csv")
-    s.add_argument("source", metavar="RUN_OR_MODEL", help="a run directory or a registered model name")
+    s.add_argument("source", metavar="RUN_OR_MODEL", help="a run directory, a preset or a registered model name")
     s.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders")
     s.add_argument("--out", required=True, help="FILE.npz (files, embeddings, windows) or FILE.csv")
     s.add_argument("--pretrained", default=None, help="pretrained weights tag for a model name, e.g. msd")

@@ -1,5 +1,5 @@
 """``predict``: audio files of any format, length and rate → top-k genres, from a run directory, an exported
-SavedModel version directory or a ``.tflite`` file.
+SavedModel version directory, a ``.tflite`` file or a preset (:mod:`genrenet.presets`).
 
 Every source goes through genrenet's one inference loop (:mod:`genrenet.infer.windows`): files are decoded
 and resampled in a tf.data pipeline, cut into windows, and the windows of *many files* are batched together for
@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from ..data import Clip, SkipLog
+from ..presets import is_preset, list_presets, resolve
 from ..run import Run, is_run_dir
 from ..serve.export import load_export_meta
 from .windows import Progress, clip_outputs, default_batch_size, model_forward, worth_fusing
@@ -41,12 +42,21 @@ def tflite_meta_path(path: str) -> str | None:
     return None
 
 
+def is_model_source(path) -> bool:
+    """Whether ``path`` is something :class:`Predictor` opens: a run directory, an exported SavedModel version
+    directory, a ``.tflite`` file or a preset name."""
+    path = os.fspath(path)
+    return (is_run_dir(path) or os.path.isfile(os.path.join(path, "saved_model.pb"))
+            or (os.path.isfile(path) and path.endswith(".tflite")) or (is_preset(path) and not os.path.exists(path)))
+
+
 class Predictor:
-    """Loads a run directory, an exported SavedModel version directory or a ``.tflite`` file once, then
-    classifies files. ``forward(windows [n, W] float32) -> probabilities [n, C]`` is the model on windows."""
+    """Loads a run directory, an exported SavedModel version directory, a ``.tflite`` file or a preset once,
+    then classifies files. ``forward(windows [n, W] float32) -> probabilities [n, C]`` is the model on windows."""
 
     def __init__(self, source: str):
-        self.source = source = os.fspath(source)
+        self.source = os.fspath(source)
+        source = resolve(self.source)
         if is_run_dir(source):
             run = Run(source)
             self.kind, self.labels = "run", run.labels
@@ -77,9 +87,9 @@ class Predictor:
             self.forward = self._tflite_forward
             self._batch = None
         else:
-            raise FileNotFoundError(f"{source}: neither a genrenet run directory, an exported SavedModel nor a "
-                                    ".tflite file (expected model.keras + config.json, saved_model.pb, or "
-                                    "FILE.tflite)")
+            raise FileNotFoundError(f"{source}: neither a genrenet run directory, an exported SavedModel, a "
+                                    ".tflite file nor a preset (expected model.keras + config.json, saved_model.pb, "
+                                    f"FILE.tflite, or one of the presets: {', '.join(list_presets())})")
 
     def _tflite_forward(self, windows):
         windows = np.asarray(windows, np.float32)
@@ -125,5 +135,6 @@ class Predictor:
 
 def predict(source: str, files, *, top_k: int = 3, batch_size: Optional[int] = None,
             verbose: int = 1) -> list[dict]:
-    """Classify ``files`` with a run directory, an exported SavedModel version directory or a ``.tflite`` file."""
+    """Classify ``files`` with a run directory, an exported SavedModel version directory, a ``.tflite`` file or
+    a preset name (``genrenet.predict("musicnn-msd-gtzan", ["song.mp3"])``)."""
     return Predictor(source).predict_files(list(files), top_k=top_k, batch_size=batch_size, verbose=verbose)

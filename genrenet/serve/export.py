@@ -32,6 +32,7 @@ from ..errors import ExportError
 from ..keras_compat import attach_assets
 from ..nn.frontend import iter_layers
 from ..nn.wav import decode_wav_batch
+from ..presets import resolve
 from ..run import Run
 
 TFLITE_FILE = "model.tflite"
@@ -156,9 +157,9 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
 
     The version directory is written under a temporary name and renamed, so it is never half-written (a
     failed TFLite conversion leaves nothing behind); an existing version is refused unless ``force``.
-    Returns the version directory.
+    Returns the version directory. ``run`` is a run directory or a preset name.
     """
-    run = run if isinstance(run, Run) else Run(run)
+    run = run if isinstance(run, Run) else Run(resolve(run))
     target = os.path.join(out, name, str(int(version)))
     if os.path.exists(target) and not force:
         raise ExportError(f"{target} already exists; pass --force to replace it or choose another --version")

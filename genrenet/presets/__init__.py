@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from importlib.metadata import version as package_version
 
 import numpy as np
 
@@ -73,9 +74,7 @@ def cache_dir() -> str:
 
 def _fingerprint(folder: str) -> str:
     """A hash of the shipped files and the genrenet version: a changed preset gets a new run directory."""
-    from .. import __version__
-
-    digest = hashlib.sha256(__version__.encode())
+    digest = hashlib.sha256(package_version("genrenet").encode())
     for name in SHIPPED_FILES:
         with open(os.path.join(folder, name), "rb") as f:
             digest.update(name.encode() + b"\0" + f.read())
@@ -84,13 +83,13 @@ def _fingerprint(folder: str) -> str:
 
 def build_preset_model(name: str):
     """The full Keras model of preset ``name``: the pretrained backbone with the shipped head weights."""
-    from .. import registry
+    from ..registry import build_model
 
     folder = preset_dir(name)
     config = _read_json(os.path.join(folder, "config.json"))
     hyper = config["hyperparameters"]
     try:
-        model = registry.build_model(config["model"], num_classes=config["num_classes"],
+        model = build_model(config["model"], num_classes=config["num_classes"],
                                      pretrained=hyper["pretrained"], freeze_backbone=True)
     except MissingDependencyError as e:
         raise MissingDependencyError(f"preset {name}: {e}") from None

@@ -188,7 +188,7 @@ def cmd_evaluate(args):
     from .infer.evaluate import evaluate
 
     metrics = evaluate(args.run, args.data, args.split, batch_size=args.batch_size, aggregate=args.aggregate,
-                       verbose=0 if args.json else 1)
+                       hop_seconds=args.hop, verbose=0 if args.json else 1)
     if args.json:
         _print_json(metrics)
         return
@@ -233,7 +233,7 @@ def cmd_predict(args):
 
     source, files = _predict_source(args.inputs)
     results = predict(source, _expand_files(files), top_k=args.top_k, batch_size=args.batch_size,
-                      verbose=1)  # the progress bar goes to stderr, and only on a terminal
+                      hop_seconds=args.hop, verbose=1)  # the progress bar goes to stderr, and only on a terminal
     if args.json:
         _print_json(results)
     else:
@@ -249,7 +249,8 @@ def cmd_predict(args):
 def cmd_export(args):
     from .serve.export import export
 
-    export(args.run, args.out, name=args.name, version=args.version, force=args.force, tflite=args.tflite)
+    export(args.run, args.out, name=args.name, version=args.version, force=args.force, tflite=args.tflite,
+           hop_seconds=args.hop)
 
 
 def cmd_ensemble(args):
@@ -346,6 +347,7 @@ def _add_evaluate_parser(sub):
     s.add_argument("--batch-size", type=int, default=None,
                    help="windows per model call (default: 64 windows of 3 s, fewer when windows are longer)")
     s.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
+    _add_hop(s)
     s.set_defaults(fn=cmd_evaluate)
 
 
@@ -359,7 +361,13 @@ def _add_predict_parser(sub):
     s.add_argument("--batch-size", type=int, default=None, help="windows per model call, across files (default: "
                    "64 windows of 3 s, fewer when windows are longer)")
     s.add_argument("--json", action="store_true")
+    _add_hop(s)
     s.set_defaults(fn=cmd_predict)
+
+
+def _add_hop(s):
+    s.add_argument("--hop", type=float, default=None, metavar="SECONDS",
+                   help="seconds between the windows a file is cut into (default: one window, no overlap)")
 
 
 def _add_export_parser(sub):
@@ -371,6 +379,7 @@ def _add_export_parser(sub):
     s.add_argument("--force", action="store_true", help="replace an existing version")
     s.add_argument("--tflite", action="store_true",
                    help="also write <version>/model.tflite (builtin ops only; input one window per row)")
+    _add_hop(s)
     s.set_defaults(fn=cmd_export)
 
 

@@ -137,14 +137,22 @@ def test_evaluate_and_export_take_a_preset(preset_cache, songs, tmp_path):
     assert r.returncode == 0, r.stderr
     metrics = json.loads(r.stdout.splitlines()[-1])
     assert metrics["num_clips"] == 2 and metrics["labels"] == GENRES
-    r = run_cli("export", DEFAULT, "--out", tmp_path / "export")
+    r = run_cli("export", DEFAULT, "--out", tmp_path / "export", "--hop", "1.5")
     assert r.returncode == 0, r.stderr
     version = tmp_path / "export" / "genrenet" / "1"
     assert (version / "saved_model.pb").is_file()
     assert (version / "assets" / "labels.txt").read_text().split() == GENRES
+    assert json.loads((version / "assets" / "genrenet.json").read_text())["hop_samples"] == 24000
     r = run_cli("predict", version, songs[0], "--json")
     exported = json.loads(r.stdout.splitlines()[-1])[0]
-    direct = json.loads(run_cli("predict", DEFAULT, songs[0], "--json").stdout.splitlines()[-1])[0]
+    direct = json.loads(run_cli("predict", DEFAULT, songs[0], "--json", "--hop", "1.5").stdout.splitlines()[-1])[0]
     assert exported["label"] == direct["label"]
     np.testing.assert_allclose(list(exported["probabilities"].values()), list(direct["probabilities"].values()),
                                atol=1e-4)
+
+
+def test_predict_hop_cuts_overlapping_windows(tiny_run, tmp_path):
+    song = write_tone(tmp_path / "song.wav", seconds=7.0)
+    plain = json.loads(run_cli("predict", tiny_run, song, "--json").stdout.splitlines()[-1])[0]
+    overlapping = json.loads(run_cli("predict", tiny_run, song, "--json", "--hop", "1").stdout.splitlines()[-1])[0]
+    assert (plain["windows"], overlapping["windows"]) == (2, 5)  # 3-s windows of 7 s: every 3 s, or every 1 s

@@ -108,10 +108,11 @@ class Predictor:
         return model_forward(self.model, num_clips) if self.kind == "run" and worth_fusing(num_clips) else self.forward
 
     def predict_files(self, files, *, top_k: int = 3, batch_size: Optional[int] = None,
-                      verbose: int = 1) -> list[dict]:
+                      hop_seconds: Optional[float] = None, verbose: int = 1) -> list[dict]:
         """One dict per file: ``file``, ``label``, ``top`` [[label, p]], ``probabilities``, ``windows``, or
         ``file`` and ``error``. Windows of consecutive files share batches of ``batch_size`` (default: 64 windows
-        of 3 s, fewer when windows are longer; see :func:`~genrenet.infer.windows.default_batch_size`)."""
+        of 3 s, fewer when windows are longer; see :func:`~genrenet.infer.windows.default_batch_size`);
+        ``hop_seconds`` spaces the windows (default: one window, no overlap)."""
         files = [str(f) for f in files]
         top_k = max(1, min(top_k, len(self.labels)))
         clips = [Clip(id=f, label="", path=f) for f in files]
@@ -119,6 +120,7 @@ class Predictor:
         progress = Progress(len(clips), enabled=bool(verbose))
         out = clip_outputs(self.forward_for(len(clips)), clips, num_outputs=len(self.labels),
                            sample_rate=self.sample_rate, window_samples=self.window_samples,
+                           hop_samples=int(round(hop_seconds * self.sample_rate)) if hop_seconds else None,
                            batch_size=batch_size or default_batch_size(self.window_samples, self.sample_rate),
                            log=log, progress=progress)
         progress.close()
@@ -134,7 +136,8 @@ class Predictor:
 
 
 def predict(source: str, files, *, top_k: int = 3, batch_size: Optional[int] = None,
-            verbose: int = 1) -> list[dict]:
+            hop_seconds: Optional[float] = None, verbose: int = 1) -> list[dict]:
     """Classify ``files`` with a run directory, an exported SavedModel version directory, a ``.tflite`` file or
     a preset name (``genrenet.predict("musicnn-msd-gtzan", ["song.mp3"])``)."""
-    return Predictor(source).predict_files(list(files), top_k=top_k, batch_size=batch_size, verbose=verbose)
+    return Predictor(source).predict_files(list(files), top_k=top_k, batch_size=batch_size,
+                                           hop_seconds=hop_seconds, verbose=verbose)

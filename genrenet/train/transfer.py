@@ -17,7 +17,9 @@ from ..nn.blocks import penultimate_model
 
 def unfreeze(model: keras.Model):
     """Make every layer trainable for fine-tuning, except BatchNorm, which stays in inference mode (its
-    pretrained statistics are worth more than the few batches of a small dataset)."""
+    pretrained statistics are worth more than the few batches of a small dataset). This includes musicnn's
+    ``input_bn``: were its two parameters trainable, every step would also compute the gradient with respect
+    to the input of the wide timbral convolutions, halving fine-tuning speed (``benchmarks/fine_tune_speed.py``)."""
     for layer in model.layers:
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
 

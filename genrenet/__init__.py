@@ -1,9 +1,10 @@
 """genrenet: a Keras model zoo for music genre classification, from raw audio to TF Serving.
 
 Public API: the registry (``build_model``, ``list_models``, ``model_info``, ``register_model``), the front-end
-(``FeatureConfig``, ``LogMelSpectrogram``), data (``load_dataset``) and the workflow (``train`` with its
-``TrainConfig``, ``evaluate``, ``export``, ``predict``, ``plot_timeline``), and with the ``[beam]`` extra
-``ClassifyAudio``, the Apache Beam transform of :mod:`genrenet.infer.beam`. Every error raised on purpose is a
+(``FeatureConfig``, ``LogMelSpectrogram``), data (``load_dataset``), the workflow (``train`` with its
+``TrainConfig``, ``evaluate``, ``export``, ``predict``, ``plot_timeline``), ready-to-run presets (``list_presets``,
+``preset_info``, ``load_preset``), and with the ``[beam]`` extra ``ClassifyAudio``, the Apache Beam transform of
+:mod:`genrenet.infer.beam`. Every error raised on purpose is a
 :class:`~genrenet.errors.GenrenetError`.
 
 The names are imported on first use (PEP 562), so ``import genrenet`` does not import TensorFlow: the command
@@ -18,7 +19,7 @@ _HOMES = {
     "FeatureConfig": "nn", "LogMelSpectrogram": "nn", "ModelSpec": "registry", "build_model": "registry",
     "list_models": "registry", "model_info": "registry", "register_model": "registry", "export": "serve.export",
     "TrainConfig": "train.config", "train": "train.trainer", "plot_timeline": "infer.timeline",
-    "ClassifyAudio": "infer.beam",
+    "ClassifyAudio": "infer.beam", "list_presets": "presets", "preset_info": "presets", "load_preset": "presets",
 }
 
 # The subpackage genrenet.train shares its name with the function train: load it now (its __init__ imports

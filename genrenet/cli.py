@@ -41,6 +41,24 @@ def cmd_models(args):
         print(f"{i['name']:<{width}}  {i['description']}{pre}")
 
 
+def cmd_presets(args):
+    from .presets import list_presets, preset_info
+
+    infos = [preset_info(n) for n in list_presets()]
+    if args.json:
+        _print_json(infos)
+        return
+    for i in infos:
+        print(f"{i['name']}{'  (default)' if i['default'] else ''}: {i['summary']}")
+        print(f"  backbone:   {i['model']}, pretrained {i['pretrained']} ({i['parameters']:,} parameters; weights "
+              f"from: {i['requires']})")
+        print(f"  labels:     {', '.join(i['labels'])}")
+        print(f"  trained on: {i['training_data']}")
+        print(f"  accuracy:   {i['accuracy']:.3f} clip accuracy, {i['accuracy_protocol']}")
+        print(f"  size:       {i['shipped_bytes'] / 1024:.0f} kB shipped (the trained head; the backbone's weights "
+              "come from the package above)")
+
+
 def _model_kwargs(pairs):
     out = {}
     for item in pairs or []:
@@ -148,10 +166,16 @@ def _add_train_parser(sub):
 
 def _add_transfer_options(s):
     """Pretrained weights, fine-tuning, augmentation and caching options of ``train``."""
+    from .train.config import HEAD_TRAINERS
+
     s.add_argument("--pretrained", metavar="TAG", help="start from pretrained weights, e.g. msd or mtt for "
                    "musicnn/vgg_musicnn")
     s.add_argument("--freeze-backbone", action=argparse.BooleanOptionalAction,
                    help="with --pretrained: train only the new head (default: frozen)")
+    s.add_argument("--head", choices=HEAD_TRAINERS,
+                   help="with a frozen --pretrained backbone: train the head with Adam (keras) or as a logistic "
+                        "regression with C chosen by inner cross-validation (logistic); default: the one measured "
+                        "better")
     s.add_argument("--fine-tune-epochs", type=int, help="after the head, train the whole model for up to N more "
                    "epochs (default 0)")
     s.add_argument("--fine-tune-learning-rate", type=float, help="default 1e-5")
@@ -200,7 +224,7 @@ def cmd_evaluate(args):
     from .infer.evaluate import evaluate
 
     metrics = evaluate(args.run, args.data, args.split, batch_size=args.batch_size, aggregate=args.aggregate,
-                       verbose=0 if args.json else 1)
+                       hop_seconds=args.hop, verbose=0 if args.json else 1)
     if args.json:
         _print_json(metrics)
         return
@@ -224,14 +248,31 @@ def _expand_files(paths):
     return files
 
 
+def _predict_source(inputs):
+    """``(source, files)`` from predict's positionals: the first names the model, unless it is an existing file
+    or folder that is not one (then every positional is audio and the default preset classifies it)."""
+    from .infer.predict import is_model_source
+    from .presets import DEFAULT_PRESET
+
+    first = inputs[0]
+    if is_model_source(first) or (len(inputs) > 1 and not os.path.exists(first)):
+        if len(inputs) == 1:
+            raise UsageError(f"predict: no audio files given after the model {first}")
+        return first, inputs[1:]
+    print(f"note: no model given: classifying with the default preset {DEFAULT_PRESET} "
+          "(`genrenet presets` lists the presets)", file=sys.stderr)
+    return DEFAULT_PRESET, inputs
+
+
 def cmd_predict(args):
     if args.runner:
         return _beam_predict(args)
     from .infer.predict import Predictor
 
-    predictor = Predictor(args.source)  # loaded once, also for --timeline
-    results = predictor.predict_files(_expand_files(args.files), top_k=args.top_k, batch_size=args.batch_size,
-                                      verbose=1)  # the progress bar goes to stderr, and only on a terminal
+    source, files = _predict_source(args.inputs)
+    predictor = Predictor(source)  # loaded once, also for --timeline
+    results = predictor.predict_files(_expand_files(files), top_k=args.top_k, batch_size=args.batch_size,
+                                      hop_seconds=args.hop, verbose=1)  # progress on stderr
     if args.json:
         _print_json(results)
     else:
@@ -261,7 +302,8 @@ def _beam_predict(args):
         raise UsageError("predict --runner needs --output PREFIX (where the JSON Lines results go)")
     from .infer.beam import predict_pipeline
 
-    counts = predict_pipeline(args.source, args.files, args.output, runner=args.runner, beam_args=args.beam_args,
+    source, files = _predict_source(args.inputs)
+    counts = predict_pipeline(source, files, args.output, runner=args.runner, beam_args=args.beam_args,
                               top_k=args.top_k, batch_size=args.batch_size)
     print(f"classified {counts['classified']} files, {counts['errors']} errors: {args.output}-*.jsonl")
     if counts["errors"] and not counts["classified"]:
@@ -280,7 +322,8 @@ def cmd_prepare(args):
 def cmd_export(args):
     from .serve.export import export
 
-    export(args.run, args.out, name=args.name, version=args.version, force=args.force, tflite=args.tflite)
+    export(args.run, args.out, name=args.name, version=args.version, force=args.force, tflite=args.tflite,
+           hop_seconds=args.hop)
 
 
 def cmd_ensemble(args):
@@ -330,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "evaluate, export and predict from raw audio.")
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_models_parser, _add_demo_parser, _add_train_parser, _add_data_service_parser,
+    for add in (_add_models_parser, _add_presets_parser, _add_demo_parser, _add_train_parser, _add_data_service_parser,
                 _add_evaluate_parser, _add_predict_parser, _add_export_parser, _add_ensemble_parser,
                 _add_embed_parser, _add_download_parser, _add_app_parser, _add_prepare_parser):
         add(sub)
@@ -341,6 +384,12 @@ def _add_models_parser(sub):
     s = sub.add_parser("models", help="list the registered architectures")
     s.add_argument("--json", action="store_true", help="print model_info of every model as JSON")
     s.set_defaults(fn=cmd_models)
+
+
+def _add_presets_parser(sub):
+    s = sub.add_parser("presets", help="list the ready-to-run models shipped with genrenet (no training needed)")
+    s.add_argument("--json", action="store_true", help="print every preset's details as JSON")
+    s.set_defaults(fn=cmd_presets)
 
 
 def _add_demo_parser(sub):
@@ -362,7 +411,7 @@ def _add_data_service_parser(sub):
 
 def _add_evaluate_parser(sub):
     s = sub.add_parser("evaluate", help="clip-level metrics, predictions and a confusion matrix")
-    s.add_argument("run")
+    s.add_argument("run", metavar="RUN_OR_PRESET")
     s.add_argument("--data", required=True)
     s.add_argument("--split", default=None, choices=("all", "train", "val", "test"),
                    help="default: test when the dataset has a split, else all")
@@ -371,14 +420,16 @@ def _add_evaluate_parser(sub):
     s.add_argument("--batch-size", type=int, default=None,
                    help="windows per model call (default: 64 windows of 3 s, fewer when windows are longer)")
     s.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
+    _add_hop(s)
     s.set_defaults(fn=cmd_evaluate)
 
 
 def _add_predict_parser(sub):
     s = sub.add_parser("predict", help="classify audio files (any format, length and sample rate)")
-    s.add_argument("source", metavar="RUN_OR_EXPORT",
-                   help="a run directory, an exported SavedModel version directory or a .tflite file")
-    s.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders")
+    s.add_argument("inputs", nargs="+", metavar="[SOURCE] FILE",
+                   help="SOURCE: a run directory, an exported SavedModel version directory, a .tflite file or a "
+                        "preset name (default: the default preset, see `genrenet presets`); then audio files or "
+                        "folders")
     s.add_argument("--top-k", type=int, default=3)
     s.add_argument("--batch-size", type=int, default=None, help="windows per model call, across files (default: "
                    "64 windows of 3 s, fewer when windows are longer)")
@@ -389,6 +440,7 @@ def _add_predict_parser(sub):
                    "FlinkRunner, ...): FILE are patterns (gs://, s3:// with their Beam extras), results go to "
                    "--output as JSON Lines; other flags go to Beam's pipeline options (--flag=value)")
     s.add_argument("--output", default=None, metavar="PREFIX", help="with --runner: write PREFIX-*.jsonl")
+    _add_hop(s)
     s.set_defaults(fn=cmd_predict)
 
 
@@ -405,15 +457,21 @@ def _add_prepare_parser(sub):
     s.set_defaults(fn=cmd_prepare)
 
 
+def _add_hop(s):
+    s.add_argument("--hop", type=float, default=None, metavar="SECONDS",
+                   help="seconds between the windows a file is cut into (default: one window, no overlap)")
+
+
 def _add_export_parser(sub):
     s = sub.add_parser("export", help="write a SavedModel for TF Serving: OUT/<name>/<version>/")
-    s.add_argument("run")
+    s.add_argument("run", metavar="RUN_OR_PRESET")
     s.add_argument("--out", required=True)
     s.add_argument("--name", default="genrenet")
     s.add_argument("--version", type=int, default=1)
     s.add_argument("--force", action="store_true", help="replace an existing version")
     s.add_argument("--tflite", action="store_true",
                    help="also write <version>/model.tflite (builtin ops only; input one window per row)")
+    _add_hop(s)
     s.set_defaults(fn=cmd_export)
 
 
@@ -429,7 +487,7 @@ def _add_ensemble_parser(sub):
 
 def _add_embed_parser(sub):
     s = sub.add_parser("embed", help="clip embeddings (penultimate features, mean over windows) to .npz or .csv")
-    s.add_argument("source", metavar="RUN_OR_MODEL", help="a run directory or a registered model name")
+    s.add_argument("source", metavar="RUN_OR_MODEL", help="a run directory, a preset or a registered model name")
     s.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders")
     s.add_argument("--out", required=True, help="FILE.npz (files, embeddings, windows) or FILE.csv")
     s.add_argument("--pretrained", default=None, help="pretrained weights tag for a model name, e.g. msd")

@@ -82,6 +82,10 @@ class MissingDependencyError(GenrenetError, ImportError):
     """An optional package a feature needs is not installed; the message says how to install it."""
 
 
+class PresetError(GenrenetError, ValueError):
+    """A preset name that genrenet does not ship; the message lists the ones it does."""
+
+
 class RequestError(GenrenetError, ValueError):
     """A TF Serving request or response that does not fit the serving signatures."""
 

@@ -45,3 +45,32 @@ def test_pretrained_errors_are_clear(tmp_path):
     assert r.returncode == 2 and "cnn has no pretrained weights 'msd'" in r.stderr
     r = run_cli("train", "musicnn", "--freeze-backbone", "--data", DATA, "--out", tmp_path / "y")
     assert r.returncode == 2 and "--freeze-backbone needs pretrained weights (--pretrained TAG)" in r.stderr
+
+
+def test_logistic_head_is_the_same_softmax_dense_layer_as_the_fitted_regression():
+    import keras
+    from sklearn.linear_model import LogisticRegression
+
+    from genrenet.train.transfer import logistic_head
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    x = (rng.standard_normal((60, 8)) * [1, 5, 0.1, 2, 1, 1, 3, 1] + labels[:, None] * 0.8 + 4).astype(np.float32)
+    groups = np.repeat(np.arange(12), 5)  # 12 "clips" of 5 windows, 4 per class
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="probabilities")(inputs))
+    fitted = logistic_head(model, x, np.eye(3, dtype=np.float32)[labels], groups)
+    z = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    reference = LogisticRegression(C=fitted["C"], max_iter=2000).fit(z, labels)
+    np.testing.assert_allclose(model.predict(x, verbose=0), reference.predict_proba(z), atol=1e-4)
+
+
+def test_train_head_logistic_writes_an_ordinary_run(tmp_path):
+    import genrenet
+
+    run = genrenet.train("musicnn", DATA, str(tmp_path / "lr"), pretrained="msd", head="logistic", verbose=0)
+    assert run.config["head"] == "logistic"
+    probs = run.load_model().predict(np.zeros((2, 47616), np.float32), verbose=0)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    r = run_cli("train", "cnn", "--head", "logistic", "--data", DATA, "--out", tmp_path / "x")
+    assert r.returncode == 2 and "head chooses how a frozen pretrained backbone's head trains" in r.stderr

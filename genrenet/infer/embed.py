@@ -10,11 +10,13 @@ import numpy as np
 from .. import registry
 from ..data import Clip, SkipLog
 from ..nn.blocks import penultimate_model
+from ..presets import resolve
 from ..run import Run, atomic_path, is_run_dir
 from .windows import predict_clips
 
 
 def _load(source: str, pretrained: Optional[str]):
+    source = resolve(source)
     if is_run_dir(source):
         run = Run(source)
         return run.load_model(), run.sample_rate, run.window_samples
@@ -26,7 +28,8 @@ def _load(source: str, pretrained: Optional[str]):
 
 def embed(source: str, files, out: Optional[str] = None, *, pretrained: Optional[str] = None,
           batch_size: int = 32, verbose: int = 1) -> dict:
-    """Embed ``files`` with a run directory or a registered model name (``pretrained`` tag for the latter).
+    """Embed ``files`` with a run directory, a preset or a registered model name (``pretrained`` tag for the
+    latter).
 
     Returns ``{"files", "embeddings" [N, D], "windows" [N], "skipped"}``; writes ``out`` as ``.npz`` or
     ``.csv`` when given. Files that cannot be decoded are left out and listed in ``skipped``.

@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 
 from ..data import ClipDataset, DatasetError, SkipLog, load_dataset
+from ..presets import resolve
 from ..run import LOGS_DIR, Run, atomic_path, write_json
 from ..serve.card import write_run_card
 from .windows import default_batch_size, predict_clips
@@ -128,13 +129,13 @@ def _slug(text: str) -> str:
 def evaluate(run, data="synthetic", split: Optional[str] = None, *, batch_size: Optional[int] = None,
              aggregate: str = "mean", hop_seconds: Optional[float] = None, out: Optional[str] = None,
              verbose: int = 1) -> dict:
-    """Evaluate a run directory on ``data``; writes ``metrics.json``, ``predictions.csv``, ``confusion.png``.
+    """Evaluate a run directory or a preset (by name) on ``data``; writes ``metrics.json``, ``predictions.csv``, ``confusion.png``.
 
     ``split`` defaults to ``test`` for datasets with their own split and ``all`` otherwise. Clips whose label
     the model does not know are reported and left out. ``batch_size`` (windows per model call) defaults to
     :func:`default_batch_size`. Returns the metrics dict (with ``out`` added).
     """
-    run = run if isinstance(run, Run) else Run(run)
+    run = run if isinstance(run, Run) else Run(resolve(run))
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
     split = split or ("test" if dataset.has_splits and dataset.split("test") else "all")
     clips = dataset.split(split)

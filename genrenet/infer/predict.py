@@ -1,5 +1,5 @@
 """``predict``: audio files of any format, length and rate → top-k genres, from a run directory, an exported
-SavedModel version directory or a ``.tflite`` file.
+SavedModel version directory, a ``.tflite`` file or a preset (:mod:`genrenet.presets`).
 
 Every source goes through genrenet's one inference loop (:mod:`genrenet.infer.windows`): files are decoded
 and resampled in a tf.data pipeline, cut into windows, and the windows of *many files* are batched together for
@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from ..data import Clip, SkipLog
+from ..presets import is_preset, list_presets, resolve
 from ..run import Run, is_run_dir
 from ..serve.export import load_export_meta
 from ..serve.tflite_metadata import read_metadata
@@ -79,19 +80,28 @@ def source_meta(source: str) -> dict:
         meta = tflite_meta(source)
         kind = "tflite"
     else:
-        raise FileNotFoundError(f"{source}: neither a genrenet run directory, an exported SavedModel nor a "
-                                ".tflite file (expected model.keras + config.json, saved_model.pb, or "
-                                "FILE.tflite)")
+        raise FileNotFoundError(f"{source}: neither a genrenet run directory, an exported SavedModel, a "
+                                ".tflite file nor a preset (expected model.keras + config.json, saved_model.pb, "
+                                f"FILE.tflite, or one of the presets: {', '.join(list_presets())})")
     return {"kind": kind, "labels": meta["labels"], "sample_rate": meta["sample_rate"],
             "window_samples": meta["window_samples"]}
 
 
+def is_model_source(path) -> bool:
+    """Whether ``path`` is something :class:`Predictor` opens: a run directory, an exported SavedModel version
+    directory, a ``.tflite`` file or a preset name."""
+    path = os.fspath(path)
+    return (is_run_dir(path) or os.path.isfile(os.path.join(path, "saved_model.pb"))
+            or (os.path.isfile(path) and path.endswith(".tflite")) or (is_preset(path) and not os.path.exists(path)))
+
+
 class Predictor:
-    """Loads a run directory, an exported SavedModel version directory or a ``.tflite`` file once, then
-    classifies files. ``forward(windows [n, W] float32) -> probabilities [n, C]`` is the model on windows."""
+    """Loads a run directory, an exported SavedModel version directory, a ``.tflite`` file or a preset once,
+    then classifies files. ``forward(windows [n, W] float32) -> probabilities [n, C]`` is the model on windows."""
 
     def __init__(self, source: str):
-        self.source = source = os.fspath(source)
+        self.source = os.fspath(source)
+        source = resolve(self.source)
         meta = source_meta(source)
         self.kind, self.labels = meta["kind"], meta["labels"]
         self.sample_rate, self.window_samples = meta["sample_rate"], meta["window_samples"]
@@ -127,10 +137,11 @@ class Predictor:
         return model_forward(self.model, num_clips) if self.kind == "run" and worth_fusing(num_clips) else self.forward
 
     def predict_files(self, files, *, top_k: int = 3, batch_size: Optional[int] = None,
-                      verbose: int = 1) -> list[dict]:
+                      hop_seconds: Optional[float] = None, verbose: int = 1) -> list[dict]:
         """One dict per file: ``file``, ``label``, ``top`` [[label, p]], ``probabilities``, ``windows``, or
         ``file`` and ``error``. Windows of consecutive files share batches of ``batch_size`` (default: 64 windows
-        of 3 s, fewer when windows are longer; see :func:`~genrenet.infer.windows.default_batch_size`)."""
+        of 3 s, fewer when windows are longer; see :func:`~genrenet.infer.windows.default_batch_size`);
+        ``hop_seconds`` spaces the windows (default: one window, no overlap)."""
         files = [str(f) for f in files]
         top_k = max(1, min(top_k, len(self.labels)))
         clips = [Clip(id=f, label="", path=f) for f in files]
@@ -138,6 +149,7 @@ class Predictor:
         progress = Progress(len(clips), enabled=bool(verbose))
         out = clip_outputs(self.forward_for(len(clips)), clips, num_outputs=len(self.labels),
                            sample_rate=self.sample_rate, window_samples=self.window_samples,
+                           hop_samples=int(round(hop_seconds * self.sample_rate)) if hop_seconds else None,
                            batch_size=batch_size or default_batch_size(self.window_samples, self.sample_rate),
                            log=log, progress=progress)
         progress.close()
@@ -159,6 +171,8 @@ def file_result(path, probs, labels, top_k: int, windows: int) -> dict:
 
 
 def predict(source: str, files, *, top_k: int = 3, batch_size: Optional[int] = None,
-            verbose: int = 1) -> list[dict]:
-    """Classify ``files`` with a run directory, an exported SavedModel version directory or a ``.tflite`` file."""
-    return Predictor(source).predict_files(list(files), top_k=top_k, batch_size=batch_size, verbose=verbose)
+            hop_seconds: Optional[float] = None, verbose: int = 1) -> list[dict]:
+    """Classify ``files`` with a run directory, an exported SavedModel version directory, a ``.tflite`` file or
+    a preset name (``genrenet.predict("musicnn-msd-gtzan", ["song.mp3"])``)."""
+    return Predictor(source).predict_files(list(files), top_k=top_k, batch_size=batch_size,
+                                           hop_seconds=hop_seconds, verbose=verbose)

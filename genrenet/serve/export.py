@@ -35,6 +35,7 @@ from ..errors import ExportError
 from ..keras_compat import attach_assets
 from ..nn.frontend import iter_layers
 from ..nn.wav import decode_wav_batch
+from ..presets import resolve
 from ..run import Run
 from .card import CARD_FILE, run_card
 from .tflite_metadata import with_audio_metadata
@@ -163,22 +164,24 @@ def export_meta(run: Run, name: str, version: int, tflite: bool) -> dict:
 
 
 def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1, force: bool = False,
-           tflite: bool = False, verbose: int = 1) -> str:
+           tflite: bool = False, hop_seconds: float | None = None, verbose: int = 1) -> str:
     """Write ``out/name/version/`` (SavedModel + ``assets/labels.txt`` + ``assets/genrenet.json``, the model card
     ``README.md``, and with ``tflite`` also ``model.tflite``).
 
     The version directory is written under a temporary name and renamed, so it is never half-written (a
     failed TFLite conversion leaves nothing behind); an existing version is refused unless ``force``.
-    Returns the version directory.
+    Returns the version directory. ``run`` is a run directory or a preset name. ``hop_seconds`` spaces the
+    windows the signatures cut (default: one window, no overlap).
     """
-    run = run if isinstance(run, Run) else Run(run)
+    run = run if isinstance(run, Run) else Run(resolve(run))
     target = os.path.join(out, name, str(int(version)))
     if os.path.exists(target) and not force:
         raise ExportError(f"{target} already exists; pass force=True to replace it or choose another version=N")
     os.makedirs(os.path.dirname(target), exist_ok=True)
     model = run.load_model()
     window = run.window_samples
-    meta = export_meta(run, name, version, tflite)
+    hop = int(round(hop_seconds * run.sample_rate)) if hop_seconds else window
+    meta = dict(export_meta(run, name, version, tflite), hop_samples=hop)
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=os.path.dirname(target))
     asset_dir = tempfile.mkdtemp(prefix="genrenet-assets-")
     try:
@@ -192,12 +195,12 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
         attach_assets(archive, labels_txt=labels_path, genrenet_json=os.path.join(asset_dir, "genrenet.json"))
         archive.add_endpoint(
             "serving_default",
-            windowed_classifier(model, run.labels, window),
+            windowed_classifier(model, run.labels, window, hop),
             input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")],
         )
         archive.add_endpoint(
             "classify_wav",
-            wav_classifier(model, run.labels, run.sample_rate, window),
+            wav_classifier(model, run.labels, run.sample_rate, window, hop),
             input_signature=[tf.TensorSpec([None], tf.string, name="wav_bytes")],
         )
         archive.write_out(staging, verbose=False)

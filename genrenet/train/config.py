@@ -24,6 +24,8 @@ DEFAULT_AUGMENT = ("mixup",)
 DEFAULT_LR_SCHEDULE = "cosine"
 HEAD_EPOCHS = 30
 HEAD_LR_SCHEDULE = "constant"
+HEAD_TRAINER = "keras"
+HEAD_TRAINERS = ("keras", "logistic")
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("off", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -57,6 +59,10 @@ class TrainConfig:
     """Pretrained weights tag, e.g. ``msd`` for musicnn; the backbone is then frozen unless told otherwise."""
     freeze_backbone: Optional[bool] = None
     """With ``pretrained``: train only the new head (default) or everything (``False``)."""
+    head: Optional[str] = None
+    """How a frozen backbone's head trains on its cached features: ``keras`` (dropout → Dense with Adam for
+    ``epochs``) or ``logistic`` (a logistic regression with C chosen by inner cross-validation, written into the
+    same Dense layer). Default: the one measured better (:data:`HEAD_TRAINER`)."""
     fine_tune_epochs: int = 0
     """After the first phase, train the whole model (BatchNorm frozen) for up to this many epochs."""
     fine_tune_learning_rate: float = 1e-5
@@ -102,6 +108,11 @@ class TrainConfig:
             raise TrainingError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.strategy not in STRATEGIES:
             raise TrainingError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.head is not None and self.head not in HEAD_TRAINERS:
+            raise TrainingError(f"head must be one of {', '.join(HEAD_TRAINERS)}, got {self.head!r}")
+        if self.head is not None and not self.head_only:
+            raise TrainingError("head chooses how a frozen pretrained backbone's head trains: it needs "
+                                "pretrained=TAG with the backbone frozen")
         if self.freeze_backbone and not self.pretrained:
             raise TrainingError("freeze_backbone needs pretrained weights (pretrained=TAG)")
         if self.head_only and (self.strategy != "default" or self.data_service):
@@ -125,7 +136,7 @@ class TrainConfig:
         return dataclasses.replace(
             self, epochs=self.epochs if self.epochs is not None else (HEAD_EPOCHS if head else DEFAULT_EPOCHS),
             lr_schedule=self.lr_schedule or (HEAD_LR_SCHEDULE if head else DEFAULT_LR_SCHEDULE),
-            augment=Augment.resolve(augment).to_dict(),
+            augment=Augment.resolve(augment).to_dict(), head=(self.head or HEAD_TRAINER) if head else None,
             freeze_backbone=head if self.pretrained else self.freeze_backbone,
             model_kwargs=dict(self.model_kwargs))
 

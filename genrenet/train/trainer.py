@@ -318,7 +318,8 @@ def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
     callbacks, checkpoint = _callbacks(s, net, monitor=monitor, steps=steps, epochs=cfg.epochs,
                                        learning_rate=cfg.learning_rate, state=s.state, schedule=cfg.lr_schedule)
     if cfg.head_only:
-        transfer.fit_head(net, d.train_clips, d.val_clips, d.labels, sample_rate=s.spec.features.sample_rate,
+        transfer.fit_head(net, d.train_clips, d.val_clips, d.labels, head=cfg.head,
+                          sample_rate=s.spec.features.sample_rate,
                           window_samples=window_samples, batch_size=cfg.batch_size, epochs=cfg.epochs,
                           learning_rate=cfg.learning_rate, callbacks=callbacks, verbose=s.keras_verbose, log=s.log)
     else:

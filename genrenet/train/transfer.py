@@ -17,34 +17,35 @@ from ..nn.blocks import penultimate_model
 
 def unfreeze(model: keras.Model):
     """Make every layer trainable for fine-tuning, except BatchNorm, which stays in inference mode (its
-    pretrained statistics are worth more than the few batches of a small dataset)."""
+    pretrained statistics are worth more than the few batches of a small dataset). This includes musicnn's
+    ``input_bn``: were its two parameters trainable, every step would also compute the gradient with respect
+    to the input of the wide timbral convolutions, halving fine-tuning speed (``benchmarks/fine_tune_speed.py``)."""
     for layer in model.layers:
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
 
 
-def _window_features(model, clips, labels, *, sample_rate, window_samples, batch_size, log):
-    """Penultimate features and one-hot labels of every window of ``clips``."""
+def window_features(model, clips, labels, *, sample_rate, window_samples, batch_size, log, hop_samples=None):
+    """Penultimate features ``[n, D]``, one-hot labels ``[n, C]`` and owning clip ``[n]`` of every window."""
     features_model = penultimate_model(model)
     index = {name: i for i, name in enumerate(labels)}
-    feats, targets = [], []
+    feats, owners = [], []
     for outputs, clip_index in window_outputs(model_forward(features_model, len(clips)), clips,
                                               sample_rate=sample_rate, window_samples=window_samples,
-                                              batch_size=batch_size, log=log, stream=False):
+                                              hop_samples=hop_samples, batch_size=batch_size, log=log,
+                                              stream=False):
         feats.append(outputs.astype(np.float32))
-        targets += [index[clips[i].label] for i in clip_index]
+        owners.append(np.asarray(clip_index))
     if not feats:
-        return np.zeros((0, features_model.output_shape[-1]), np.float32), np.zeros((0, len(labels)), np.float32)
-    return np.concatenate(feats), np.eye(len(labels), dtype=np.float32)[targets]
+        return (np.zeros((0, features_model.output_shape[-1]), np.float32), np.zeros((0, len(labels)), np.float32),
+                np.zeros(0, np.int64))
+    owner = np.concatenate(owners)
+    targets = [index[clips[i].label] for i in owner]
+    return np.concatenate(feats), np.eye(len(labels), dtype=np.float32)[targets], owner
 
 
-def fit_head(model, train_clips, val_clips, labels, *, sample_rate, window_samples, batch_size, epochs,
-             learning_rate, callbacks, verbose, log: SkipLog):
-    """Train the head of a frozen-backbone ``model`` on cached window features. Returns the Keras History."""
-    say = print if verbose else (lambda *a, **k: None)
-    say(f"computing frozen-backbone features of {len(train_clips) + len(val_clips)} clips once")
-    kw = dict(sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size, log=log)
-    x, y = _window_features(model, train_clips, labels, **kw)
-    val = _window_features(model, val_clips, labels, **kw) if val_clips else None
+def keras_head(model, x, y, val=None, *, epochs, learning_rate, batch_size, callbacks=(), verbose=0):
+    """Train ``model``'s head (``head_dropout`` → ``probabilities``, the same layer objects) on features ``x``
+    and one-hot ``y`` with Adam. Returns the Keras History."""
     inputs = keras.Input((x.shape[1],), name="features")
     h = inputs
     if "head_dropout" in [l.name for l in model.layers]:
@@ -53,4 +54,74 @@ def fit_head(model, train_clips, val_clips, labels, *, sample_rate, window_sampl
     head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
                  metrics=["accuracy"])
     return head.fit(x, y, validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True,
-                    callbacks=callbacks, verbose=verbose)
+                    callbacks=list(callbacks), verbose=verbose)
+
+
+#: Inverse regularisation strengths the logistic-regression head chooses from by inner cross-validation.
+LOGISTIC_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def logistic_head(model, x, y, groups, *, c_grid=LOGISTIC_C_GRID) -> dict:
+    """Fit a multinomial logistic regression on standardised features ``x`` (one-hot ``y``), with C chosen by
+    grouped inner cross-validation (``groups``: the clip or artist of each row, so a clip's windows never
+    straddle a split), and write it into ``model``'s ``probabilities`` layer: the standardisation folds into the
+    kernel and bias, so the result is the same softmax Dense layer. Returns ``{"C", "inner_log_loss"}``."""
+    from sklearn.linear_model import LogisticRegression
+
+    labels = y.argmax(1)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    z = (x - mean) / std
+    scores = {c: _inner_log_loss(z, labels, groups, c, y.shape[1]) for c in c_grid}
+    best = min(c_grid, key=lambda c: (scores[c], c))
+    clf = LogisticRegression(C=best, max_iter=2000).fit(z, labels)
+    coef = np.zeros((y.shape[1], x.shape[1]))
+    intercept = np.zeros(y.shape[1])
+    if len(clf.classes_) > 2:
+        coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
+    intercept[np.setdiff1d(np.arange(y.shape[1]), clf.classes_)] = -1e9  # a class without training rows
+    if len(clf.classes_) == 2:  # scikit-learn keeps one row for two classes: the softmax equivalent is (0, w)
+        coef[clf.classes_[0]], intercept[clf.classes_[0]] = 0.0, 0.0
+        coef[clf.classes_[1]], intercept[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
+    kernel = (coef / std).T
+    bias = intercept - (coef * (mean / std)).sum(1)
+    model.get_layer("probabilities").set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    return {"C": best, "inner_log_loss": scores[best]}
+
+
+def _inner_log_loss(z, labels, groups, c: float, num_classes: int) -> float:
+    """Mean held-out log-loss of a logistic regression with inverse regularisation ``c`` over group-disjoint,
+    label-stratified inner splits (0 when there are too few groups to split)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splits = min(3, len(set(groups)), int(np.bincount(labels).max()))
+    if splits < 2:
+        return 0.0
+    losses = []
+    for train, test in StratifiedGroupKFold(splits).split(z, labels, groups):
+        clf = LogisticRegression(C=c, max_iter=2000).fit(z[train], labels[train])
+        probs = np.full((len(test), num_classes), 1e-6)
+        probs[:, clf.classes_] = clf.predict_proba(z[test])
+        losses.append(log_loss(labels[test], probs / probs.sum(1, keepdims=True), labels=range(num_classes)))
+    return float(np.mean(losses))
+
+
+def fit_head(model, train_clips, val_clips, labels, *, head, sample_rate, window_samples, batch_size, epochs,
+             learning_rate, callbacks, verbose, log: SkipLog):
+    """Train the head of a frozen-backbone ``model`` on cached window features: ``head="keras"`` (dropout →
+    Dense with Adam, returns the Keras History) or ``"logistic"`` (a logistic regression written into the same
+    Dense layer; returns its one-row history)."""
+    say = print if verbose else (lambda *a, **k: None)
+    say(f"computing frozen-backbone features of {len(train_clips) + len(val_clips)} clips once")
+    kw = dict(sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size, log=log)
+    x, y, owner = window_features(model, train_clips, labels, **kw)
+    val = window_features(model, val_clips, labels, **kw)[:2] if val_clips else None
+    if head == "keras":
+        return keras_head(model, x, y, val, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                          callbacks=callbacks, verbose=verbose)
+    groups = np.array([train_clips[i].group or train_clips[i].id for i in owner])
+    fitted = logistic_head(model, x, y, groups)
+    say(f"logistic-regression head: C = {fitted['C']} (inner cross-validation log-loss "
+        f"{fitted['inner_log_loss']:.3f})")
+    return fitted

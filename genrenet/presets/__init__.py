@@ -1,0 +1,137 @@
+"""Presets: named, ready-to-run models shipped with genrenet, so ``genrenet predict song.mp3`` works without
+training.
+
+A preset is a run directory in all but its model file: ``config.json``, ``labels.json``, ``metrics.json``, a
+model card ``README.md``, ``preset.json`` (what ``genrenet presets`` lists) and ``head.npz``, the trained
+``probabilities`` layer. Only the head is shipped (a few kB): the frozen backbone's weights come from the package
+that carries them (``musicnn``). :func:`resolve` rebuilds the full model once, writes it as an ordinary run
+directory into the per-user cache (:func:`cache_dir`), and returns that directory, so every command that opens
+a run (``predict``, ``evaluate``, ``embed``, ``export``) opens a preset too.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from importlib.metadata import version as package_version
+
+import numpy as np
+
+from ..errors import MissingDependencyError, PresetError
+from ..run import Run, is_run_dir, write_run
+
+PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
+#: The preset ``genrenet predict FILE...`` uses when no source is given.
+DEFAULT_PRESET = "musicnn-msd-gtzan"
+HEAD_FILE = "head.npz"
+SHIPPED_FILES = ("config.json", "labels.json", "metrics.json", "README.md", "preset.json", HEAD_FILE)
+
+
+def list_presets() -> list:
+    """Names of the shipped presets, sorted."""
+    return sorted(d for d in os.listdir(PRESETS_DIR) if os.path.isfile(os.path.join(PRESETS_DIR, d, "preset.json")))
+
+
+def is_preset(name) -> bool:
+    """Whether ``name`` names a shipped preset."""
+    return isinstance(name, str) and name in list_presets()
+
+
+def preset_dir(name: str) -> str:
+    """The package folder of preset ``name``; :class:`PresetError` lists the known names otherwise."""
+    if not is_preset(name):
+        raise PresetError(f"unknown preset {name!r}; available: {', '.join(list_presets()) or 'none'}")
+    return os.path.join(PRESETS_DIR, name)
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def preset_info(name: str) -> dict:
+    """What ``genrenet presets`` shows: name, summary, backbone, labels, training data, measured accuracy,
+    parameters, shipped size, whether it is the default."""
+    folder = preset_dir(name)
+    info = _read_json(os.path.join(folder, "preset.json"))
+    config = _read_json(os.path.join(folder, "config.json"))
+    hyper = config.get("hyperparameters", {})
+    return {"name": name, **info, "model": config["model"], "pretrained": hyper.get("pretrained"),
+            "labels": _read_json(os.path.join(folder, "labels.json")),
+            "shipped_bytes": sum(os.path.getsize(os.path.join(folder, f)) for f in SHIPPED_FILES),
+            "default": name == DEFAULT_PRESET}
+
+
+def cache_dir() -> str:
+    """Where presets are materialised as run directories: ``$GENRENET_CACHE`` if set, else
+    ``$XDG_CACHE_HOME/genrenet`` (``~/.cache/genrenet``), sub-folder ``presets``."""
+    root = os.environ.get("GENRENET_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "genrenet")
+    return os.path.join(root, "presets")
+
+
+def _fingerprint(folder: str) -> str:
+    """A hash of the shipped files and the genrenet version: a changed preset gets a new run directory."""
+    digest = hashlib.sha256(package_version("genrenet").encode())
+    for name in SHIPPED_FILES:
+        with open(os.path.join(folder, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()[:12]
+
+
+def build_preset_model(name: str):
+    """The full Keras model of preset ``name``: the pretrained backbone with the shipped head weights."""
+    from ..registry import build_model
+
+    folder = preset_dir(name)
+    config = _read_json(os.path.join(folder, "config.json"))
+    hyper = config["hyperparameters"]
+    try:
+        model = build_model(config["model"], num_classes=config["num_classes"],
+                                     pretrained=hyper["pretrained"], freeze_backbone=True)
+    except MissingDependencyError as e:
+        raise MissingDependencyError(f"preset {name}: {e}") from None
+    with np.load(os.path.join(folder, HEAD_FILE)) as head:
+        model.get_layer("probabilities").set_weights([head["kernel"], head["bias"]])
+    return model
+
+
+def resolve(source):
+    """``source`` itself, unless it names a preset (and no file or folder of that name exists): then the
+    preset's run directory (:func:`materialise`)."""
+    if os.path.exists(os.fspath(source)) or not is_preset(source):
+        return source
+    return materialise(source)
+
+
+def materialise(name: str) -> str:
+    """The run directory of preset ``name`` in :func:`cache_dir`, written on first use (atomically: a
+    half-written one is never used). Raises :class:`MissingDependencyError` when the backbone's weights are
+    not installed."""
+    folder = preset_dir(name)
+    target = os.path.join(cache_dir(), f"{name}-{_fingerprint(folder)}")
+    if is_run_dir(target):
+        return target
+    model = build_preset_model(name)
+    os.makedirs(cache_dir(), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir())
+    try:
+        for name in ("README.md", "preset.json", HEAD_FILE):
+            shutil.copyfile(os.path.join(folder, name), os.path.join(tmp, name))
+        write_run(tmp, model, labels=_read_json(os.path.join(folder, "labels.json")),
+                  config=_read_json(os.path.join(folder, "config.json")),
+                  metrics=_read_json(os.path.join(folder, "metrics.json")))
+        os.rename(tmp, target)
+    except OSError:
+        if not is_run_dir(target):  # another process finishing first is fine; anything else is an error
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_preset(name: str):
+    """The preset's Keras model (waveform → probabilities), the same one ``predict`` runs."""
+    return Run(materialise(name)).load_model()

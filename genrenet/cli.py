@@ -507,7 +507,8 @@ def _add_download_parser(sub):
 def _add_app_parser(sub):
     s = sub.add_parser("app", help="a local web page: top genres and the genre timeline of a song (extra [app])")
     s.add_argument("source", metavar="SOURCE", nargs="?", default=None,
-                   help="a run directory, an exported SavedModel version directory or a .tflite file")
+                   help="a run directory, an exported SavedModel version directory, a .tflite file or a preset "
+                   "(default: the default preset, see `genrenet presets`)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     s.add_argument("--port", type=int, default=7860)
     s.add_argument("--top-k", type=int, default=3, help="genres shown in the label (default 3)")

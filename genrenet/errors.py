@@ -94,9 +94,5 @@ class ServingError(GenrenetError, RuntimeError):
     """A model server answered with an error."""
 
 
-class AppError(GenrenetError, ValueError):
-    """The app cannot start: no model source given and no default one."""
-
-
 class UsageError(GenrenetError, ValueError):
     """A command-line argument that cannot be read."""

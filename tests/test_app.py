@@ -15,7 +15,6 @@ import pytest
 
 from conftest import REPO, write_tone
 from genrenet import predict
-from genrenet.cli import main
 
 ARTIFACTS = Path(os.environ.get("GENRENET_TEST_ARTIFACTS", REPO / "test-artifacts"))
 UPLOAD_LIMIT = "4mb"
@@ -123,10 +122,13 @@ def test_batch_endpoint_gives_a_table_and_csv(client, tiny_run, song, tmp_path):
     assert lines[0] == table["headers"] and [r[0] for r in lines[1:]] == ["song.flac", "other.wav", "broken.ogg"]
 
 
-def test_app_without_a_model_source_is_a_one_line_error(capsys):
-    assert main(["app"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("genrenet: error: genrenet app needs a model") and "\n" not in err
+def test_app_without_a_model_source_serves_the_default_preset_and_says_so(capsys):
+    from genrenet.presets import DEFAULT_PRESET
+    from genrenet.serve.app import resolve_source
+
+    assert resolve_source(None) == DEFAULT_PRESET
+    assert f"serving the default preset {DEFAULT_PRESET}" in capsys.readouterr().err
+    assert resolve_source("runs/x") == "runs/x"
 
 
 def _wait_for_http(url, proc, seconds=120):

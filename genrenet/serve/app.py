@@ -11,28 +11,26 @@ from __future__ import annotations
 import csv
 import html
 import os
+import sys
 import tempfile
 
-from ..errors import AppError, AudioError, MissingDependencyError
+from ..errors import AudioError, MissingDependencyError
 from ..infer.predict import Predictor
 from ..infer.timeline import song_timeline
+from ..presets import DEFAULT_PRESET
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MAX_FILE_SIZE = "100mb"
-# The model source served when none is given (a ready-made classifier, when one is installed); None means
-# ``source`` is required.
-DEFAULT_SOURCE = None
 
 
 def resolve_source(source):
-    """The model source to serve: ``source``, else :data:`DEFAULT_SOURCE`; an :class:`AppError` naming what is
-    accepted when neither is set."""
-    source = source or DEFAULT_SOURCE
-    if not source:
-        raise AppError("genrenet app needs a model (SOURCE): a run directory, an exported SavedModel version "
-                       "directory or a .tflite file")
-    return source
+    """The model source to serve: ``source``, else the default preset (a note on stderr says so)."""
+    if source:
+        return source
+    print(f"note: no model given: serving the default preset {DEFAULT_PRESET} (`genrenet presets` lists the "
+          "presets)", file=sys.stderr)
+    return DEFAULT_PRESET
 
 
 def require_gradio():

@@ -147,6 +147,7 @@ def _add_train_parser(sub):
     s.add_argument("--lr-schedule", choices=LR_SCHEDULES,
                    help="cosine: decay the learning rate to ~0 over --epochs (default from scratch); constant: "
                         "keep it (default for a frozen backbone's head)")
+    s.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing in [0, 1) (default 0)")
     s.add_argument("--seed", type=int, help="default 0")
     s.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 10)")
     s.add_argument("--val-fraction", type=float,

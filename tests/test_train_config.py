@@ -37,6 +37,8 @@ def test_round_trips_through_a_dict_and_rejects_unknown_or_bad_settings():
         TrainConfig().replace(epoch=3)
     with pytest.raises(TrainingError, match="lr_schedule"):
         TrainConfig(lr_schedule="linear").check()
+    with pytest.raises(TrainingError, match="label_smoothing must be in"):
+        TrainConfig(label_smoothing=1.0).check()
     with pytest.raises(TrainingError, match="freeze_backbone needs pretrained"):
         TrainConfig(freeze_backbone=True).check()
     assert issubclass(TrainingError, GenrenetError) and issubclass(TrainingError, ValueError)
@@ -67,6 +69,19 @@ def test_train_config_retrains_the_same_run_with_the_same_history(tmp_path):
                 "--verbose", "0")  # a flag overrides the saved setting
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "third" / "config.json").read_text())["epochs"] == 1
+
+
+def test_label_smoothing_reaches_the_training_loss(tmp_path):
+    histories = []
+    for smoothing in (0.0, 0.5):
+        out = tmp_path / f"smooth{smoothing}"
+        r = run_cli("train", "cnn", "--data", TINY, "--out", out, "--epochs", "1", "--seed", "5", "--deterministic",
+                    "--label-smoothing", str(smoothing), "--set", "filters=[8,16]", "--set", "dense_units=[16]",
+                    "--verbose", "0")
+        assert r.returncode == 0, r.stderr
+        assert json.loads((out / "config.json").read_text())["label_smoothing"] == smoothing
+        histories.append((out / "history.csv").read_text())
+    assert histories[0] != histories[1]  # same seed, same batches: only the targets of the loss differ
 
 
 def test_train_without_model_or_config_says_what_it_needs():

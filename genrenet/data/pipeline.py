@@ -343,13 +343,16 @@ def concatenate(parts):
 def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, batch_size: int = 32, seed: int = 0,
                     initial_epoch: int = 0, epochs: int, crops_per_clip: Optional[int] = None,
                     augment=None, batch_augment: Optional[Callable] = None, cache=True,
-                    log: Optional[SkipLog] = None, drop_remainder: bool = False, hop_samples: Optional[int] = None):
+                    log: Optional[SkipLog] = None, drop_remainder: bool = False, hop_samples: Optional[int] = None,
+                    agree_steps: Optional[Callable[[int], int]] = None):
     """``(dataset, steps_per_epoch)``: the batches of epochs ``initial_epoch .. epochs-1`` in one stream.
 
     Epoch ``e`` is a pure function of ``(seed, e)`` (not of how many epochs this process has run), so a run
     resumed at an epoch boundary sees exactly the data of an uninterrupted one. Counting the windows of an
     epoch decodes every clip once (which fills the cache). ``drop_remainder`` leaves out each epoch's last
     partial batch (distributed training: a replica with an empty batch would make the loss NaN).
+    ``agree_steps(steps)`` returns the batches every epoch is cut to: workers that each read their own part of
+    the data agree on the fewest any of them has, so that they all take the same steps.
     """
     log = log or SkipLog()
     cache, _ = choose_cache(cache, clips, sample_rate)
@@ -364,6 +367,7 @@ def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, bat
         raise DatasetError("no usable training audio: all training files were skipped")
     if steps == 0:
         raise DatasetError(f"one epoch has {windows} training windows, fewer than one batch of {batch_size}")
+    steps = agree_steps(steps) if agree_steps else steps
 
     streamed = not (cache is True or cache == "memory")
     usable = usable_indices(clips, log)
@@ -377,7 +381,7 @@ def training_epochs(clips, labels, *, sample_rate: int, window_samples: int, bat
         return epoch_batches(source, targets, seeds, num_clips=len(clips), window_samples=window_samples,
                               batch_size=batch_size, crops_per_clip=crops_per_clip, augment=window_fn,
                               batch_augment=batch_fn, crop=crop, hop_samples=hop_samples,
-                              drop_remainder=drop_remainder, shuffled=streamed)
+                              drop_remainder=drop_remainder, shuffled=streamed).take(steps)
 
     parts = [epoch_ds(e) for e in range(initial_epoch, epochs)] or [epoch_ds(0).take(0)]
     return concatenate(parts).prefetch(AUTOTUNE), steps

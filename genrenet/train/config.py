@@ -43,6 +43,9 @@ class TrainConfig:
     """Adam's (initial) learning rate."""
     lr_schedule: Optional[str] = None
     """``cosine`` (decay to ~0 over ``epochs``; the default from scratch) or ``constant`` (frozen head)."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the cross-entropy (Keras' ``label_smoothing``): 0.1 spreads a tenth of each target's
+    mass over all classes."""
     seed: int = 0
     """Seeds weights, splits, crops, shuffles and augmentation."""
     patience: int = 10
@@ -106,6 +109,8 @@ class TrainConfig:
             raise TrainingError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
         if self.lr_schedule is not None and self.lr_schedule not in LR_SCHEDULES:
             raise TrainingError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise TrainingError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.strategy not in STRATEGIES:
             raise TrainingError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.head is not None and self.head not in HEAD_TRAINERS:

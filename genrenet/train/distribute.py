@@ -65,10 +65,60 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def zero_batch(dataset: tf.data.Dataset, batch_size: int):
-    """A batch of zeros with the element structure of a batched ``dataset``."""
-    return tf.nest.map_structure(lambda spec: tf.zeros([batch_size] + spec.shape.as_list()[1:], spec.dtype),
-                                 dataset.element_spec)
+def reads_record_shards(clips) -> bool:
+    """Whether ``clips`` come from ``genrenet prepare``'s TFRecord shards (``tfrecord:PREFIX`` data), which
+    multi-worker training shards by file."""
+    return bool(clips) and all(hasattr(c, "shard") for c in clips)
+
+
+def input_pipeline(strategy: tf.distribute.Strategy) -> tuple:
+    """``(index, count)`` of this worker among the cluster's input pipelines (the chief first, then the workers),
+    as ``tf.distribute.InputContext`` numbers them."""
+    resolver = strategy.cluster_resolver
+    jobs = resolver.cluster_spec().as_dict()
+    chiefs = len(jobs.get("chief", []))
+    index = resolver.task_id + (chiefs if resolver.task_type == "worker" else 0)
+    return index, chiefs + len(jobs.get("worker", []))
+
+
+def fewest_across_workers(value: int, strategy: tf.distribute.Strategy, index: int, count: int) -> int:
+    """The smallest of every worker's ``value`` (one all-reduce: each worker fills its own slot of a vector)."""
+    local = max(1, strategy.num_replicas_in_sync // count)
+    slots = strategy.run(lambda: tf.one_hot(index, count, dtype=tf.float32) * float(value))
+    totals = strategy.reduce(tf.distribute.ReduceOp.SUM, slots, axis=None).numpy() / local
+    return int(round(float(totals.min())))
+
+
+def shard_by_file(strategy: tf.distribute.Strategy, clips, make_epochs, *, say=print):
+    """``(distributed dataset, steps_per_epoch)`` where each worker reads only the clips of its own record
+    shards (every ``count``-th shard: disjoint parts that together hold every clip), batched per replica.
+    ``make_epochs(clips, agree_steps=...)`` builds one worker's epochs (:func:`genrenet.data.training_epochs`);
+    all workers cut every epoch to the fewest steps any worker's part gives, so their collectives stay in step."""
+    from ..data.sources.tfrecord import worker_shards
+
+    index, count = input_pipeline(strategy)
+    shards = sorted({c.shard for c in clips})
+    if len(shards) < count:
+        raise StrategyError(f"the training clips are in {len(shards)} record shards, fewer than the {count} "
+                            f"workers: prepare the data with --num-shards {count} or more")
+    mine = set(worker_shards(shards, count, index))
+    part = [c for c in clips if c.shard in mine]
+    local = max(1, strategy.num_replicas_in_sync // count)
+    agreed = {}
+
+    def agree(batches: int) -> int:
+        agreed["steps"] = fewest_across_workers(batches // local, strategy, index, count)
+        return agreed["steps"] * local
+
+    dataset, _ = make_epochs(part, agree_steps=agree)
+    say(f"worker {index + 1} of {count} reads {len(mine)} of {len(shards)} record shards ({len(part)} training "
+        f"clips): {', '.join(sorted(os.path.basename(m) for m in mine))}")
+    return strategy.distribute_datasets_from_function(lambda context: dataset), agreed["steps"]
+
+
+def zero_batch(model, num_classes: int, batch_size: int):
+    """A training batch of zeros for ``model``: ``(waveforms [B, W], one-hot labels [B, C])``."""
+    return (tf.zeros([batch_size, *model.input_shape[1:]], tf.float32), tf.zeros([batch_size, num_classes], tf.float32))
 
 
 def average_across_replicas(variables, strategy: tf.distribute.Strategy):

@@ -37,7 +37,8 @@ from ..serve.card import CARD_FILE, model_card
 from . import transfer
 from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state
 from .config import TrainConfig
-from .distribute import is_chief, make_strategy, shard_by_data, sync_non_trainable_callback, zero_batch
+from .distribute import (is_chief, make_strategy, reads_record_shards, shard_by_data, shard_by_file,
+                         sync_non_trainable_callback, zero_batch)
 from .splits import resolve_splits
 
 # Our datasets end when the epoch's crops run out (their length is only known after decoding); Keras warns.
@@ -196,7 +197,7 @@ def _build(s: _Session, d: _Data) -> keras.Model:
                                        spec_augment=spec_augment, **kwargs)
         except ConfigError as e:
             raise TrainingError(str(e)) from None
-        _compile(net, cfg.learning_rate)
+        _compile(net, cfg.learning_rate, cfg.label_smoothing)
     replicas = s.dist.num_replicas_in_sync
     s.say(f"training {s.spec.name} ({net.count_params():,} parameters) on {len(d.train_clips)} clips, "
           f"validating on {len(d.val_clips)} clips; run dir {s.out}")
@@ -206,9 +207,10 @@ def _build(s: _Session, d: _Data) -> keras.Model:
     return net
 
 
-def _compile(net: keras.Model, learning_rate: float):
+def _compile(net: keras.Model, learning_rate: float, label_smoothing: float = 0.0):
     """Adam on categorical cross-entropy; the optimizer's state is built now, as it is part of a checkpoint."""
-    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy", metrics=["accuracy"])
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
     net.optimizer.build(net.trainable_variables)
 
 
@@ -231,18 +233,22 @@ def _run_config(s: _Session, d: _Data, net: keras.Model) -> dict:
 
 def _training_batches(s: _Session, d: _Data, window_samples: int, initial_epoch: int, epochs: int):
     """``(dataset, steps_per_epoch)`` of epochs ``initial_epoch .. epochs-1``: local, or from the tf.data
-    service; sharded by data under a multi-replica strategy. Every phase of training gets its batches here."""
+    service; under a multi-replica strategy sharded by data, or for ``tfrecord:`` data under ``multi_worker`` by
+    record file (no worker reads another's shards). Every phase of training gets its batches here."""
     cfg = s.cfg
     if cfg.data_service:
         make = functools.partial(service_epochs, service=cfg.data_service, say=s.say)
     else:
         make = training_epochs
+    settings = dict(labels=d.labels, sample_rate=s.spec.features.sample_rate, window_samples=window_samples,
+                    seed=cfg.seed, initial_epoch=initial_epoch, epochs=epochs, crops_per_clip=cfg.crops_per_clip,
+                    log=s.log, drop_remainder=cfg.strategy != "default", augment=Augment.resolve(cfg.augment),
+                    cache=cfg.cache)
     try:
-        ds, steps = make(d.train_clips, d.labels, sample_rate=s.spec.features.sample_rate,
-                         window_samples=window_samples, batch_size=s.global_batch, seed=cfg.seed,
-                         initial_epoch=initial_epoch, epochs=epochs, crops_per_clip=cfg.crops_per_clip, log=s.log,
-                         drop_remainder=cfg.strategy != "default", augment=Augment.resolve(cfg.augment),
-                         cache=cfg.cache)
+        if cfg.strategy == "multi_worker" and not cfg.data_service and reads_record_shards(d.train_clips):
+            return shard_by_file(s.dist, d.train_clips, functools.partial(
+                training_epochs, batch_size=cfg.batch_size, **settings), say=s.say)
+        ds, steps = make(d.train_clips, batch_size=s.global_batch, **settings)
     except DatasetError as e:
         raise TrainingError(f"{e}{_skip_note(s)}") from None
     return (shard_by_data(ds) if cfg.strategy != "default" else ds), steps
@@ -323,7 +329,7 @@ def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
                           window_samples=window_samples, batch_size=cfg.batch_size, epochs=cfg.epochs,
                           learning_rate=cfg.learning_rate, callbacks=callbacks, verbose=s.keras_verbose, log=s.log)
     else:
-        with keras_workarounds(net, s.dist, zero_batch(train_ds, cfg.batch_size)):
+        with keras_workarounds(net, s.dist, zero_batch(net, len(d.labels), cfg.batch_size)):
             net.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
                     steps_per_epoch=steps, callbacks=callbacks, verbose=s.keras_verbose)
     return checkpoint
@@ -338,7 +344,7 @@ def _fine_tune(s: _Session, d: _Data, net: keras.Model, checkpoint: EpochCheckpo
     done = len(checkpoint.history)
     transfer.unfreeze(net)
     with s.dist.scope():
-        _compile(net, cfg.fine_tune_learning_rate)
+        _compile(net, cfg.fine_tune_learning_rate, cfg.label_smoothing)
     total = done + cfg.fine_tune_epochs
     train_ds, steps = _training_batches(s, d, window_samples, done, total)
     val_ds = _validation_batches(s, d, window_samples)
@@ -346,7 +352,7 @@ def _fine_tune(s: _Session, d: _Data, net: keras.Model, checkpoint: EpochCheckpo
     callbacks, tuned = _callbacks(s, net, monitor=monitor, steps=steps, epochs=total,
                                   learning_rate=cfg.fine_tune_learning_rate)
     tuned.history = list(checkpoint.history)
-    with keras_workarounds(net, s.dist, zero_batch(train_ds, cfg.batch_size)):
+    with keras_workarounds(net, s.dist, zero_batch(net, len(d.labels), cfg.batch_size)):
         net.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=done, steps_per_epoch=steps,
                 callbacks=callbacks, verbose=s.keras_verbose)
     return tuned

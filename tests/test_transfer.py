@@ -47,6 +47,21 @@ def test_pretrained_errors_are_clear(tmp_path):
     assert r.returncode == 2 and "--freeze-backbone needs pretrained weights (--pretrained TAG)" in r.stderr
 
 
+def test_frozen_head_on_only_undecodable_files_says_what_was_skipped(tmp_path):
+    import soundfile as sf
+
+    nan = np.full(22050, 0.1, np.float32)
+    nan[100] = np.nan  # a valid header: the file fails only when its audio is decoded
+    for label in ("a", "b"):
+        for i in range(2):
+            (tmp_path / "data" / label).mkdir(parents=True, exist_ok=True)
+            sf.write(str(tmp_path / "data" / label / f"{label}{i}.wav"), nan, 22050, subtype="FLOAT")
+    r = run_cli("train", "musicnn", "--pretrained", "msd", "--data", tmp_path / "data", "--out", tmp_path / "run",
+                "--val-fraction", "0")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "no usable training audio: all training files were skipped (4 skipped in total" in r.stderr
+
+
 def test_logistic_head_is_the_same_softmax_dense_layer_as_the_fitted_regression():
     import keras
     from sklearn.linear_model import LogisticRegression

@@ -282,8 +282,8 @@ def _skip_note(s: _Session) -> str:
     return f" ({len(s.log.skipped)} skipped in total; reasons in {path})" if path else ""
 
 
-def _callbacks(s: _Session, net, *, monitor: str, steps: int, epochs: int, learning_rate: float, state=None,
-               schedule: Optional[str] = None):
+def _callbacks(s: _Session, net, *, monitor: str, steps: Optional[int], epochs: int, learning_rate: float,
+               state=None, schedule: Optional[str] = None):
     """Early stopping, the epoch checkpoint, the learning-rate schedule, skip reports, replica sync, and on the
     chief TensorBoard (before the checkpoint, so an epoch checkpointed always has its events)."""
     early_stopping = keras.callbacks.EarlyStopping(monitor=monitor, patience=s.cfg.patience,
@@ -310,7 +310,7 @@ def tensorboard_callback(run_dir: str) -> keras.callbacks.TensorBoard:
 
 def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
     """The main phase: the whole model, or a frozen backbone's head on cached features."""
-    cfg, window_samples = s.cfg, int(net.input_shape[-1])
+    cfg = s.cfg
     initial_epoch = 0
     if s.state:
         initial_epoch = cfg.epochs if s.state.get("stop_training") else min(int(s.state["epoch"]), cfg.epochs)
@@ -318,44 +318,52 @@ def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
               + (" (early stopping had ended it)" if s.state.get("stop_training") else ""))
     elif s.resume:
         s.say(f"nothing to resume in {s.out} yet: starting from the first epoch")
-    train_ds, steps = _training_batches(s, d, window_samples, initial_epoch, cfg.epochs)
-    val_ds = _validation_batches(s, d, window_samples)
-    monitor = "val_loss" if val_ds is not None else "loss"
-    callbacks, checkpoint = _callbacks(s, net, monitor=monitor, steps=steps, epochs=cfg.epochs,
-                                       learning_rate=cfg.learning_rate, state=s.state, schedule=cfg.lr_schedule)
-    if cfg.head_only:
+    if not cfg.head_only:
+        return _fit_phase(s, d, net, first=initial_epoch, last=cfg.epochs, learning_rate=cfg.learning_rate,
+                          schedule=cfg.lr_schedule, state=s.state)
+    # The head trains on features computed once from every window: no training pipeline to build.
+    callbacks, checkpoint = _callbacks(s, net, monitor="val_loss" if d.val_clips else "loss", steps=None,
+                                       epochs=cfg.epochs, learning_rate=cfg.learning_rate, state=s.state,
+                                       schedule=cfg.lr_schedule)
+    try:
         transfer.fit_head(net, d.train_clips, d.val_clips, d.labels, head=cfg.head,
-                          sample_rate=s.spec.features.sample_rate,
-                          window_samples=window_samples, batch_size=cfg.batch_size, epochs=cfg.epochs,
-                          learning_rate=cfg.learning_rate, callbacks=callbacks, verbose=s.keras_verbose, log=s.log)
-    else:
-        with keras_workarounds(net, s.dist, zero_batch(net, len(d.labels), cfg.batch_size)):
-            net.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                    steps_per_epoch=steps, callbacks=callbacks, verbose=s.keras_verbose)
+                          sample_rate=s.spec.features.sample_rate, window_samples=int(net.input_shape[-1]),
+                          batch_size=cfg.batch_size, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+                          callbacks=callbacks, verbose=s.keras_verbose, log=s.log)
+    except DatasetError as e:
+        raise TrainingError(f"{e}{_skip_note(s)}") from None
     return checkpoint
 
 
 def _fine_tune(s: _Session, d: _Data, net: keras.Model, checkpoint: EpochCheckpoint) -> EpochCheckpoint:
     """Second phase of transfer learning: everything but BatchNorm trains at a low learning rate, on the same
     pipeline as the first phase, continuing its epoch count and history."""
-    cfg, window_samples = s.cfg, int(net.input_shape[-1])
+    cfg = s.cfg
     s.say(f"fine-tuning the whole model for up to {cfg.fine_tune_epochs} epochs at learning rate "
           f"{cfg.fine_tune_learning_rate}")
     done = len(checkpoint.history)
     transfer.unfreeze(net)
     with s.dist.scope():
         _compile(net, cfg.fine_tune_learning_rate, cfg.label_smoothing)
-    total = done + cfg.fine_tune_epochs
-    train_ds, steps = _training_batches(s, d, window_samples, done, total)
+    return _fit_phase(s, d, net, first=done, last=done + cfg.fine_tune_epochs,
+                      learning_rate=cfg.fine_tune_learning_rate, history=checkpoint.history)
+
+
+def _fit_phase(s: _Session, d: _Data, net: keras.Model, *, first: int, last: int, learning_rate: float,
+               schedule: Optional[str] = None, state: Optional[dict] = None, history=None) -> EpochCheckpoint:
+    """``fit`` the compiled model for epochs ``first .. last-1`` on the training pipeline; the returned
+    checkpoint's history continues ``history`` (an earlier phase's) or the resumed ``state``'s."""
+    window_samples = int(net.input_shape[-1])
+    train_ds, steps = _training_batches(s, d, window_samples, first, last)
     val_ds = _validation_batches(s, d, window_samples)
-    monitor = "val_loss" if val_ds is not None else "loss"
-    callbacks, tuned = _callbacks(s, net, monitor=monitor, steps=steps, epochs=total,
-                                  learning_rate=cfg.fine_tune_learning_rate)
-    tuned.history = list(checkpoint.history)
-    with keras_workarounds(net, s.dist, zero_batch(net, len(d.labels), cfg.batch_size)):
-        net.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=done, steps_per_epoch=steps,
+    callbacks, checkpoint = _callbacks(s, net, monitor="val_loss" if val_ds is not None else "loss", steps=steps,
+                                       epochs=last, learning_rate=learning_rate, state=state, schedule=schedule)
+    if history is not None:
+        checkpoint.history = list(history)
+    with keras_workarounds(net, s.dist, zero_batch(net, len(d.labels), s.cfg.batch_size)):
+        net.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
                 callbacks=callbacks, verbose=s.keras_verbose)
-    return tuned
+    return checkpoint
 
 
 def _finish(s: _Session, d: _Data, net: keras.Model, history: list, config: dict) -> Run:

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from ..data import SkipLog
+from ..errors import DatasetError
 from ..infer.windows import model_forward, window_outputs
 from ..nn.blocks import penultimate_model
 
@@ -116,6 +117,8 @@ def fit_head(model, train_clips, val_clips, labels, *, head, sample_rate, window
     say(f"computing frozen-backbone features of {len(train_clips) + len(val_clips)} clips once")
     kw = dict(sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size, log=log)
     x, y, owner = window_features(model, train_clips, labels, **kw)
+    if not len(x):
+        raise DatasetError("no usable training audio: all training files were skipped")
     val = window_features(model, val_clips, labels, **kw)[:2] if val_clips else None
     if head == "keras":
         return keras_head(model, x, y, val, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,

@@ -39,6 +39,8 @@ def test_round_trips_through_a_dict_and_rejects_unknown_or_bad_settings():
         TrainConfig(lr_schedule="linear").check()
     with pytest.raises(TrainingError, match="label_smoothing must be in"):
         TrainConfig(label_smoothing=1.0).check()
+    with pytest.raises(TrainingError, match="not to the logistic head"):
+        TrainConfig(label_smoothing=0.1, pretrained="msd", head="logistic").check()
     with pytest.raises(TrainingError, match="freeze_backbone needs pretrained"):
         TrainConfig(freeze_backbone=True).check()
     assert issubclass(TrainingError, GenrenetError) and issubclass(TrainingError, ValueError)
@@ -82,6 +84,24 @@ def test_label_smoothing_reaches_the_training_loss(tmp_path):
         assert json.loads((out / "config.json").read_text())["label_smoothing"] == smoothing
         histories.append((out / "history.csv").read_text())
     assert histories[0] != histories[1]  # same seed, same batches: only the targets of the loss differ
+
+
+def test_label_smoothing_reaches_a_frozen_backbones_head():
+    import keras
+    import numpy as np
+
+    from genrenet.train.transfer import keras_head
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 8)).astype("float32"), np.eye(3, dtype="float32")[rng.integers(0, 3, 64)]
+    losses = []
+    for smoothing in (0.0, 0.5):
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((8,))
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="probabilities")(inputs))
+        history = keras_head(model, x, y, epochs=2, learning_rate=1e-3, batch_size=16, label_smoothing=smoothing)
+        losses.append(history.history["loss"])
+    assert losses[0] != losses[1]
 
 
 def test_train_without_model_or_config_says_what_it_needs():

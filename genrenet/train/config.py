@@ -118,6 +118,8 @@ class TrainConfig:
         if self.head is not None and not self.head_only:
             raise TrainingError("head chooses how a frozen pretrained backbone's head trains: it needs "
                                 "pretrained=TAG with the backbone frozen")
+        if self.label_smoothing and self.head == "logistic":
+            raise TrainingError("label_smoothing applies to training with Adam, not to the logistic head")
         if self.freeze_backbone and not self.pretrained:
             raise TrainingError("freeze_backbone needs pretrained weights (pretrained=TAG)")
         if self.head_only and (self.strategy != "default" or self.data_service):

@@ -208,9 +208,9 @@ def _build(s: _Session, d: _Data) -> keras.Model:
 
 
 def _compile(net: keras.Model, learning_rate: float, label_smoothing: float = 0.0):
-    """Adam on categorical cross-entropy; the optimizer's state is built now, as it is part of a checkpoint."""
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+    """Compile as every genrenet network trains; the optimizer's state is built now, as it is part of a
+    checkpoint."""
+    transfer.compile_classifier(net, learning_rate, label_smoothing)
     net.optimizer.build(net.trainable_variables)
 
 
@@ -329,7 +329,8 @@ def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
         transfer.fit_head(net, d.train_clips, d.val_clips, d.labels, head=cfg.head,
                           sample_rate=s.spec.features.sample_rate, window_samples=int(net.input_shape[-1]),
                           batch_size=cfg.batch_size, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-                          callbacks=callbacks, verbose=s.keras_verbose, log=s.log)
+                          callbacks=callbacks, verbose=s.keras_verbose, log=s.log,
+                          label_smoothing=cfg.label_smoothing)
     except DatasetError as e:
         raise TrainingError(f"{e}{_skip_note(s)}") from None
     return checkpoint

@@ -44,7 +44,15 @@ def window_features(model, clips, labels, *, sample_rate, window_samples, batch_
     return np.concatenate(feats), np.eye(len(labels), dtype=np.float32)[targets], owner
 
 
-def keras_head(model, x, y, val=None, *, epochs, learning_rate, batch_size, callbacks=(), verbose=0):
+def compile_classifier(model, learning_rate: float, label_smoothing: float = 0.0):
+    """Adam on categorical cross-entropy (with ``label_smoothing``) and accuracy: how every genrenet network
+    and head trains."""
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+
+
+def keras_head(model, x, y, val=None, *, epochs, learning_rate, batch_size, callbacks=(), verbose=0,
+               label_smoothing=0.0):
     """Train ``model``'s head (``head_dropout`` → ``probabilities``, the same layer objects) on features ``x``
     and one-hot ``y`` with Adam. Returns the Keras History."""
     inputs = keras.Input((x.shape[1],), name="features")
@@ -52,8 +60,7 @@ def keras_head(model, x, y, val=None, *, epochs, learning_rate, batch_size, call
     if "head_dropout" in [l.name for l in model.layers]:
         h = model.get_layer("head_dropout")(h)
     head = keras.Model(inputs, model.get_layer("probabilities")(h), name="head")
-    head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
-                 metrics=["accuracy"])
+    compile_classifier(head, learning_rate, label_smoothing)
     return head.fit(x, y, validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True,
                     callbacks=list(callbacks), verbose=verbose)
 
@@ -109,7 +116,7 @@ def _inner_log_loss(z, labels, groups, c: float, num_classes: int) -> float:
 
 
 def fit_head(model, train_clips, val_clips, labels, *, head, sample_rate, window_samples, batch_size, epochs,
-             learning_rate, callbacks, verbose, log: SkipLog):
+             learning_rate, callbacks, verbose, log: SkipLog, label_smoothing: float = 0.0):
     """Train the head of a frozen-backbone ``model`` on cached window features: ``head="keras"`` (dropout →
     Dense with Adam, returns the Keras History) or ``"logistic"`` (a logistic regression written into the same
     Dense layer; returns its one-row history)."""
@@ -122,7 +129,7 @@ def fit_head(model, train_clips, val_clips, labels, *, head, sample_rate, window
     val = window_features(model, val_clips, labels, **kw)[:2] if val_clips else None
     if head == "keras":
         return keras_head(model, x, y, val, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                          callbacks=callbacks, verbose=verbose)
+                          callbacks=callbacks, verbose=verbose, label_smoothing=label_smoothing)
     groups = np.array([train_clips[i].group or train_clips[i].id for i in owner])
     fitted = logistic_head(model, x, y, groups)
     say(f"logistic-regression head: C = {fitted['C']} (inner cross-validation log-loss "

@@ -236,14 +236,22 @@ def cmd_evaluate(args):
 
 
 def _expand_files(paths):
+    """The files of FILE_OR_FOLDER arguments: a folder gives its audio files (by extension, recursively), and a
+    note on stderr counts the other files it held, so none is left out without a word."""
     from .data.audio import is_audio_file
 
     files = []
     for p in paths:
-        if os.path.isdir(p):
-            files += sorted(os.path.join(d, f) for d, _, fs in os.walk(p) for f in fs if is_audio_file(f))
-        else:
+        if not os.path.isdir(p):
             files.append(p)
+            continue
+        found = sorted(os.path.join(d, f) for d, _, fs in os.walk(p) for f in fs)
+        other = [f for f in found if not is_audio_file(f)]
+        if other:
+            kinds = sorted({os.path.splitext(f)[1].lower() or "no extension" for f in other})
+            print(f"note: {p}: ignored {len(other)} file(s) without an audio extension ({', '.join(kinds[:6])}"
+                  f"{', …' if len(kinds) > 6 else ''}); name a file to classify it anyway", file=sys.stderr)
+        files += [f for f in found if is_audio_file(f)]
     if not files:
         raise FileNotFoundError("no audio files given")
     return files

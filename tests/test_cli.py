@@ -107,6 +107,17 @@ def test_predict_reports_bad_files_and_keeps_the_good_ones(tiny_run, tmp_path):
     assert "cannot decode" in results["bad.wav"]["error"]
 
 
+def test_predict_on_a_folder_says_which_files_it_ignored(tiny_run, tmp_path):
+    write_tone(tmp_path / "songs" / "a.wav", seconds=2.0)
+    write_tone(tmp_path / "songs" / "deeper" / "b.flac", seconds=2.0)
+    (tmp_path / "songs" / "notes.txt").write_text("not audio")
+    (tmp_path / "songs" / "deeper" / "cover.jpg").write_bytes(b"\xff\xd8")
+    r = run_cli("predict", tiny_run, tmp_path / "songs", "--json")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p["file"].split("/")[-1] for p in _last_json(r.stdout)) == ["a.wav", "b.flac"]
+    assert "ignored 2 file(s) without an audio extension (.jpg, .txt)" in r.stderr
+
+
 def test_predict_batches_64_windows_of_3_s_by_default(tiny_run, tmp_path):
     """Windows of many files share model calls: 64 three-second windows per call unless --batch-size says
     otherwise (fewer for models with long windows), with the same predictions whatever the batch size."""

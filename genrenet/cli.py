@@ -190,6 +190,21 @@ def _add_transfer_options(s):
                         "most half the available memory, else on disk in $GENRENET_CACHE_DIR or "
                         "~/.cache/genrenet/audio; memory; none = decode every epoch; or a directory DIR (reused "
                         "by later runs)")
+    s.add_argument("--memory-budget", type=_byte_size, metavar="SIZE",
+                   help="decoded audio --cache auto may keep in memory, e.g. 8G or 500M (default: half the memory "
+                        "available to the process)")
+    s.add_argument("--evaluate-val", action=argparse.BooleanOptionalAction,
+                   help="evaluate the kept model on the validation clips at the end (default: yes)")
+
+
+def _byte_size(text: str) -> int:
+    """``8G``, ``500M``, ``64K`` or a number of bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    value = text.strip().upper().removesuffix("B")
+    try:
+        return int(float(value[:-1]) * units[value[-1]]) if value[-1:] in units else int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 8G, 500M or a number of bytes)") from None
 
 
 def _add_engine_options(s):

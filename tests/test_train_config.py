@@ -104,6 +104,22 @@ def test_label_smoothing_reaches_a_frozen_backbones_head():
     assert losses[0] != losses[1]
 
 
+def test_every_setting_is_a_train_flag(capsys):
+    from genrenet.cli import build_parser
+
+    parser = build_parser()
+    args = vars(parser.parse_args(["train", "cnn", "--memory-budget", "1.5G", "--no-evaluate-val",
+                                   "--label-smoothing", "0.1"]))
+    assert (args["memory_budget"], args["evaluate_val"], args["label_smoothing"]) == (3 << 29, False, 0.1)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--help"])
+    flags = {w.strip("[],|") for w in capsys.readouterr().out.split()}
+    missing = [name for name in TrainConfig.fields() if "--" + name.replace("_", "-") not in flags]
+    assert missing == ["model_kwargs"]  # given as --set NAME=VALUE
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "cnn", "--memory-budget", "lots"])
+
+
 def test_train_without_model_or_config_says_what_it_needs():
     r = run_cli("train", "--data", TINY)
     assert r.returncode == 2 and "train needs MODEL, or --config" in r.stderr and "Traceback" not in r.stderr

@@ -79,6 +79,24 @@ def test_classify_endpoint_matches_predict(app, client, tiny_run, song):
                                atol=1e-5)
 
 
+def test_a_song_goes_through_the_model_once_for_its_genres_and_timeline(tiny_run, song, tmp_path):
+    _needs_gradio()
+    from genrenet.infer.predict import Predictor
+    from genrenet.serve.app import make_handlers
+
+    predictor = Predictor(str(tiny_run))
+    windows_seen = []
+    forward = predictor.forward
+    predictor.forward = lambda w: windows_seen.append(len(w)) or forward(w)
+    classify, timeline, _ = make_handlers(predictor, 3, str(tmp_path))
+    top, result = classify(str(song))
+    assert sum(windows_seen) == result["windows"] and top
+    assert timeline(str(song)) is not None
+    assert sum(windows_seen) == result["windows"]  # the timeline drew the windows classify computed
+    timeline(str(song))  # drawn again (no classify before it): the model runs for it
+    assert sum(windows_seen) == 2 * result["windows"]
+
+
 def test_bad_file_gives_its_reason_and_the_app_keeps_serving(client, song, tmp_path):
     from gradio_client.exceptions import AppError
 

@@ -109,11 +109,11 @@ def genre_colors(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def song_timeline(predictor: Predictor, path, *, title: str | None = None):
+def song_timeline(predictor: Predictor, path, *, title: str | None = None, windows=None):
     """``(figure, probs)`` for one file with a loaded predictor: the model on every window
-    (:func:`window_probabilities`) drawn under the song's spectrogram. Raises
-    :class:`~genrenet.errors.AudioError` for a file ``predict`` would skip."""
-    times, probs = window_probabilities(predictor, path)
+    (:func:`window_probabilities`, or ``windows`` when they were computed already) drawn under the song's
+    spectrogram. Raises :class:`~genrenet.errors.AudioError` for a file ``predict`` would skip."""
+    times, probs = windows if windows is not None else window_probabilities(predictor, path)
     audio = load_audio(path, predictor.sample_rate)
     config = feature_config(predictor)
     spectrogram, frame_seconds = log_mel(audio, config)

@@ -15,13 +15,14 @@ import sys
 import tempfile
 
 from ..errors import AudioError, MissingDependencyError
-from ..infer.predict import Predictor
-from ..infer.timeline import song_timeline
+from ..infer.predict import Predictor, file_result
+from ..infer.timeline import song_timeline, window_probabilities
 from ..presets import DEFAULT_PRESET
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MAX_FILE_SIZE = "100mb"
+RECENT_SONGS = 16  # window probabilities kept for timelines not drawn yet
 
 
 def resolve_source(source):
@@ -56,13 +57,14 @@ def page_error(path, error):
     return require_gradio().Error(html.escape(user_message(path, error), quote=False), print_exception=False)
 
 
-def classify_file(predictor: Predictor, path, top_k: int) -> dict:
-    """``predict``'s result for one file (file given by its name); raises :class:`AudioError` when the file
-    cannot be used, with the decoder's reason."""
-    result = predictor.predict_files([os.fspath(path)], top_k=top_k, verbose=0)[0]
-    if "error" in result:
-        raise AudioError(path, result["error"])
-    return {**result, "file": os.path.basename(os.fspath(path))}
+def classify_file(predictor: Predictor, path, top_k: int):
+    """``(result, windows)`` for one file: ``predict``'s result (file given by its name) and the ``(times,
+    probabilities)`` of every window it is the mean of, so the timeline needs no second model pass. Raises
+    :class:`AudioError` when the file cannot be used, with the decoder's reason."""
+    times, probs = window_probabilities(predictor, path)
+    result = file_result(os.path.basename(os.fspath(path)), probs.astype("float64").mean(0), predictor.labels,
+                         top_k, len(probs))
+    return result, (times, probs)
 
 
 def result_rows(predictor: Predictor, results) -> list[list]:
@@ -97,6 +99,7 @@ def make_handlers(predictor: Predictor, top_k: int, csv_dir: str):
     ``timeline`` (the figure for the same song) and ``classify_batch`` (table and CSV)."""
     gr = require_gradio()
     header = table_header(predictor)
+    recent = {}  # song path -> its window probabilities, from classify to the timeline drawn after it
 
     def classify(audio):
         """One audio file → the top genres (for gr.Label) and predict's full result (label, top, probabilities,
@@ -104,9 +107,12 @@ def make_handlers(predictor: Predictor, top_k: int, csv_dir: str):
         if not audio:
             raise gr.Error("Upload or record a song first.")
         try:
-            result = classify_file(predictor, audio, top_k)
+            result, windows = classify_file(predictor, audio, top_k)
         except AudioError as e:
             raise page_error(audio, e) from None
+        while len(recent) >= RECENT_SONGS:  # /classify called alone never draws its timeline
+            recent.pop(next(iter(recent)))
+        recent[audio] = windows
         return {label: p for label, p in result["top"]}, result
 
     def timeline(audio):
@@ -114,7 +120,7 @@ def make_handlers(predictor: Predictor, top_k: int, csv_dir: str):
         if not audio:
             return None
         try:
-            return song_timeline(predictor, audio)[0]
+            return song_timeline(predictor, audio, windows=recent.pop(audio, None))[0]
         except AudioError as e:
             raise page_error(audio, e) from None
 

@@ -101,25 +101,26 @@ class AudioCache:
         self.directory = os.fspath(directory)
         os.makedirs(self.directory, exist_ok=True)
 
-    def _path(self, key, ext):
+    def file(self, key, ext) -> str:
+        """Where the entry ``key`` lives (``.npy`` audio, ``.err`` reason)."""
         return os.path.join(self.directory, key[:2], key + ext)
 
     def get(self, key):
         """(audio or None, error reason or None); (None, None) when absent."""
-        npy = self._path(key, ".npy")
+        npy = self.file(key, ".npy")
         if os.path.exists(npy):
             try:
                 return np.load(npy, allow_pickle=False), None
             except (OSError, ValueError):
                 pass  # unreadable cache entry: decode again
-        err = self._path(key, ".err")
+        err = self.file(key, ".err")
         if os.path.exists(err):
             with open(err, encoding="utf-8") as f:
                 return None, f.read()
         return None, None
 
     def _write(self, key, ext, writer):
-        final = self._path(key, ext)
+        final = self.file(key, ext)
         os.makedirs(os.path.dirname(final), exist_ok=True)
         tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:

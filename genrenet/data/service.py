@@ -79,7 +79,7 @@ def _cached_sources(clips, sample_rate: int, cache, log):
     for i, clip in enumerate(clips):
         if clip.name in log.skipped:
             continue
-        path = os.path.abspath(disk._path(cache_key(clip, sample_rate), ".npy"))
+        path = os.path.abspath(disk.file(cache_key(clip, sample_rate), ".npy"))
         try:
             with open(path, "rb") as f:
                 version = np.lib.format.read_magic(f)
@@ -120,7 +120,7 @@ def training_epochs(clips, labels, *, service: str, sample_rate: int, window_sam
         return local, steps  # nothing left to train: an empty stream and no job
     window_fn, crop, batch_fn = resolve_augment(augment, batch_augment, window_samples, sample_rate)
     targets = one_hot_labels(clips, labels)
-    clip_ds = _cached_clips(clips, sample_rate, window_samples, cache, log)
+    sources = _cached_sources(clips, sample_rate, cache, log)
 
     def stream(s):  # the per-element seed pairs of pipeline.epoch_batches
         return tf.data.Dataset.random(seed=s, rerandomize_each_iteration=False).batch(2)
@@ -137,11 +137,13 @@ def training_epochs(clips, labels, *, service: str, sample_rate: int, window_sam
 
     def epoch_ds(e):
         seeds = epoch_seeds(seed, e)
-        # Window augmentation waits for finish(); the pass-through keeps crops longer than a window whole.
-        ds = epoch_batches(clip_ds, targets, seeds, num_clips=len(clips), window_samples=window_samples,
-                            batch_size=batch_size, crops_per_clip=crops_per_clip,
-                            augment=(lambda x, y, s: (x, y)) if window_fn is not None else None, batch_augment=None,
-                            crop=crop, hop_samples=hop_samples, drop_remainder=drop_remainder)
+        # Clip indices are shuffled before reading, into the order of the local pipeline's clip shuffle: no
+        # worker holds decoded clips in a shuffle buffer. Window augmentation waits for finish(); the
+        # pass-through keeps crops longer than a window whole.
+        ds = epoch_batches(_cached_clips(sources, window_samples, seeds[0], len(clips)), targets, seeds, num_clips=len(clips),
+                           window_samples=window_samples, batch_size=batch_size, crops_per_clip=crops_per_clip,
+                           augment=(lambda x, y, s: (x, y)) if window_fn is not None else None, batch_augment=None,
+                           crop=crop, hop_samples=hop_samples, drop_remainder=drop_remainder, shuffled=True)
         ds = tf.data.Dataset.zip((ds, stream(seeds[3]).batch(batch_size), stream(seeds[3] + 1)))
         ds = ds.shard(tf.data.experimental.SHARD_HINT, tf.data.experimental.SHARD_HINT)
         ds = ds.map(finish, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -152,13 +154,15 @@ def training_epochs(clips, labels, *, service: str, sample_rate: int, window_sam
     return concatenate([epoch_ds(e) for e in range(initial_epoch, epochs)]).prefetch(AUTOTUNE), steps
 
 
-def _cached_clips(clips, sample_rate: int, window_samples: int, cache, log):
-    """``(audio, clip index)`` read from the disk cache with TF ops only (this runs on the service's workers)."""
+def _cached_clips(sources, window_samples: int, shuffle_seed: int, num_clips: int):
+    """``(audio, clip index)`` of the ``(paths, offsets, indices)`` :func:`_cached_sources` found, shuffled as
+    :func:`genrenet.data.pipeline.clip_audio` shuffles ``num_clips`` clips, before they are read from the disk
+    cache, with TF ops only (this runs on the service's workers)."""
     import tensorflow as tf
 
     from .pipeline import AUTOTUNE
 
-    paths, offsets, indices = _cached_sources(clips, sample_rate, cache, log)
+    paths, offsets, indices = sources
 
     def read(path, offset, i):
         data = tf.io.read_file(path)
@@ -167,6 +171,7 @@ def _cached_clips(clips, sample_rate: int, window_samples: int, cache, log):
 
     clip_ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), tf.constant(offsets, tf.int32),
                                                   tf.constant(indices, tf.int64)))
+    clip_ds = clip_ds.shuffle(max(1, num_clips), seed=shuffle_seed, reshuffle_each_iteration=False)
     return clip_ds.map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 

@@ -140,8 +140,9 @@ def training_epochs(clips, labels, *, service: str, sample_rate: int, window_sam
         # Clip indices are shuffled before reading, into the order of the local pipeline's clip shuffle: no
         # worker holds decoded clips in a shuffle buffer. Window augmentation waits for finish(); the
         # pass-through keeps crops longer than a window whole.
-        ds = epoch_batches(_cached_clips(sources, window_samples, seeds[0], len(clips)), targets, seeds, num_clips=len(clips),
-                           window_samples=window_samples, batch_size=batch_size, crops_per_clip=crops_per_clip,
+        clip_ds = _cached_clips(sources, window_samples, seeds[0], len(clips))
+        ds = epoch_batches(clip_ds, targets, seeds, num_clips=len(clips), window_samples=window_samples,
+                           batch_size=batch_size, crops_per_clip=crops_per_clip,
                            augment=(lambda x, y, s: (x, y)) if window_fn is not None else None, batch_augment=None,
                            crop=crop, hop_samples=hop_samples, drop_remainder=drop_remainder, shuffled=True)
         ds = tf.data.Dataset.zip((ds, stream(seeds[3]).batch(batch_size), stream(seeds[3] + 1)))

@@ -97,12 +97,13 @@ def shard_by_file(strategy: tf.distribute.Strategy, clips, make_epochs, *, say=p
     from ..data.sources.tfrecord import worker_shards
 
     index, count = input_pipeline(strategy)
-    shards = sorted({c.shard for c in clips})
+    shards = sorted({c.shard for c in clips if c.shard})
     if len(shards) < count:
         raise StrategyError(f"the training clips are in {len(shards)} record shards, fewer than the {count} "
                             f"workers: prepare the data with --num-shards {count} or more")
     mine = set(worker_shards(shards, count, index))
-    part = [c for c in clips if c.shard in mine]
+    # clips that failed to decode while being prepared have no shard: the chief reports them as skipped
+    part = [c for c in clips if c.shard in mine or (not c.shard and index == 0)]
     local = max(1, strategy.num_replicas_in_sync // count)
     agreed = {}
 
@@ -118,7 +119,8 @@ def shard_by_file(strategy: tf.distribute.Strategy, clips, make_epochs, *, say=p
 
 def zero_batch(model, num_classes: int, batch_size: int):
     """A training batch of zeros for ``model``: ``(waveforms [B, W], one-hot labels [B, C])``."""
-    return (tf.zeros([batch_size, *model.input_shape[1:]], tf.float32), tf.zeros([batch_size, num_classes], tf.float32))
+    return (tf.zeros([batch_size, *model.input_shape[1:]], tf.float32),
+            tf.zeros([batch_size, num_classes], tf.float32))
 
 
 def average_across_replicas(variables, strategy: tf.distribute.Strategy):

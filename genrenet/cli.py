@@ -385,6 +385,25 @@ def cmd_demo(args):
     print(f"export:      {target} (TF Serving layout, signature serving_default)")
 
 
+def cmd_cache(args):
+    """Show (or with --clear empty) the disk cache of decoded audio."""
+    from .data.memory import AudioCache, default_cache_dir
+
+    directory = args.dir or default_cache_dir()
+    if not os.path.isdir(directory):
+        print(f"{directory}: no cache (nothing decoded there yet)")
+        return
+    cache = AudioCache(directory)
+    if args.clear:
+        print(f"{directory}: removed {len(cache.entries())} entries, {cache.clear() / 1e9:.2f} GB freed")
+        return
+    entries = cache.entries()
+    clips = [e for e in entries if e.endswith(".npy")]
+    size = sum(os.path.getsize(e) for e in entries)
+    print(f"{directory}: {len(clips)} decoded clips and {len(entries) - len(clips)} remembered decoding failures, "
+          f"{size / 1e9:.2f} GB (`genrenet cache --clear` empties it; runs decode again what they need)")
+
+
 def cmd_download(args):
     from .data.download import download
 
@@ -399,9 +418,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_models_parser, _add_presets_parser, _add_demo_parser, _add_train_parser, _add_data_service_parser,
                 _add_evaluate_parser, _add_predict_parser, _add_export_parser, _add_ensemble_parser,
-                _add_embed_parser, _add_download_parser, _add_app_parser, _add_prepare_parser):
+                _add_embed_parser, _add_download_parser, _add_app_parser, _add_prepare_parser, _add_cache_parser):
         add(sub)
     return p
+
+
+def _add_cache_parser(sub):
+    s = sub.add_parser("cache", help="show or clear the disk cache of decoded audio (train --cache auto/DIR)")
+    s.add_argument("dir", nargs="?", default=None,
+                   help="cache directory (default $GENRENET_CACHE_DIR, else ~/.cache/genrenet/audio)")
+    s.add_argument("--clear", action="store_true", help="remove every cached clip (other files are left alone)")
+    s.set_defaults(fn=cmd_cache)
 
 
 def _add_models_parser(sub):

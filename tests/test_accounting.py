@@ -147,6 +147,26 @@ def test_a_dataset_larger_than_the_memory_budget_trains_from_a_disk_cache(tmp_pa
     assert len(cached) == 6 and all(np.load(f).dtype == np.float32 for f in cached)
 
 
+def test_cache_command_shows_and_clears_the_disk_cache_and_nothing_else(tmp_path, monkeypatch, capsys):
+    from genrenet.cli import main
+    from genrenet.data import AudioCache
+
+    monkeypatch.setenv("GENRENET_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["cache"]) == 0 and "no cache (nothing decoded there yet)" in capsys.readouterr().out
+    cache = AudioCache(tmp_path / "cache")
+    cache.put("ab12", np.zeros(1000, np.float32))
+    cache.put("cd34", np.ones(500, np.float32))
+    cache.put_error("ef56", "cannot decode")
+    mine = tmp_path / "cache" / "ab" / "notes.txt"
+    mine.write_text("not a cache entry")
+    assert main(["cache"]) == 0
+    assert "2 decoded clips and 1 remembered decoding failures" in capsys.readouterr().out
+    assert main(["cache", str(tmp_path / "cache"), "--clear"]) == 0
+    assert "removed 3 entries" in capsys.readouterr().out
+    assert cache.entries() == [] and cache.get("ab12") == (None, None)
+    assert mine.read_text() == "not a cache entry"  # a file the cache did not write stays, with its folder
+
+
 # ------------------------------------------------------------------------------------------------ run lock
 def test_a_second_training_process_cannot_write_a_run_directory_in_use(tmp_path):
     out = tmp_path / "run"

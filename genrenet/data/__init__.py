@@ -1,7 +1,8 @@
 """Datasets (specs → clips), decoding, the tf.data pipeline, augmentation and the built-in synthetic music."""
 from .audio import AudioError, load_audio
 from .augment import Augment, AugmentError
-from .pipeline import AudioCache, SkipLog, training_dataset, validation_dataset, window_dataset
+from .memory import AudioCache
+from .pipeline import SkipLog, training_dataset, validation_dataset, window_dataset
 from .sources import Clip, ClipDataset, DatasetError, load_dataset, with_folds
 from .split import holdout_split, kfold
 

@@ -6,7 +6,6 @@ are skipped and logged (never the end of a run); clips shorter than a window are
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from typing import Callable, Optional
@@ -16,7 +15,7 @@ import tensorflow as tf
 
 from ..errors import DatasetError
 from .audio import AudioError
-from .memory import choose_cache
+from .memory import AudioCache, cache_key, choose_cache
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -72,72 +71,6 @@ class SkipLog:
         return ([(n, r) for n, r in sorted(self.skipped.items())]
                 + [(n, f"ignored: {r}") for n, r in sorted(self.ignored.items())]
                 + [(n, "padded: shorter than one window") for n in sorted(self.padded)])
-
-
-def cache_key(clip, sample_rate: int) -> str:
-    """Changes when the file (path, size, mtime), the clip's in-memory audio or the sample rate changes."""
-    h = hashlib.sha1(f"genrenet-audio-v1|{sample_rate}|".encode())
-    if clip.audio is not None:
-        h.update(f"{clip.id}|{clip.sample_rate}|".encode())
-        h.update(np.ascontiguousarray(clip.audio).tobytes())
-    elif clip.path is None:  # audio read from a prepared record (tfrecord:PREFIX): its fields say which
-        h.update(repr(clip).encode("utf-8", "surrogateescape"))
-    else:
-        path = os.path.realpath(clip.path)
-        try:
-            st = os.stat(path)
-            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode())
-        except OSError:
-            h.update(f"{path}|missing".encode())
-    return h.hexdigest()
-
-
-class AudioCache:
-    """Decoded, resampled audio on disk: ``DIR/<key[:2]>/<key>.npy`` (or ``.err`` with the reason a file
-    could not be decoded, so that later runs report it again without decoding). Safe to share between runs
-    and processes (atomic writes); a changed file or sample rate gets a new key."""
-
-    def __init__(self, directory):
-        self.directory = os.fspath(directory)
-        os.makedirs(self.directory, exist_ok=True)
-
-    def file(self, key, ext) -> str:
-        """Where the entry ``key`` lives (``.npy`` audio, ``.err`` reason)."""
-        return os.path.join(self.directory, key[:2], key + ext)
-
-    def get(self, key):
-        """(audio or None, error reason or None); (None, None) when absent."""
-        npy = self.file(key, ".npy")
-        if os.path.exists(npy):
-            try:
-                return np.load(npy, allow_pickle=False), None
-            except (OSError, ValueError):
-                pass  # unreadable cache entry: decode again
-        err = self.file(key, ".err")
-        if os.path.exists(err):
-            with open(err, encoding="utf-8") as f:
-                return None, f.read()
-        return None, None
-
-    def _write(self, key, ext, writer):
-        final = self.file(key, ext)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                writer(f)
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-
-    def put(self, key, audio):
-        """Store decoded audio for ``key`` (written atomically)."""
-        self._write(key, ".npy", lambda f: np.save(f, audio.astype(np.float32, copy=False), allow_pickle=False))
-
-    def put_error(self, key, reason):
-        """Remember that ``key`` failed to decode, so later epochs and runs skip it without retrying."""
-        self._write(key, ".err", lambda f: f.write(reason.encode("utf-8")))
 
 
 def _decoder(clips, sample_rate: int, window_samples: int, log: SkipLog, cache_dir=None):

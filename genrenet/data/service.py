@@ -72,7 +72,7 @@ def check(address: str, *, strategy: str = "default", cache=None, timeout: float
 def _cached_sources(clips, sample_rate: int, cache, log):
     """(absolute ``.npy`` paths, byte offsets of their data, clip indices) of the clips the trainer's counting
     pass decoded into ``cache``; the clips it skipped (undecodable, silent, NaN) are left out, as locally."""
-    from .pipeline import AudioCache, cache_key
+    from .memory import AudioCache, cache_key
 
     disk = AudioCache(cache)
     paths, offsets, indices = [], [], []

@@ -149,7 +149,8 @@ def _add_train_parser(sub):
                         "keep it (default for a frozen backbone's head)")
     s.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing in [0, 1) (default 0)")
     s.add_argument("--seed", type=int, help="default 0")
-    s.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 10)")
+    s.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 10; without "
+                   "validation clips under the cosine schedule none: the whole schedule runs)")
     s.add_argument("--val-fraction", type=float,
                    help="held-out validation part for datasets without their own split (default 0.2 when every "
                         "class has 10+ clips, else none); 0 = no validation")

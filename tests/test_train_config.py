@@ -30,6 +30,16 @@ def test_resolved_settings_depend_on_the_kind_of_training():
     assert TrainConfig(epochs=5, lr_schedule="constant", augment="none").resolved().epochs == 5
 
 
+def test_early_stopping_needs_validation_clips_to_cut_a_cosine_schedule():
+    scratch = TrainConfig().resolved()
+    assert scratch.patience is None  # known once the data says whether there are validation clips
+    assert scratch.with_patience(has_validation=True).patience == 10
+    assert scratch.with_patience(has_validation=False).patience == DEFAULT_EPOCHS  # the whole schedule runs
+    assert TrainConfig(fine_tune_epochs=5).resolved().with_patience(False).patience == DEFAULT_EPOCHS + 5
+    assert TrainConfig(pretrained="msd").resolved().with_patience(False).patience == 10  # constant schedule
+    assert TrainConfig(patience=3).resolved().with_patience(False).patience == 3  # as given
+
+
 def test_round_trips_through_a_dict_and_rejects_unknown_or_bad_settings():
     cfg = TrainConfig(epochs=3, seed=4, model_kwargs=SMALL, cache="/tmp/cache").resolved()
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
@@ -51,6 +61,7 @@ def test_fields_override_the_config_and_config_json_holds_them_resolved(tmp_path
     run = genrenet.train("cnn", TINY, str(tmp_path / "run"), config=config, epochs=1, verbose=0)
     saved = run.config
     assert (saved["epochs"], saved["seed"], saved["augment"], saved["lr_schedule"]) == (1, 1, {}, "cosine")
+    assert saved["val_clips"] == 0 and saved["patience"] == 1  # 4 clips per class: no validation, no stopping
     assert saved["model_kwargs"] == SMALL
     # every builder keyword, with the value used
     assert saved["hyperparameters"] == {"filters": [8, 16], "dense_units": [16], "dropout": 0.3}

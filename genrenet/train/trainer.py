@@ -168,6 +168,7 @@ def _prepare(s: _Session, data) -> _Data:
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
     s.log = SkipLog(dataset.skipped, dataset.ignored)
     train_clips, val_clips, notes = resolve_splits(dataset, s.cfg.val_fraction, s.cfg.seed)
+    s.cfg = s.cfg.with_patience(bool(val_clips))
     notes = dataset.notes + notes
     if not s.cfg.head_only or s.cfg.fine_tune_epochs:  # a frozen backbone's head alone trains on features
         cache, cache_note = choose_cache(s.cfg.cache, train_clips + val_clips, s.spec.features.sample_rate,

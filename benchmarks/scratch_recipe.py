@@ -1,0 +1,214 @@
+"""The from-scratch recipe on small data: one lever at a time, artist-aware CV on the 40 GTZAN dev clips.
+
+    python -m benchmarks.scratch_recipe --rows defaults,epochs120 --partitions 3 --seeds 1   # train what is missing
+    python -m benchmarks.scratch_recipe --workers 2          # two training processes of one thread each
+    python -m benchmarks.scratch_recipe --report             # the table from the results kept so far
+
+Every run is ``genrenet.train(MODEL, 'gtzan_dev?folds=2&fold=F&seed=P', seed=S, **lever)``: the CLI's default
+recipe with one setting changed (:data:`ROWS`). Protocol: 2-fold artist-aware CV (:func:`genrenet.data.kfold`)
+over ``--partitions`` fold partitions (seeds 0..P-1), each with ``--seeds`` training seeds; a clip is the mean of
+its 3-s window probabilities. A run's test-fold probabilities are kept in ``--results`` (one JSON file per model,
+lever, partition, seed and fold), so an interrupted comparison resumes where it stopped and the seed-ensemble row
+(the mean of the seeds' probabilities, per partition) needs no extra training.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from benchmarks.gtzan_dev import DEFAULT_DATA  # noqa: E402
+
+ROWS = {
+    "defaults": {},
+    "patience10": {"patience": 10},
+    "epochs120": {"epochs": 120},
+    "epochs120_patience10": {"epochs": 120, "patience": 10},
+    "crops20": {"crops_per_clip": 20},
+    "specaugment_mixup": {"augment": "specaugment,mixup", "patience": 10},
+    "label_smoothing": {"label_smoothing": 0.1, "patience": 10},
+}
+DESCRIPTIONS = {
+    "defaults": "**defaults**: 60 epochs, cosine learning rate, mixup, the whole schedule",
+    "patience10": "early stopping on the training loss (patience 10)",
+    "epochs120": "120 epochs",
+    "epochs120_patience10": "120 epochs, early stopping on the training loss (patience 10)",
+    "crops20": "20 random crops per clip and epoch instead of 10 (clip length / window)",
+    "specaugment_mixup": "SpecAugment + mixup, early stopping on the training loss (patience 10)",
+    "label_smoothing": "label smoothing 0.1 + mixup, early stopping on the training loss (patience 10)",
+}
+DEFAULT_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "scratch_recipe")
+
+
+def result_path(results, model, row, partition, seed, fold):
+    return os.path.join(results, f"{model}-{row}-p{partition}-s{seed}-f{fold}.json")
+
+
+def train_fold(data, model, row, partition, seed, fold, results):
+    """Train one fold with the lever's settings and keep the test clips' probabilities."""
+    from genrenet.data import kfold, load_dataset
+    from genrenet.infer.windows import predict_clips
+    from genrenet.run import write_json
+    from genrenet.train.trainer import train
+
+    dataset = load_dataset(data)
+    folds, _ = kfold(dataset.clips, 2, partition)
+    test = folds[fold]
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as out:
+        run = train(model, data=f"{data}?folds=2&fold={fold}&seed={partition}", out=os.path.join(out, "run"),
+                    seed=seed, verbose=0, **ROWS[row])
+        net = run.load_model()
+        mean, _, _ = predict_clips(net, test, sample_rate=run.sample_rate, window_samples=run.window_samples,
+                                   verbose=0)
+        overlapping, _, _ = predict_clips(net, test, sample_rate=run.sample_rate, window_samples=run.window_samples,
+                                          hop_samples=run.window_samples // 2, verbose=0)
+        with open(run.file("history.csv")) as f:
+            epochs = sum(1 for _ in f) - 1
+        labels = run.labels
+    index = {l: i for i, l in enumerate(labels)}
+    write_json(result_path(results, model, row, partition, seed, fold), {
+        "model": model, "row": row, "settings": ROWS[row], "partition": partition, "seed": seed, "fold": fold,
+        "labels": labels, "clips": [c.id for c in test], "truth": [index[c.label] for c in test],
+        "groups_unseen": [c.group not in {t.group for f, part in enumerate(folds) if f != fold for t in part}
+                          for c in test],
+        "probabilities": np.asarray(mean).tolist(), "probabilities_half_hop": np.asarray(overlapping).tolist(),
+        "seconds": time.time() - t0, "epochs_run": epochs})
+    print(f"{model} {row} partition {partition} seed {seed} fold {fold}: {time.time() - t0:.0f} s", flush=True)
+
+
+def pending_jobs(args):
+    rows = args.rows.split(",")
+    jobs = []
+    for seed in range(args.seeds):  # seed 0 of every row first: a short budget still covers every lever
+        for row in rows:
+            for p in range(args.partitions):
+                for f in (0, 1):
+                    if not os.path.exists(result_path(args.results, args.model, row, p, seed, f)):
+                        jobs.append((row, p, seed, f))
+    return jobs
+
+
+def run_jobs(args):
+    """Train every missing run, ``--workers`` processes at a time (one TF thread each when more than one)."""
+    jobs = pending_jobs(args)
+    print(f"{len(jobs)} runs to train", flush=True)
+    env = dict(os.environ)
+    if args.workers > 1:
+        env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS="1")
+    running = []
+    while jobs or running:
+        while jobs and len(running) < args.workers:
+            row, p, s, f = jobs.pop(0)
+            if os.path.exists(result_path(args.results, args.model, row, p, s, f)):
+                continue  # finished meanwhile by another process
+            cmd = [sys.executable, "-m", "benchmarks.scratch_recipe", "--one", f"{row},{p},{s},{f}",
+                   "--model", args.model, "--data", args.data, "--results", args.results]
+            running.append(subprocess.Popen(cmd, env=env))
+        time.sleep(2)
+        for proc in [r for r in running if r.poll() is not None]:
+            running.remove(proc)
+            if proc.returncode:
+                print(f"a run failed ({' '.join(proc.args[-7:])}): exit {proc.returncode}", flush=True)
+
+
+def load_results(results, model):
+    out = {}
+    for path in glob.glob(os.path.join(results, f"{model}-*.json")):
+        with open(path) as f:
+            r = json.load(f)
+        out.setdefault(r["row"], {}).setdefault((r["partition"], r["seed"]), []).append(r)
+    return out
+
+
+def accuracy(folds, key="probabilities", probs=None):
+    """``(clip accuracy, artist-unseen accuracy)`` over a partition's two folds, from each fold's ``key``
+    probabilities (or ``probs``, one array per fold)."""
+    correct, unseen = [], []
+    for i, r in enumerate(sorted(folds, key=lambda r: r["fold"])):
+        p = np.asarray(probs[i] if probs is not None else r[key])
+        correct.extend(p.argmax(1) == np.asarray(r["truth"]))
+        unseen.extend(r["groups_unseen"])
+    correct, unseen = np.array(correct), np.array(unseen)
+    return float(correct.mean()), float(correct[unseen].mean())
+
+
+def table_row(name, accs, extra=""):
+    a, u = np.array(accs).T
+    return (f"| {name} | {a.mean():.3f} ± {a.std():.3f} | {u.mean():.3f} | {len(a)} | {a.min():.3f} / {a.max():.3f} |"
+            f" {extra} |")
+
+
+def report(args):
+    """The table: per lever its runs (partition × seed), the same runs scored on half-hop test windows, and
+    per partition the ensemble of its seeds."""
+    results = load_results(args.results, args.model)
+    print(f"| `{args.model}` setting | clip acc (mean ± sd) | artist unseen | runs | min / max | epochs run |")
+    print("|---|---|---|---|---|---|")
+    for row in [r for r in ROWS if r in results]:
+        runs = {k: v for k, v in results[row].items() if len(v) == 2}
+        if not runs:
+            continue
+        epochs = np.mean([r["epochs_run"] for v in runs.values() for r in v])
+        print(table_row(DESCRIPTIONS[row], [accuracy(v) for v in runs.values()], f"{epochs:.0f}"))
+        hop = [v for v in runs.values() if all("probabilities_half_hop" in r for r in v)]
+        if hop:
+            print(table_row(f"{DESCRIPTIONS[row]}; test windows at half-window hop",
+                            [accuracy(v, "probabilities_half_hop") for v in hop]))
+        ensembles = seed_ensembles(runs)
+        if ensembles:
+            print(table_row(f"{DESCRIPTIONS[row]}; mean of {ensembles[0]} seeds' probabilities",
+                            ensembles[1]))
+
+
+def seed_ensembles(runs):
+    """``(seeds, accuracies)``: per partition with 2+ seeds, the accuracy of the mean of its seeds'
+    probabilities (partitions with fewer seeds than the most any has are left out)."""
+    by_partition = {}
+    for (p, _), folds in sorted(runs.items()):
+        by_partition.setdefault(p, []).append(sorted(folds, key=lambda r: r["fold"]))
+    most = max(len(v) for v in by_partition.values())
+    if most < 2:
+        return None
+    accs = [accuracy(seeds[0], probs=[np.mean([np.asarray(s[f]["probabilities"]) for s in seeds], axis=0)
+                                      for f in (0, 1)])
+            for seeds in by_partition.values() if len(seeds) == most]
+    return most, accs
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.path.normpath(DEFAULT_DATA))
+    p.add_argument("--model", default="crnn_attention")
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated levers from {', '.join(ROWS)}")
+    p.add_argument("--partitions", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--results", default=DEFAULT_RESULTS)
+    p.add_argument("--report", action="store_true", help="only print the table of the kept results")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # ROW,PARTITION,SEED,FOLD: one run (worker process)
+    args = p.parse_args(argv)
+    if args.one:
+        row, part, seed, fold = args.one.split(",")
+        train_fold(args.data, args.model, row, int(part), int(seed), int(fold), args.results)
+        return 0
+    if not args.report:
+        from benchmarks._util import print_machine
+
+        print_machine("scratch_recipe")
+        run_jobs(args)
+    report(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -72,9 +72,7 @@ def train_fold(data, model, row, partition, seed, fold, results):
                                    verbose=0)
         overlapping, _, _ = predict_clips(net, test, sample_rate=run.sample_rate, window_samples=run.window_samples,
                                           hop_samples=run.window_samples // 2, verbose=0)
-        with open(run.file("history.csv")) as f:
-            epochs = sum(1 for _ in f) - 1
-        labels = run.labels
+        epochs, labels = run.metrics["epochs_run"], run.labels
     index = {l: i for i, l in enumerate(labels)}
     write_json(result_path(results, model, row, partition, seed, fold), {
         "model": model, "row": row, "settings": ROWS[row], "partition": partition, "seed": seed, "fold": fold,

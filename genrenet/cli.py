@@ -396,7 +396,8 @@ def cmd_cache(args):
         return
     cache = AudioCache(directory)
     if args.clear:
-        print(f"{directory}: removed {len(cache.entries())} entries, {cache.clear() / 1e9:.2f} GB freed")
+        removed, freed = cache.clear()
+        print(f"{directory}: removed {removed} entries, {freed / 1e9:.2f} GB freed")
         return
     entries = cache.entries()
     clips = [e for e in entries if e.endswith(".npy")]

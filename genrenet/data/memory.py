@@ -157,18 +157,19 @@ class AudioCache:
         return sorted(glob.glob(os.path.join(self.directory, "??", "*.npy"))
                       + glob.glob(os.path.join(self.directory, "??", "*.err")))
 
-    def clear(self) -> int:
-        """Remove every entry (and the emptied subfolders); other files are left alone. Returns the bytes freed.
-        A run reading the cache meanwhile decodes what it no longer finds."""
-        freed = 0
+    def clear(self) -> tuple:
+        """Remove every entry (and the emptied subfolders); other files are left alone. Returns ``(entries
+        removed, bytes freed)``. A run reading the cache meanwhile decodes what it no longer finds."""
+        removed = freed = 0
         for path in self.entries():
             with contextlib.suppress(FileNotFoundError):  # removed meanwhile by another process
                 freed += os.path.getsize(path)
                 os.remove(path)
+                removed += 1
         for sub in glob.glob(os.path.join(self.directory, "??")):
             with contextlib.suppress(OSError):  # not empty: it holds files that are not ours
                 os.rmdir(sub)
-        return freed
+        return removed, freed
 
     def put(self, key, audio):
         """Store decoded audio for ``key`` (written atomically)."""

@@ -18,9 +18,10 @@ from ..errors import TrainingError
 # scratch, models memorise 20 training clips within 30 epochs (training accuracy 0.97+) and score at the MFCC+SVM
 # baseline (crnn_attention 0.55); mixup with 60 epochs of cosine-decayed learning rate lifts crnn_attention to
 # 0.675 and cnn to 0.70 (crnn_attention 0.675 ± 0.037 over 3 fold partitions × 3 seeds; more crops, 120 epochs,
-# SpecAugment and label smoothing measured no better: benchmarks/scratch_recipe.py). A frozen pretrained backbone's head trains on
-# cached features, where mixup does not apply and longer training only overfits: 30 epochs at a constant rate
-# (musicnn msd 0.81 ± 0.03 over 15 runs, benchmarks/transfer_recipe.py; 60 cosine epochs: 5 points lower).
+# SpecAugment and label smoothing measured no better: benchmarks/scratch_recipe.py). A frozen pretrained
+# backbone's head trains on cached features, where mixup does not apply and longer training only overfits: 30
+# epochs at a constant rate (musicnn msd 0.81 ± 0.03 over 15 runs, benchmarks/transfer_recipe.py; 60 cosine
+# epochs: 5 points lower).
 DEFAULT_EPOCHS = 60
 DEFAULT_PATIENCE = 10
 DEFAULT_AUGMENT = ("mixup",)

@@ -245,13 +245,11 @@ def _training_batches(s: _Session, d: _Data, window_samples: int, initial_epoch:
                     seed=cfg.seed, initial_epoch=initial_epoch, epochs=epochs, crops_per_clip=cfg.crops_per_clip,
                     log=s.log, drop_remainder=cfg.strategy != "default", augment=Augment.resolve(cfg.augment),
                     cache=cfg.cache)
-    try:
+    with _no_usable_audio_stops_training(s):
         if cfg.strategy == "multi_worker" and not cfg.data_service and reads_record_shards(d.train_clips):
             return shard_by_file(s.dist, d.train_clips, functools.partial(
                 training_epochs, batch_size=cfg.batch_size, **settings), say=s.say)
         ds, steps = make(d.train_clips, batch_size=s.global_batch, **settings)
-    except DatasetError as e:
-        raise TrainingError(f"{e}{_skip_note(s)}") from None
     return (shard_by_data(ds) if cfg.strategy != "default" else ds), steps
 
 
@@ -273,6 +271,16 @@ def _save_skips(s: _Session) -> str:
     if s.chief:
         s.writer.text("skipped.tsv", "file\treason\n" + "".join(f"{n}\t{r}\n" for n, r in rows))
     return s.writer.file("skipped.tsv")
+
+
+@contextlib.contextmanager
+def _no_usable_audio_stops_training(s: _Session):
+    """A :class:`DatasetError` from building the training data (e.g. every training file skipped) becomes a
+    :class:`TrainingError` that says what was skipped and where the reasons are."""
+    try:
+        yield
+    except DatasetError as e:
+        raise TrainingError(f"{e}{_skip_note(s)}") from None
 
 
 def _skip_note(s: _Session) -> str:
@@ -326,14 +334,12 @@ def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
     callbacks, checkpoint = _callbacks(s, net, monitor="val_loss" if d.val_clips else "loss", steps=None,
                                        epochs=cfg.epochs, learning_rate=cfg.learning_rate, state=s.state,
                                        schedule=cfg.lr_schedule)
-    try:
+    with _no_usable_audio_stops_training(s):
         transfer.fit_head(net, d.train_clips, d.val_clips, d.labels, head=cfg.head,
                           sample_rate=s.spec.features.sample_rate, window_samples=int(net.input_shape[-1]),
                           batch_size=cfg.batch_size, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
                           callbacks=callbacks, verbose=s.keras_verbose, log=s.log,
                           label_smoothing=cfg.label_smoothing)
-    except DatasetError as e:
-        raise TrainingError(f"{e}{_skip_note(s)}") from None
     return checkpoint
 
 

@@ -1,15 +1,16 @@
 """The from-scratch recipe on small data: one lever at a time, artist-aware CV on the 40 GTZAN dev clips.
 
-    python -m benchmarks.scratch_recipe --rows defaults,epochs120 --partitions 3 --seeds 1   # train what is missing
+    python -m benchmarks.scratch_recipe --rows pitch_mixup,mixup --partitions 3 --seeds 3   # train what is missing
     python -m benchmarks.scratch_recipe --workers 2          # two training processes of one thread each
     python -m benchmarks.scratch_recipe --report             # the table from the results kept so far
 
-Every run is ``genrenet.train(MODEL, 'gtzan_dev?folds=2&fold=F&seed=P', seed=S, **lever)``: the CLI's default
-recipe with one setting changed (:data:`ROWS`). Protocol: 2-fold artist-aware CV (:func:`genrenet.data.kfold`)
-over ``--partitions`` fold partitions (seeds 0..P-1), each with ``--seeds`` training seeds; a clip is the mean of
-its 3-s window probabilities. A run's test-fold probabilities are kept in ``--results`` (one JSON file per model,
-lever, partition, seed and fold), so an interrupted comparison resumes where it stopped and the seed-ensemble row
-(the mean of the seeds' probabilities, per partition) needs no extra training.
+Every run is ``genrenet.train(MODEL, 'gtzan_dev?folds=K&fold=F&seed=P', seed=S, **settings)`` with a row's
+settings (:data:`ROWS`; all else at its default). Protocol: artist-aware K-fold CV (``--folds``, default 2;
+:func:`genrenet.data.kfold`) over ``--partitions`` fold partitions (seeds 0..P-1), each with ``--seeds`` training
+seeds; a clip is the mean of its 3-s window probabilities. A run's test-fold probabilities are kept in
+``--results`` (one JSON file per model, lever, folds, partition, seed and fold), so an interrupted comparison
+resumes where it stopped and the seed-ensemble row (the mean of the seeds' probabilities, per partition) needs no
+extra training.
 """
 from __future__ import annotations
 
@@ -28,32 +29,42 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks.gtzan_dev import DEFAULT_DATA  # noqa: E402
 
-ROWS = {
-    "defaults": {},
-    "patience10": {"patience": 10},
-    "epochs120": {"epochs": 120},
-    "epochs120_patience10": {"epochs": 120, "patience": 10},
-    "crops20": {"crops_per_clip": 20},
+ROWS = {  # every row names its augmentation, so a row means the same settings whatever the defaults are
+    "pitch_mixup": {"augment": "pitch,mixup"},
+    "mixup": {"augment": "mixup"},
+    "patience10": {"augment": "mixup", "patience": 10},
+    "epochs120": {"augment": "mixup", "epochs": 120},
+    "epochs120_patience10": {"augment": "mixup", "epochs": 120, "patience": 10},
+    "crops20": {"augment": "mixup", "crops_per_clip": 20},
     "specaugment_mixup": {"augment": "specaugment,mixup", "patience": 10},
-    "label_smoothing": {"label_smoothing": 0.1, "patience": 10},
+    "label_smoothing": {"augment": "mixup", "label_smoothing": 0.1, "patience": 10},
+    "pitch_always": {"augment": {"pitch": {"p": 1.0}, "mixup": {}}},
+    "pitch_stretch_mixup": {"augment": "stretch,pitch,mixup"},
+    "pitch_crops20": {"augment": "pitch,mixup", "crops_per_clip": 20},
 }
 DESCRIPTIONS = {
-    "defaults": "**defaults**: 60 epochs, cosine learning rate, mixup, the whole schedule",
-    "patience10": "early stopping on the training loss (patience 10)",
-    "epochs120": "120 epochs",
-    "epochs120_patience10": "120 epochs, early stopping on the training loss (patience 10)",
-    "crops20": "20 random crops per clip and epoch instead of 10 (clip length / window)",
+    "pitch_mixup": "**defaults**: 60 epochs, cosine learning rate, pitch shift (±2 semitones, half the windows) + "
+                   "mixup, the whole schedule",
+    "mixup": "mixup without pitch shift",
+    "patience10": "mixup; early stopping on the training loss (patience 10)",
+    "epochs120": "mixup; 120 epochs",
+    "epochs120_patience10": "mixup; 120 epochs, early stopping on the training loss (patience 10)",
+    "crops20": "mixup; 20 random crops per clip and epoch instead of 10 (clip length / window)",
     "specaugment_mixup": "SpecAugment + mixup, early stopping on the training loss (patience 10)",
-    "label_smoothing": "label smoothing 0.1 + mixup, early stopping on the training loss (patience 10)",
+    "label_smoothing": "mixup; label smoothing 0.1, early stopping on the training loss (patience 10)",
+    "pitch_always": "pitch shift on every window instead of half + mixup",
+    "pitch_stretch_mixup": "pitch shift and time stretch (0.9–1.1), each on half the windows, + mixup",
+    "pitch_crops20": "pitch shift + mixup, 20 crops per clip and epoch",
 }
 DEFAULT_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "scratch_recipe")
 
 
-def result_path(results, model, row, partition, seed, fold):
-    return os.path.join(results, f"{model}-{row}-p{partition}-s{seed}-f{fold}.json")
+def result_path(results, model, row, k, partition, seed, fold):
+    folds = "" if k == 2 else f"-k{k}"
+    return os.path.join(results, f"{model}-{row}{folds}-p{partition}-s{seed}-f{fold}.json")
 
 
-def train_fold(data, model, row, partition, seed, fold, results):
+def train_fold(data, model, row, k, partition, seed, fold, results):
     """Train one fold with the lever's settings and keep the test clips' probabilities."""
     from genrenet.data import kfold, load_dataset
     from genrenet.infer.windows import predict_clips
@@ -61,11 +72,11 @@ def train_fold(data, model, row, partition, seed, fold, results):
     from genrenet.train.trainer import train
 
     dataset = load_dataset(data)
-    folds, _ = kfold(dataset.clips, 2, partition)
+    folds, _ = kfold(dataset.clips, k, partition)
     test = folds[fold]
     t0 = time.time()
     with tempfile.TemporaryDirectory() as out:
-        run = train(model, data=f"{data}?folds=2&fold={fold}&seed={partition}", out=os.path.join(out, "run"),
+        run = train(model, data=f"{data}?folds={k}&fold={fold}&seed={partition}", out=os.path.join(out, "run"),
                     seed=seed, verbose=0, **ROWS[row])
         net = run.load_model()
         mean, _, _ = predict_clips(net, test, sample_rate=run.sample_rate, window_samples=run.window_samples,
@@ -74,14 +85,16 @@ def train_fold(data, model, row, partition, seed, fold, results):
                                           hop_samples=run.window_samples // 2, verbose=0)
         epochs, labels = run.metrics["epochs_run"], run.labels
     index = {l: i for i, l in enumerate(labels)}
-    write_json(result_path(results, model, row, partition, seed, fold), {
-        "model": model, "row": row, "settings": ROWS[row], "partition": partition, "seed": seed, "fold": fold,
+    write_json(result_path(results, model, row, k, partition, seed, fold), {
+        "model": model, "row": row, "settings": ROWS[row], "folds": k, "partition": partition, "seed": seed,
+        "fold": fold,
         "labels": labels, "clips": [c.id for c in test], "truth": [index[c.label] for c in test],
         "groups_unseen": [c.group not in {t.group for f, part in enumerate(folds) if f != fold for t in part}
                           for c in test],
         "probabilities": np.asarray(mean).tolist(), "probabilities_half_hop": np.asarray(overlapping).tolist(),
         "seconds": time.time() - t0, "epochs_run": epochs})
-    print(f"{model} {row} partition {partition} seed {seed} fold {fold}: {time.time() - t0:.0f} s", flush=True)
+    print(f"{model} {row} {k}-fold partition {partition} seed {seed} fold {fold}: {time.time() - t0:.0f} s",
+          flush=True)
 
 
 def pending_jobs(args):
@@ -90,8 +103,8 @@ def pending_jobs(args):
     for seed in range(args.seeds):  # seed 0 of every row first: a short budget still covers every lever
         for row in rows:
             for p in range(args.partitions):
-                for f in (0, 1):
-                    if not os.path.exists(result_path(args.results, args.model, row, p, seed, f)):
+                for f in range(args.folds):
+                    if not os.path.exists(result_path(args.results, args.model, row, args.folds, p, seed, f)):
                         jobs.append((row, p, seed, f))
     return jobs
 
@@ -107,9 +120,10 @@ def run_jobs(args):
     while jobs or running:
         while jobs and len(running) < args.workers:
             row, p, s, f = jobs.pop(0)
-            if os.path.exists(result_path(args.results, args.model, row, p, s, f)):
+            if os.path.exists(result_path(args.results, args.model, row, args.folds, p, s, f)):
                 continue  # finished meanwhile by another process
             cmd = [sys.executable, "-m", "benchmarks.scratch_recipe", "--one", f"{row},{p},{s},{f}",
+                   "--folds", str(args.folds),
                    "--model", args.model, "--data", args.data, "--results", args.results]
             running.append(subprocess.Popen(cmd, env=env))
         time.sleep(2)
@@ -124,12 +138,12 @@ def load_results(results, model):
     for path in glob.glob(os.path.join(results, f"{model}-*.json")):
         with open(path) as f:
             r = json.load(f)
-        out.setdefault(r["row"], {}).setdefault((r["partition"], r["seed"]), []).append(r)
+        out.setdefault((r["row"], r.get("folds", 2)), {}).setdefault((r["partition"], r["seed"]), []).append(r)
     return out
 
 
 def accuracy(folds, key="probabilities", probs=None):
-    """``(clip accuracy, artist-unseen accuracy)`` over a partition's two folds, from each fold's ``key``
+    """``(clip accuracy, artist-unseen accuracy)`` over a partition's folds, from each fold's ``key``
     probabilities (or ``probs``, one array per fold)."""
     correct, unseen = [], []
     for i, r in enumerate(sorted(folds, key=lambda r: r["fold"])):
@@ -152,23 +166,24 @@ def report(args):
     results = load_results(args.results, args.model)
     print(f"| `{args.model}` setting | clip acc (mean ± sd) | artist unseen | runs | min / max | epochs run |")
     print("|---|---|---|---|---|---|")
-    for row in [r for r in ROWS if r in results]:
-        runs = {k: v for k, v in results[row].items() if len(v) == 2}
+    known = [key for key in results if key[0] in ROWS]  # rows since dropped from ROWS are not reported
+    for row, k in sorted(known, key=lambda key: (key[1], list(ROWS).index(key[0]))):
+        runs = {key: v for key, v in results[row, k].items() if len(v) == k}
         if not runs:
             continue
+        name = DESCRIPTIONS[row] + ("" if k == 2 else f"; {k}-fold CV ({k - 1}/{k} of the clips train)")
         epochs = np.mean([r["epochs_run"] for v in runs.values() for r in v])
-        print(table_row(DESCRIPTIONS[row], [accuracy(v) for v in runs.values()], f"{epochs:.0f}"))
+        print(table_row(name, [accuracy(v) for v in runs.values()], f"{epochs:.0f}"))
         hop = [v for v in runs.values() if all("probabilities_half_hop" in r for r in v)]
         if hop:
-            print(table_row(f"{DESCRIPTIONS[row]}; test windows at half-window hop",
-                            [accuracy(v, "probabilities_half_hop") for v in hop]))
-        ensembles = seed_ensembles(runs)
+            print(table_row(f"{name}; test windows at half-window hop", [accuracy(v, "probabilities_half_hop")
+                                                                          for v in hop]))
+        ensembles = seed_ensembles(runs, k)
         if ensembles:
-            print(table_row(f"{DESCRIPTIONS[row]}; mean of {ensembles[0]} seeds' probabilities",
-                            ensembles[1]))
+            print(table_row(f"{name}; mean of {ensembles[0]} seeds' probabilities", ensembles[1]))
 
 
-def seed_ensembles(runs):
+def seed_ensembles(runs, k):
     """``(seeds, accuracies)``: per partition with 2+ seeds, the accuracy of the mean of its seeds'
     probabilities (partitions with fewer seeds than the most any has are left out)."""
     by_partition = {}
@@ -178,7 +193,7 @@ def seed_ensembles(runs):
     if most < 2:
         return None
     accs = [accuracy(seeds[0], probs=[np.mean([np.asarray(s[f]["probabilities"]) for s in seeds], axis=0)
-                                      for f in (0, 1)])
+                                      for f in range(k)])
             for seeds in by_partition.values() if len(seeds) == most]
     return most, accs
 
@@ -188,6 +203,7 @@ def main(argv=None):
     p.add_argument("--data", default=os.path.normpath(DEFAULT_DATA))
     p.add_argument("--model", default="crnn_attention")
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated levers from {', '.join(ROWS)}")
+    p.add_argument("--folds", type=int, default=2, help="k of the artist-aware k-fold CV (default 2)")
     p.add_argument("--partitions", type=int, default=3)
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--workers", type=int, default=1)
@@ -197,7 +213,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.one:
         row, part, seed, fold = args.one.split(",")
-        train_fold(args.data, args.model, row, int(part), int(seed), int(fold), args.results)
+        train_fold(args.data, args.model, row, args.folds, int(part), int(seed), int(fold), args.results)
         return 0
     if not args.report:
         from benchmarks._util import print_machine

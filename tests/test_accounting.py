@@ -177,9 +177,9 @@ def test_a_second_training_process_cannot_write_a_run_directory_in_use(tmp_path)
             with run_lock(out):
                 pass
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert [line for line in r.stderr.splitlines() if "genrenet" in line] == [f"genrenet: error: {out}: another process (pid {os.getpid()}) is "
-                                             "writing this run directory; wait for it to end or choose another "
-                                             "run directory"]
+    errors = [line for line in r.stderr.splitlines() if "genrenet" in line]
+    assert errors == [f"genrenet: error: {out}: another process (pid {os.getpid()}) is writing this run directory; "
+                      "wait for it to end or choose another run directory"]
     assert not out.exists()  # the lock made the directory; nothing was written, so it is gone again
 
 

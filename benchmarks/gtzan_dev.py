@@ -8,8 +8,8 @@
 
 ``--protocol fixed`` trains every network for ``--epochs`` epochs on all training clips (below).
 ``--protocol defaults`` runs ``genrenet.train`` exactly as the CLI does with its defaults (60 epochs at most,
-cosine-decayed learning rate, mixup; on the dev folds' 2 clips per class no validation hold-out, so early
-stopping watches the training loss; frozen backbone + head on cached features for ``--pretrained`` rows), i.e.
+cosine-decayed learning rate, pitch shift and mixup; on the dev folds' 2 clips per class no validation
+hold-out, so the whole schedule runs; frozen backbone + head on cached features for ``--pretrained`` rows), i.e.
 ``genrenet train MODEL --data 'PATH?folds=K&fold=I'``.
 ``--probe arch:tag`` is a logistic-regression probe (scikit-learn, standardised) on the pretrained model's
 penultimate features averaged over each clip's windows. ``--json`` keeps every finished row; rerunning with the same

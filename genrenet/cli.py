@@ -184,8 +184,8 @@ def _add_transfer_options(s):
     s.add_argument("--augment", metavar="NAMES",
                    help="training-only augmentation: comma-separated names from shift, gain, noise, stretch, "
                         "pitch, specaugment, mixup (or 'all'), or a JSON dict of parameters, e.g. "
-                        "'{\"noise\": {\"snr_db\": [10, 20]}}'; default mixup (none for a frozen backbone's head), "
-                        "'none' for none")
+                        "'{\"noise\": {\"snr_db\": [10, 20]}}'; default pitch,mixup (none for a frozen backbone's "
+                        "head), 'none' for none")
     s.add_argument("--cache", metavar="auto|memory|none|DIR",
                    help="where decoded audio is kept between epochs: auto (default) = in memory when it takes at "
                         "most half the available memory, else on disk in $GENRENET_CACHE_DIR or "

@@ -25,7 +25,7 @@ def test_cli_defaults_are_the_measured_ones_and_the_learning_rate_follows_a_cosi
     r = run_cli("train", "cnn", "--data", TINY, "--out", run, "--epochs", "4", *SMALL)
     assert r.returncode == 0, r.stderr
     config = json.loads((run / "config.json").read_text())
-    assert config["lr_schedule"] == "cosine" and list(config["augment"]) == ["mixup"]
+    assert config["lr_schedule"] == "cosine" and list(config["augment"]) == ["pitch", "mixup"]
     rates = [float(row["learning_rate"]) for row in _history(run)]
     expected = [1e-3 * 0.5 * (1 + np.cos(np.pi * e / 4)) for e in range(4)]  # 1e-3, 8.5e-4, 5e-4, 1.5e-4
     np.testing.assert_allclose(rates, expected, rtol=1e-5)
@@ -48,7 +48,8 @@ def test_without_epochs_a_run_trains_the_default_60_and_says_so_in_its_config(tm
     monkeypatch.setattr(train_config, "DEFAULT_EPOCHS", 2)  # the default, not the number, is what is tested
     run = training.train("cnn", TINY, str(tmp_path / "run"), verbose=0,
                          model_kwargs={"filters": [8, 16], "dense_units": [16]})
-    assert run.config["epochs"] == 2 and run.metrics["epochs_run"] == 2 and list(run.config["augment"]) == ["mixup"]
+    assert run.config["epochs"] == 2 and run.metrics["epochs_run"] == 2
+    assert list(run.config["augment"]) == ["pitch", "mixup"]
     assert TrainConfig().epochs is None  # resolved per kind of training
 
 

@@ -17,14 +17,14 @@ from ..errors import TrainingError
 # Defaults measured on the 40 real GTZAN dev clips (2-fold artist-aware CV, benchmarks/gtzan_dev.py). From
 # scratch, models memorise 20 training clips within 30 epochs (training accuracy 0.97+) and score at the MFCC+SVM
 # baseline (crnn_attention 0.55); mixup with 60 epochs of cosine-decayed learning rate lifts crnn_attention to
-# 0.675 and cnn to 0.70 (crnn_attention 0.675 ± 0.037 over 3 fold partitions × 3 seeds; more crops, 120 epochs,
-# SpecAugment and label smoothing measured no better: benchmarks/scratch_recipe.py). A frozen pretrained
-# backbone's head trains on cached features, where mixup does not apply and longer training only overfits: 30
-# epochs at a constant rate (musicnn msd 0.81 ± 0.03 over 15 runs, benchmarks/transfer_recipe.py; 60 cosine
-# epochs: 5 points lower).
+# 0.675 ± 0.037 and pitch shift on top of it to 0.708 ± 0.033 (3 fold partitions × 3 seeds; 0.69 instead of 0.60
+# on clips by unseen artists). More crops, 120 epochs, SpecAugment and label smoothing measured no better
+# (benchmarks/scratch_recipe.py). A frozen pretrained backbone's head trains on cached features, where
+# augmentation does not apply and longer training only overfits: 30 epochs at a constant rate (musicnn msd 0.81
+# ± 0.03 over 15 runs, benchmarks/transfer_recipe.py; 60 cosine epochs: 5 points lower).
 DEFAULT_EPOCHS = 60
 DEFAULT_PATIENCE = 10
-DEFAULT_AUGMENT = ("mixup",)
+DEFAULT_AUGMENT = ("pitch", "mixup")
 DEFAULT_LR_SCHEDULE = "cosine"
 HEAD_EPOCHS = 30
 HEAD_LR_SCHEDULE = "constant"
@@ -78,7 +78,7 @@ class TrainConfig:
     """Learning rate of the fine-tuning phase."""
     augment: Any = "default"
     """Training-only augmentation: names, a comma string, a dict of parameters, ``none``, or ``default``
-    (mixup from scratch, none for a frozen head). See :mod:`genrenet.data.augment`."""
+    (pitch shift and mixup from scratch, none for a frozen head). See :mod:`genrenet.data.augment`."""
     cache: Union[bool, str] = "auto"
     """Decoded audio: ``auto`` (in memory when it fits in ``memory_budget``, else on disk in
     ``$GENRENET_CACHE_DIR`` or ``~/.cache/genrenet/audio``), ``True`` in memory, ``False`` decoded every epoch,

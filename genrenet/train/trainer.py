@@ -109,8 +109,8 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, config: Op
 
     The settings are a :class:`TrainConfig` (``config``), overridden by keyword ``fields``:
     ``train("cnn", data, epochs=30, seed=0)``. Their defaults are what was measured best on real music: from
-    scratch 60 epochs, a cosine-decayed learning rate and mixup; for the head of a frozen pretrained backbone
-    (``pretrained="msd"``) 30 epochs at a constant rate, trained on cached backbone features. Early stopping
+    scratch 60 epochs, a cosine-decayed learning rate, pitch shift and mixup; for the head of a frozen pretrained
+    backbone (``pretrained="msd"``) 30 epochs at a constant rate, trained on cached backbone features. Early stopping
     keeps the best epoch's weights. ``config.json`` records every resolved setting, so ``genrenet train
     --config RUN/config.json`` trains the same run again.
 

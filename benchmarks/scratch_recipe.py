@@ -87,8 +87,7 @@ def train_fold(data, model, row, k, partition, seed, fold, results):
     index = {l: i for i, l in enumerate(labels)}
     write_json(result_path(results, model, row, k, partition, seed, fold), {
         "model": model, "row": row, "settings": ROWS[row], "folds": k, "partition": partition, "seed": seed,
-        "fold": fold,
-        "labels": labels, "clips": [c.id for c in test], "truth": [index[c.label] for c in test],
+        "fold": fold, "labels": labels, "clips": [c.id for c in test], "truth": [index[c.label] for c in test],
         "groups_unseen": [c.group not in {t.group for f, part in enumerate(folds) if f != fold for t in part}
                           for c in test],
         "probabilities": np.asarray(mean).tolist(), "probabilities_half_hop": np.asarray(overlapping).tolist(),

@@ -24,7 +24,8 @@ def test_every_setting_has_a_default_and_a_docstring():
 
 def test_resolved_settings_depend_on_the_kind_of_training():
     scratch = TrainConfig().resolved()
-    assert (scratch.epochs, scratch.lr_schedule, list(scratch.augment)) == (DEFAULT_EPOCHS, "cosine", ["pitch", "mixup"])
+    assert (scratch.epochs, scratch.lr_schedule) == (DEFAULT_EPOCHS, "cosine")
+    assert list(scratch.augment) == ["pitch", "mixup"]
     head = TrainConfig(pretrained="msd").resolved()
     assert (head.epochs, head.lr_schedule, head.augment, head.freeze_backbone) == (HEAD_EPOCHS, "constant", {}, True)
     assert TrainConfig(epochs=5, lr_schedule="constant", augment="none").resolved().epochs == 5

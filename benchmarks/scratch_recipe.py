@@ -85,11 +85,11 @@ def train_fold(data, model, row, k, partition, seed, fold, results):
                                           hop_samples=run.window_samples // 2, verbose=0)
         epochs, labels = run.metrics["epochs_run"], run.labels
     index = {l: i for i, l in enumerate(labels)}
+    trained_groups = {c.group for f, part in enumerate(folds) if f != fold for c in part}
     write_json(result_path(results, model, row, k, partition, seed, fold), {
         "model": model, "row": row, "settings": ROWS[row], "folds": k, "partition": partition, "seed": seed,
         "fold": fold, "labels": labels, "clips": [c.id for c in test], "truth": [index[c.label] for c in test],
-        "groups_unseen": [c.group not in {t.group for f, part in enumerate(folds) if f != fold for t in part}
-                          for c in test],
+        "groups_unseen": [c.group not in trained_groups for c in test],
         "probabilities": np.asarray(mean).tolist(), "probabilities_half_hop": np.asarray(overlapping).tolist(),
         "seconds": time.time() - t0, "epochs_run": epochs})
     print(f"{model} {row} {k}-fold partition {partition} seed {seed} fold {fold}: {time.time() - t0:.0f} s",
@@ -115,21 +115,21 @@ def run_jobs(args):
     env = dict(os.environ)
     if args.workers > 1:
         env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS="1")
-    running = []
+    running = {}  # process -> the run it trains
     while jobs or running:
         while jobs and len(running) < args.workers:
-            row, p, s, f = jobs.pop(0)
+            row, p, s, f = job = jobs.pop(0)
             if os.path.exists(result_path(args.results, args.model, row, args.folds, p, s, f)):
                 continue  # finished meanwhile by another process
             cmd = [sys.executable, "-m", "benchmarks.scratch_recipe", "--one", f"{row},{p},{s},{f}",
-                   "--folds", str(args.folds),
-                   "--model", args.model, "--data", args.data, "--results", args.results]
-            running.append(subprocess.Popen(cmd, env=env))
+                   "--folds", str(args.folds), "--model", args.model, "--data", args.data, "--results", args.results]
+            running[subprocess.Popen(cmd, env=env)] = job
         time.sleep(2)
         for proc in [r for r in running if r.poll() is not None]:
-            running.remove(proc)
+            row, p, s, f = running.pop(proc)
             if proc.returncode:
-                print(f"a run failed ({' '.join(proc.args[-7:])}): exit {proc.returncode}", flush=True)
+                print(f"a run failed ({row}, {args.folds}-fold partition {p} seed {s} fold {f}): exit "
+                      f"{proc.returncode}", flush=True)
 
 
 def load_results(results, model):

@@ -41,6 +41,9 @@ ROWS = {  # every row names its augmentation, so a row means the same settings w
     "pitch_always": {"augment": {"pitch": {"p": 1.0}, "mixup": {}}},
     "pitch_stretch_mixup": {"augment": "stretch,pitch,mixup"},
     "pitch_crops20": {"augment": "pitch,mixup", "crops_per_clip": 20},
+    "pitch_dropout50": {"augment": "pitch,mixup", "model_kwargs": {"dropout": 0.5}},
+    "pitch_narrow": {"augment": "pitch,mixup", "model_kwargs": {"filters": [16, 32, 48, 64]}},
+    "pitch_lr3e-3": {"augment": "pitch,mixup", "learning_rate": 3e-3},
 }
 DESCRIPTIONS = {
     "pitch_mixup": "**defaults**: 60 epochs, cosine learning rate, pitch shift (±2 semitones, half the windows) + "
@@ -55,6 +58,9 @@ DESCRIPTIONS = {
     "pitch_always": "pitch shift on every window instead of half + mixup",
     "pitch_stretch_mixup": "pitch shift and time stretch (0.9–1.1), each on half the windows, + mixup",
     "pitch_crops20": "pitch shift + mixup, 20 crops per clip and epoch",
+    "pitch_dropout50": "pitch shift + mixup; dropout 0.5 instead of 0.3",
+    "pitch_narrow": "pitch shift + mixup; half the convolution filters (16, 32, 48, 64)",
+    "pitch_lr3e-3": "pitch shift + mixup; learning rate 3e-3 instead of 1e-3",
 }
 DEFAULT_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "scratch_recipe")
 

@@ -45,7 +45,7 @@ def write_files(folder: str, n: int, seconds: float, sample_rate: int = 22050) -
 
 
 def untrained_run(folder: str, model: str) -> str:
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     run = os.path.join(folder, "run")
     train(model, "synthetic:classes=3,clips=2,seconds=3.5", run, epochs=1, verbose=0, evaluate_val=False)

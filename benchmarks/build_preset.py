@@ -157,7 +157,7 @@ def main(argv=None):
     p.add_argument("--out", default=OUT, help=f"preset folder (default {OUT})")
     args = p.parse_args(argv)
     from genrenet.data import load_dataset
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     data = os.path.normpath(args.data)
     dataset = load_dataset(data)

@@ -4,7 +4,7 @@
 
 ``input_bn`` (a BatchNorm on the log-mel's single channel) sits before the 7×38 and 7×67 timbral convolutions:
 while any of its two parameters train, every step must compute the gradient with respect to those
-convolutions' *input*, the most expensive part of musicnn's backward pass. ``genrenet.train.transfer.unfreeze``
+convolutions' *input*, the most expensive part of musicnn's backward pass. ``genrenet.training.transfer.unfreeze``
 keeps every BatchNorm in inference mode, ``input_bn`` included, so fine-tuning never pays for it. Rows: training
 windows/s of one step (Adam, batches of ``--batch`` 3-s windows) with ``unfreeze`` as shipped, and with
 ``input_bn`` trainable as well; timing is interleaved (each repetition runs every variant in turn), median over
@@ -27,7 +27,7 @@ def make_step(input_bn_trainable: bool, batch: int):
     import keras
 
     from genrenet import build_model
-    from genrenet.train.transfer import unfreeze
+    from genrenet.training.transfer import unfreeze
 
     keras.utils.set_random_seed(0)
     model = build_model("musicnn", num_classes=10, pretrained="msd", freeze_backbone=True)

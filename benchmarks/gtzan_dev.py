@@ -108,7 +108,7 @@ def train_defaults(model_name, data_spec, test_clips, labels, *, seed, pretraine
     import tempfile
 
     from genrenet.infer.evaluate import evaluate_clips
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     with tempfile.TemporaryDirectory() as out:
         run = train(model_name, data=data_spec, out=os.path.join(out, "run"), seed=seed, pretrained=pretrained,

@@ -75,7 +75,7 @@ def train_fold(data, model, row, k, partition, seed, fold, results):
     from genrenet.data import kfold, load_dataset
     from genrenet.infer.windows import predict_clips
     from genrenet.run import write_json
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     dataset = load_dataset(data)
     folds, _ = kfold(dataset.clips, k, partition)

@@ -81,8 +81,8 @@ def fit_predict(head: str, x, y, groups, x_test, seed: int):
     probabilities."""
     import keras
 
-    from genrenet.train.config import HEAD_EPOCHS
-    from genrenet.train.transfer import keras_head, logistic_head
+    from genrenet.training.config import HEAD_EPOCHS
+    from genrenet.training.transfer import keras_head, logistic_head
 
     keras.utils.set_random_seed(seed)
     model = head_model(x.shape[1], y.shape[1])

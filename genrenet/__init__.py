@@ -16,16 +16,11 @@ __version__ = "0.1.0"
 
 _HOMES = {
     "load_dataset": "data", "GenrenetError": "errors", "evaluate": "infer.evaluate", "predict": "infer.predict",
-    "FeatureConfig": "nn", "LogMelSpectrogram": "nn", "ModelSpec": "registry", "build_model": "registry",
+    "FeatureConfig": "features", "LogMelSpectrogram": "nn", "ModelSpec": "registry", "build_model": "registry",
     "list_models": "registry", "model_info": "registry", "register_model": "registry", "export": "serve.export",
-    "TrainConfig": "train.config", "train": "train.trainer", "plot_timeline": "infer.timeline",
+    "TrainConfig": "training.config", "train": "training.trainer", "Run": "run", "plot_timeline": "infer.timeline",
     "ClassifyAudio": "infer.beam", "list_presets": "presets", "preset_info": "presets", "load_preset": "presets",
 }
-
-# The subpackage genrenet.train shares its name with the function train: load it now (its __init__ imports
-# nothing) and drop the attribute the import system set, so that ``genrenet.train`` is the function.
-importlib.import_module(".train", __name__)
-del train  # noqa: F821  (bound by the import above)
 
 __all__ = sorted(_HOMES) + ["__version__"]
 

@@ -108,8 +108,8 @@ def import_tensorflow_quietly():
 
 
 def cmd_train(args):
-    from .train.config import TrainConfig
-    from .train.trainer import train
+    from .training.config import TrainConfig
+    from .training.trainer import train
 
     given = vars(args)
     config, model, data = TrainConfig(), args.model, given.get("data")
@@ -132,7 +132,7 @@ def cmd_train(args):
 
 def _add_train_parser(sub):
     """``genrenet train``: every TrainConfig setting as a flag; a flag not given keeps the config's value."""
-    from .train.config import LR_SCHEDULES
+    from .training.config import LR_SCHEDULES
     s = sub.add_parser("train", help="train a model on a dataset into a run directory",
                        argument_default=argparse.SUPPRESS)
     s.add_argument("model", nargs="?", default=None, help="a registered model name (see `genrenet models`)")
@@ -168,7 +168,7 @@ def _add_train_parser(sub):
 
 def _add_transfer_options(s):
     """Pretrained weights, fine-tuning, augmentation and caching options of ``train``."""
-    from .train.config import HEAD_TRAINERS
+    from .training.config import HEAD_TRAINERS
 
     s.add_argument("--pretrained", metavar="TAG", help="start from pretrained weights, e.g. msd or mtt for "
                    "musicnn/vgg_musicnn")
@@ -210,7 +210,7 @@ def _byte_size(text: str) -> int:
 
 def _add_engine_options(s):
     """Reliability and scale options of ``train``: resume, determinism, mixed precision, distribution."""
-    from .train.config import PRECISIONS, STRATEGIES
+    from .training.config import PRECISIONS, STRATEGIES
     s.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
                    help="continue an interrupted run from its last completed epoch (same results as an "
                    "uninterrupted run); --resume RUN or --out RUN --resume")
@@ -371,7 +371,7 @@ def cmd_embed(args):
 def cmd_demo(args):
     from .infer.evaluate import evaluate
     from .serve.export import export
-    from .train.trainer import train
+    from .training.trainer import train
 
     out = args.out
     print(f"genrenet demo: training crnn_attention on the built-in synthetic music ({DEMO_DATA}) into {out}")
@@ -577,7 +577,7 @@ def as_flags(message: str) -> str:
     """Library messages name parameters; on the command line they are flags: ``name=True`` becomes ``--name``,
     ``name=VALUE`` ``--name VALUE``, and a bare name with an underscore (it cannot be an ordinary word)
     ``--name-with-dashes``."""
-    from .train.config import TrainConfig
+    from .training.config import TrainConfig
 
     for name in TrainConfig.fields() + OTHER_FLAG_PARAMETERS:
         flag = "--" + name.replace("_", "-")

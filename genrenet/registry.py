@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import keras
 
 from .errors import ConfigError, ModelArgumentError, RegistryError, UnknownModelError
-from .nn.frontend import FeatureConfig
+from .features import FeatureConfig
 
 # What build_model passes every builder (not hyper-parameters: they describe the input and training, not the body).
 BUILDER_INPUTS = ("num_classes", "features", "window_seconds", "spec_augment")

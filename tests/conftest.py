@@ -47,7 +47,7 @@ def write_tone(path, seconds=1.0, sr=22050, freq=440.0, channels=1, subtype=None
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A cnn trained for one epoch on tiny synthetic data (shared by CLI/predict/export tests)."""
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train("cnn", TINY, str(out), epochs=1, verbose=0, model_kwargs={"filters": [8, 16], "dense_units": [16]})

@@ -131,7 +131,7 @@ def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
 
 
 def test_a_dataset_larger_than_the_memory_budget_trains_from_a_disk_cache(tmp_path, monkeypatch, capsys):
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     monkeypatch.setenv("GENRENET_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "music"

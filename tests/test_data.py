@@ -140,7 +140,7 @@ def test_holdout_of_a_single_artist_class_falls_back_to_clips(gtzan_dev):
 
 
 def test_validation_is_held_out_by_default_only_when_every_class_can_spare_clips():
-    from genrenet.train.splits import resolve_splits
+    from genrenet.training.splits import resolve_splits
 
     big = load_dataset("synthetic:classes=3,clips=10,seconds=1")
     train, val, notes = resolve_splits(big, None, 0)

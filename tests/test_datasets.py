@@ -257,7 +257,7 @@ def test_csv_problems(tmp_path):
 
 def test_training_continues_over_good_files_and_reports_skips(tmp_path, capsys):
     from genrenet.errors import TrainingError
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     data = _bad_folder(tmp_path / "data")
     run = tmp_path / "run"

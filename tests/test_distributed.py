@@ -26,7 +26,7 @@ import tensorflow as tf
 if os.environ.get("SPLIT_CPU"):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from genrenet.train import checkpoint as resume
+from genrenet.training import checkpoint as resume
 original = resume.EpochCheckpoint.on_epoch_end
 def dump(self, epoch, logs=None):
     original(self, epoch, logs)

@@ -9,7 +9,7 @@ from genrenet.run import Run
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     root = tmp_path_factory.mktemp("members")
     a = train("cnn", TINY, str(root / "a"), epochs=1, verbose=0, seed=1,
@@ -54,7 +54,7 @@ def test_ensemble_cli_exports_and_serves_like_one_model(two_runs, tmp_path):
 
 
 def test_ensemble_refuses_members_with_other_labels(two_runs, tmp_path):
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     other = train("cnn", "synthetic:classes=2,clips=3,seconds=3.5", str(tmp_path / "o"), epochs=1, verbose=0,
                   model_kwargs={"filters": [8], "dense_units": [8]})

@@ -90,7 +90,7 @@ def _same_label(p, q, tol):
 
 
 def _minimal_run(path, name, num_classes=4, **kwargs):
-    """model.keras + labels.json + config.json as genrenet.train.trainer writes them, for an untrained model."""
+    """model.keras + labels.json + config.json as genrenet.training.trainer writes them, for an untrained model."""
     from genrenet.registry import get_spec
 
     spec = get_spec(name)
@@ -160,7 +160,8 @@ def test_in_graph_resampling_matches_soxr(rate):
 # --- the SavedModel ---------------------------------------------------------------------------------------------
 
 def test_export_layout_assets_and_refusal(exported, tiny_run):
-    from genrenet.serve.export import ExportError, export, load_export_meta
+    from genrenet.infer.source import load_export_meta
+    from genrenet.serve.export import ExportError, export
 
     names = sorted(os.listdir(exported))
     assert {"saved_model.pb", "variables", "assets", "model.tflite"} <= set(names)
@@ -381,8 +382,8 @@ def test_rest_request_fits_the_exported_signature(exported, tiny_run, audio_file
     import tensorflow as tf
 
     from genrenet.infer.predict import predict
-    from genrenet.serve.rest import (decode_rest_request, is_pcm16_wav, make_rest_request, parse_rest_response,
-                                  rest_response, wav_bytes)
+    from genrenet.serve.rest import is_pcm16_wav, make_rest_request, parse_rest_response, wav_bytes
+    from serving_fakes import decode_rest_request, rest_response
 
     import soundfile as sf
 
@@ -428,7 +429,8 @@ def test_predict_rest_posts_to_the_tf_serving_url(exported, audio_files, monkeyp
     import requests
     import tensorflow as tf
 
-    from genrenet.serve.rest import decode_rest_request, predict_rest, rest_response
+    from genrenet.serve.rest import predict_rest
+    from serving_fakes import decode_rest_request, rest_response
 
     loaded = tf.saved_model.load(exported)
     calls = []

@@ -33,7 +33,7 @@ def _metrics(run):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The uninterrupted run (in this process) that interrupted and repeated runs must reproduce."""
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     out = tmp_path_factory.mktemp("ref") / "run"
     train("cnn", TINY, str(out), epochs=5, batch_size=4, patience=2, seed=3, deterministic=True, verbose=0,
@@ -42,7 +42,7 @@ def reference(tmp_path_factory):
 
 
 def test_two_seeded_deterministic_runs_are_bit_identical(reference, tmp_path):
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     train("cnn", TINY, str(tmp_path / "again"), epochs=5, batch_size=4, patience=2, seed=3, deterministic=True,
           verbose=0, model_kwargs=SMALL)
@@ -93,9 +93,9 @@ class _Crash(Exception):
 
 def test_crash_at_an_epoch_boundary_then_resume_restores_everything(reference, tmp_path, monkeypatch):
     """Early-stopping state, best weights, optimizer and RNG states all survive: same result as one go."""
-    from genrenet.train import checkpoint as resume
+    from genrenet.training import checkpoint as resume
     from genrenet.errors import TrainingError
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     original = resume.EpochCheckpoint.on_epoch_end
 
@@ -125,7 +125,7 @@ def test_crash_at_an_epoch_boundary_then_resume_restores_everything(reference, t
 
 def test_refuses_unfinished_run_without_resume_and_changed_settings(tmp_path):
     from genrenet.errors import TrainingError
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     run = tmp_path / "run"
     run.mkdir()
@@ -141,7 +141,7 @@ def test_mixed_float16_trains_on_cpu_and_matches_float32(tmp_path):
 
     import genrenet
     from genrenet.run import Run
-    from genrenet.train.trainer import train
+    from genrenet.training.trainer import train
 
     run = train("cnn", TINY, str(tmp_path / "mp"), epochs=1, batch_size=4, verbose=0, model_kwargs=SMALL,
                 mixed_precision="mixed_float16", evaluate_val=False, val_fraction=0.2)

@@ -10,7 +10,7 @@ from conftest import GTZAN_DEV
 
 import genrenet
 from genrenet.data.synthetic import generate_clip
-from genrenet.serve.tflite_metadata import read_metadata, with_audio_metadata
+from genrenet.infer.tflite_metadata import read_metadata, with_audio_metadata
 
 SR = 22050
 LABELS = ["blues", "classical", "hip hop", "métal"]  # a space and a non-ASCII letter must survive
@@ -129,7 +129,7 @@ def test_metadata_parses_with_mediapipes_own_schema_module(exported_tflite, tiny
     from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
 
     from genrenet.run import Run
-    from genrenet.serve.tflite_metadata import metadata_buffer
+    from genrenet.infer.tflite_metadata import metadata_buffer
 
     with open(exported_tflite, "rb") as f:
         buf = bytearray(metadata_buffer(f.read()))

@@ -123,7 +123,7 @@ def test_evaluate_adds_events_and_card_results_and_export_carries_the_card(cli_r
 
 
 def test_card_front_matter_survives_awkward_labels():
-    from genrenet.serve.card import model_card
+    from genrenet.run.card import model_card
 
     labels = ["hip hop", "métal", 'say "yes"', "no", "1.5", "r&b: soul", "-"]
     config = {"model": "cnn", "data": "csv:/data/my list.csv?folds=5&fold=0", "features": {"sample_rate": 16000}}

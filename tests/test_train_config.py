@@ -7,7 +7,7 @@ import pytest
 import genrenet
 from conftest import TINY, run_cli
 from genrenet.errors import GenrenetError, TrainingError
-from genrenet.train.config import DEFAULT_EPOCHS, HEAD_EPOCHS, TrainConfig
+from genrenet.training.config import DEFAULT_EPOCHS, HEAD_EPOCHS, TrainConfig
 
 SMALL = {"filters": [8, 16], "dense_units": [16]}
 
@@ -102,7 +102,7 @@ def test_label_smoothing_reaches_a_frozen_backbones_head():
     import keras
     import numpy as np
 
-    from genrenet.train.transfer import keras_head
+    from genrenet.training.transfer import keras_head
 
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((64, 8)).astype("float32"), np.eye(3, dtype="float32")[rng.integers(0, 3, 64)]

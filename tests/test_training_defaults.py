@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import TINY, run_cli
-from genrenet.train import trainer as training
-from genrenet.train import config as train_config
-from genrenet.train.config import HEAD_EPOCHS, TrainConfig
+from genrenet.training import trainer as training
+from genrenet.training import config as train_config
+from genrenet.training.config import HEAD_EPOCHS, TrainConfig
 
 SMALL = ["--set", "filters=[8,16]", "--set", "dense_units=[16]", "--verbose", "0"]
 

@@ -66,7 +66,7 @@ def test_logistic_head_is_the_same_softmax_dense_layer_as_the_fitted_regression(
     import keras
     from sklearn.linear_model import LogisticRegression
 
-    from genrenet.train.transfer import logistic_head
+    from genrenet.training.transfer import logistic_head
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 20)

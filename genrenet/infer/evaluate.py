@@ -15,7 +15,7 @@ import numpy as np
 from ..data import ClipDataset, DatasetError, SkipLog, load_dataset
 from ..presets import resolve
 from ..run import LOGS_DIR, Run, atomic_path, write_json
-from ..serve.card import write_run_card
+from ..run.card import write_run_card
 from .windows import default_batch_size, predict_clips
 
 

@@ -17,8 +17,8 @@ import numpy as np
 from ..data import Clip, SkipLog
 from ..presets import is_preset, list_presets, resolve
 from ..run import Run, is_run_dir
-from ..serve.export import load_export_meta
-from ..serve.tflite_metadata import read_metadata
+from .source import load_export_meta
+from .tflite_metadata import read_metadata
 from .windows import Progress, clip_outputs, default_batch_size, model_forward, worth_fusing
 
 

@@ -18,9 +18,10 @@ import numpy as np
 
 from ..data import Clip, SkipLog, load_audio
 from ..errors import AudioError
-from ..nn.frontend import FeatureConfig, LogMelSpectrogram
+from ..features import FeatureConfig
+from ..nn.frontend import LogMelSpectrogram
 from ..run import Run, atomic_path
-from ..serve.export import load_export_meta
+from .source import load_export_meta
 from .predict import Predictor, tflite_meta_path
 from .windows import default_batch_size, window_outputs
 

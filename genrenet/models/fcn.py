@@ -4,7 +4,7 @@ import keras
 from keras import layers
 
 from ..nn.blocks import classifier, conv_stack, spectrogram_input
-from ..nn.frontend import FeatureConfig
+from ..features import FeatureConfig
 from ..registry import register_model
 
 #: The paper's input: 12 kHz, 512-point STFT, hop 256, 96 mels, log amplitude.

@@ -22,7 +22,8 @@ from keras import layers
 
 from ..errors import ConfigError, MissingDependencyError
 from ..nn.blocks import BN_MOMENTUM, classifier, waveform_input
-from ..nn.frontend import FeatureConfig, LogMelSpectrogram
+from ..features import FeatureConfig
+from ..nn.frontend import LogMelSpectrogram
 from ..registry import register_model
 
 INSTALL_COMMAND = "pip install --no-deps musicnn==0.1.0"

@@ -5,7 +5,7 @@ import keras
 from keras import layers
 
 from ..nn.blocks import BN_MOMENTUM, classifier, waveform_input
-from ..nn.frontend import FeatureConfig
+from ..features import FeatureConfig
 from ..registry import register_model
 
 # The paper's 3^9 model: strided conv 128; nine blocks 128, 128, 256 × 6, 512; 1×1 conv 512.

@@ -4,7 +4,7 @@ import keras
 from keras import layers
 
 from ..nn.blocks import BN_MOMENTUM, classifier, conv_block, dense_block, spectrogram_input
-from ..nn.frontend import FeatureConfig
+from ..features import FeatureConfig
 from ..registry import register_model
 
 #: The paper's input: 16 kHz, 512-point STFT, hop 256, 128 mels up to 8 kHz, dB.

@@ -6,7 +6,7 @@ from keras import layers
 
 from ..errors import ConfigError
 from ..nn.blocks import classifier, spectrogram_input
-from ..nn.frontend import FeatureConfig
+from ..features import FeatureConfig
 from ..nn.tokens import ClassTokenPositionEmbedding
 from ..registry import register_model
 

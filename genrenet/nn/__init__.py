@@ -8,7 +8,8 @@ from .augment import SpecAugment
 from .blocks import (BN_MOMENTUM, attention_pooling, classifier, conv_block, conv_stack, dense_block, global_pool_1d,
                      global_pool_2d, penultimate_model, self_attention, spectrogram_input, to_sequence, waveform_input)
 from .ensemble import Combine, FitWindow
-from .frontend import FeatureConfig, LogMelSpectrogram, fused_frontend
+from ..features import FeatureConfig
+from .frontend import LogMelSpectrogram, fused_frontend
 from .tokens import ClassTokenPositionEmbedding
 
 __all__ = ["BN_MOMENTUM", "ClassTokenPositionEmbedding", "Combine", "FeatureConfig", "FitWindow", "LogMelSpectrogram",

@@ -7,7 +7,8 @@ import keras
 from keras import layers
 
 from .augment import SpecAugment
-from .frontend import FeatureConfig, LogMelSpectrogram
+from ..features import FeatureConfig
+from .frontend import LogMelSpectrogram
 
 # Keras' default BatchNorm momentum (0.99) never lets the moving statistics catch up when a small dataset
 # gives ~10 steps per epoch (validation then stays near chance); 0.9 works at that size and at scale.

@@ -14,7 +14,7 @@ Both return ``probabilities`` float32 [batch, C], ``label_id`` int64 [batch], ``
 With ``tflite=True`` the version directory also holds ``model.tflite`` (TFLITE_BUILTINS only; input
 ``waveform`` float32 [batch, window_samples] — one window per row, batch resizable, default 1 — output
 ``probabilities`` [batch, C]; windowing and averaging are the caller's job). It carries TFLite Model Metadata
-(sample rate, labels; :mod:`genrenet.serve.tflite_metadata`), so MediaPipe Tasks' AudioClassifier loads it as it
+(sample rate, labels; :mod:`genrenet.infer.tflite_metadata`), so MediaPipe Tasks' AudioClassifier loads it as it
 is. TF Serving ignores files in a
 version directory that are not part of the SavedModel (``model.tflite``, the model card ``README.md``), and ``tf.saved_model.load`` reads only
 ``saved_model.pb``, ``variables/`` and ``assets/``. Recurrent layers are unrolled for the conversion (the window
@@ -35,10 +35,11 @@ from ..errors import ExportError
 from ..keras_compat import attach_assets
 from ..nn.frontend import iter_layers
 from ..nn.wav import decode_wav_batch
+from ..infer.source import EXPORT_META_FILE
 from ..presets import resolve
 from ..run import Run
-from .card import CARD_FILE, run_card
-from .tflite_metadata import with_audio_metadata
+from ..run.card import CARD_FILE, run_card
+from ..infer.tflite_metadata import with_audio_metadata
 
 TFLITE_FILE = "model.tflite"
 
@@ -188,11 +189,11 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
         labels_path = os.path.join(asset_dir, "labels.txt")
         with open(labels_path, "w", encoding="utf-8") as f:
             f.write("\n".join(run.labels) + "\n")
-        with open(os.path.join(asset_dir, "genrenet.json"), "w", encoding="utf-8") as f:
+        with open(os.path.join(asset_dir, EXPORT_META_FILE), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)
         archive = keras.export.ExportArchive()
         archive.track(model)
-        attach_assets(archive, labels_txt=labels_path, genrenet_json=os.path.join(asset_dir, "genrenet.json"))
+        attach_assets(archive, labels_txt=labels_path, genrenet_json=os.path.join(asset_dir, EXPORT_META_FILE))
         archive.add_endpoint(
             "serving_default",
             windowed_classifier(model, run.labels, window, hop),
@@ -223,9 +224,3 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
         if tflite:
             print(f"  {TFLITE_FILE}:    waveform float32 [batch, {window}] (one window per row) → probabilities")
     return target
-
-
-def load_export_meta(path: str) -> dict:
-    """The ``genrenet.json`` recorded beside an exported SavedModel."""
-    with open(os.path.join(path, "assets", "genrenet.json"), encoding="utf-8") as f:
-        return json.load(f)

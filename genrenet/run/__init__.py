@@ -17,8 +17,8 @@ import tempfile
 from functools import cached_property
 from typing import Optional
 
-from .errors import RunError
-from .nn.frontend import FeatureConfig
+from ..errors import RunError
+from ..features import FeatureConfig
 
 LOGS_DIR = "logs"  # TensorBoard event files: logs/train, logs/validation, logs/eval-<dataset>-<split>
 
@@ -224,7 +224,7 @@ class Run:
         """The trained Keras model (custom genrenet layers registered first)."""
         import keras
 
-        from . import nn  # noqa: F401  (registers every genrenet layer a model.keras may hold)
+        from .. import nn  # noqa: F401  (registers every genrenet layer a model.keras may hold)
 
         return keras.saving.load_model(self.file("model.keras"), compile=False)
 

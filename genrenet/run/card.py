@@ -14,9 +14,8 @@ import os
 import re
 from typing import Optional
 
-from .. import registry
 from ..errors import GenrenetError
-from ..run import Run, write_text
+from . import Run, write_text
 
 CARD_FILE = "README.md"
 PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -188,6 +187,8 @@ def run_evaluations(run: Run, also: tuple = ()) -> list:
 
 def model_description(name) -> str:
     """The registry's one-line description of a model ('' for names it does not know, e.g. ensembles)."""
+    from .. import registry  # the registry imports Keras: only a card that names a model needs it
+
     try:
         return registry.model_info(name)["description"]
     except (GenrenetError, KeyError):

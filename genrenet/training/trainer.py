@@ -33,7 +33,7 @@ from ..infer.evaluate import evaluate_clips
 from ..keras_compat import keras_workarounds, op_determinism
 from ..registry import ModelSpec
 from ..run import LOGS_DIR, Run, RunWriter, run_lock
-from ..serve.card import CARD_FILE, model_card
+from ..run.card import CARD_FILE, model_card
 from . import transfer
 from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state
 from .config import TrainConfig

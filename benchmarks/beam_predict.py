@@ -70,18 +70,18 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
     import genrenet
-    from genrenet.infer.predict import Predictor
+    from genrenet import Classifier
 
     print_machine("beam_predict")
     with tempfile.TemporaryDirectory() as tmp:
         files = write_files(tmp, args.files, args.seconds)
         run = untrained_run(tmp, args.model)
-        predictor = Predictor(run)
-        predictor.predict_files(files, verbose=0)  # warm-up: traced (fused from 100 files) once, as in a long job
+        predictor = Classifier.from_preset(run)
+        predictor.predict(files, verbose=0)  # warm-up: traced (fused from 100 files) once, as in a long job
         plain, beam, fixed = [], [], []
         for r in range(args.repeats):
             start = time.perf_counter()
-            predictor.predict_files(files, verbose=0)
+            predictor.predict(files, verbose=0)
             plain.append(time.perf_counter() - start)
             beam.append(time_beam(run, [os.path.join(tmp, "clip*.wav")], os.path.join(tmp, f"out{r}"), args.workers))
             fixed.append(time_beam(run, [files[0]], os.path.join(tmp, f"one{r}"), args.workers))

@@ -205,7 +205,7 @@ def main(argv=None) -> int:
 
     warnings.filterwarnings("ignore", message="Trying to estimate tuning")  # chroma on near-silent windows
     from genrenet.serve.export import export
-    from genrenet.infer.predict import Predictor
+    from genrenet import Classifier
 
     work = args.keep or tempfile.mkdtemp(prefix="genrenet-bench-")
     os.makedirs(os.path.join(work, "audio"), exist_ok=True)
@@ -237,10 +237,10 @@ def main(argv=None) -> int:
     rows = []
     for name, source in sources:
         start = time.perf_counter()
-        predictor = Predictor(source)
-        predictor.predict_files(files, batch_size=args.batch_size, verbose=0)  # warm-up (traces, caches)
+        predictor = Classifier.from_preset(source)
+        predictor.predict(files, batch_size=args.batch_size, verbose=0)  # warm-up (traces, caches)
         cold = time.perf_counter() - start
-        times = timed(lambda: predictor.predict_files(files, batch_size=args.batch_size, verbose=0), args.repeats)
+        times = timed(lambda: predictor.predict(files, batch_size=args.batch_size, verbose=0), args.repeats)
         rows.append((f"genrenet predict, {name}", statistics.median(times), times, cold))
         print(f"  {name}: {[round(x, 2) for x in times]} s (cold: load + first pass {cold:.1f} s)", flush=True)
         del predictor

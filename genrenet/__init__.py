@@ -2,9 +2,10 @@
 
 Public API: the registry (``build_model``, ``list_models``, ``model_info``, ``register_model``), the front-end
 (``FeatureConfig``, ``LogMelSpectrogram``), data (``load_dataset``), the workflow (``train`` with its
-``TrainConfig``, ``evaluate``, ``export``, ``predict``, ``plot_timeline``), ready-to-run presets (``list_presets``,
-``preset_info``, ``load_preset``), and with the ``[beam]`` extra ``ClassifyAudio``, the Apache Beam transform of
-:mod:`genrenet.infer.beam`. Every error raised on purpose is a
+``TrainConfig`` into a ``Run``, ``evaluate``, ``export``), a model you can run (``Classifier.from_preset`` for a
+preset, a run, an export or a ``.tflite`` file; ``predict``, ``plot_timeline`` and ``embed`` as one-call
+conveniences), ready-to-run presets (``list_presets``, ``preset_info``, ``load_preset``), and with the ``[beam]``
+extra ``ClassifyAudio``, the Apache Beam transform of :mod:`genrenet.infer.beam`. Every error raised on purpose is a
 :class:`~genrenet.errors.GenrenetError`.
 
 The names are imported on first use (PEP 562), so ``import genrenet`` does not import TensorFlow: the command
@@ -15,10 +16,11 @@ import importlib
 __version__ = "0.1.0"
 
 _HOMES = {
-    "load_dataset": "data", "GenrenetError": "errors", "evaluate": "infer.evaluate", "predict": "infer.predict",
+    "load_dataset": "data", "GenrenetError": "errors", "evaluate": "infer.evaluate", "predict": "infer.classifier",
     "FeatureConfig": "features", "LogMelSpectrogram": "nn", "ModelSpec": "registry", "build_model": "registry",
     "list_models": "registry", "model_info": "registry", "register_model": "registry", "export": "serve.export",
-    "TrainConfig": "training.config", "train": "training.trainer", "Run": "run", "plot_timeline": "infer.timeline",
+    "TrainConfig": "training.config", "train": "training.trainer", "Run": "run", "plot_timeline": "infer.classifier",
+    "Classifier": "infer.classifier", "embed": "infer.classifier",
     "ClassifyAudio": "infer.beam", "list_presets": "presets", "preset_info": "presets", "load_preset": "presets",
 }
 

@@ -251,53 +251,16 @@ def cmd_evaluate(args):
     print(f"wrote {metrics['out']}/metrics.json, predictions.csv, confusion.png")
 
 
-def _expand_files(paths):
-    """The files of FILE_OR_FOLDER arguments: a folder gives its audio files (by extension, recursively), and a
-    note on stderr counts the other files it held, so none is left out without a word."""
-    from .data.audio import is_audio_file
-
-    files = []
-    for p in paths:
-        if not os.path.isdir(p):
-            files.append(p)
-            continue
-        found = sorted(os.path.join(d, f) for d, _, fs in os.walk(p) for f in fs)
-        other = [f for f in found if not is_audio_file(f)]
-        if other:
-            kinds = sorted({os.path.splitext(f)[1].lower() or "no extension" for f in other})
-            print(f"note: {p}: ignored {len(other)} file(s) without an audio extension ({', '.join(kinds[:6])}"
-                  f"{', …' if len(kinds) > 6 else ''}); name a file to classify it anyway", file=sys.stderr)
-        files += [f for f in found if is_audio_file(f)]
-    if not files:
-        raise FileNotFoundError("no audio files given")
-    return files
-
-
-def _predict_source(inputs):
-    """``(source, files)`` from predict's positionals: the first names the model, unless it is an existing file
-    or folder that is not one (then every positional is audio and the default preset classifies it)."""
-    from .infer.predict import is_model_source
-    from .presets import DEFAULT_PRESET
-
-    first = inputs[0]
-    if is_model_source(first) or (len(inputs) > 1 and not os.path.exists(first)):
-        if len(inputs) == 1:
-            raise UsageError(f"predict: no audio files given after the model {first}")
-        return first, inputs[1:]
-    print(f"note: no model given: classifying with the default preset {DEFAULT_PRESET} "
-          "(`genrenet presets` lists the presets)", file=sys.stderr)
-    return DEFAULT_PRESET, inputs
-
-
 def cmd_predict(args):
-    if args.runner:
-        return _beam_predict(args)
-    from .infer.predict import Predictor
+    from .infer.classifier import Classifier
+    from .infer.source import split_source
 
-    source, files = _predict_source(args.inputs)
-    predictor = Predictor(source)  # loaded once, also for --timeline
-    results = predictor.predict_files(_expand_files(files), top_k=args.top_k, batch_size=args.batch_size,
-                                      hop_seconds=args.hop, verbose=1)  # progress on stderr
+    source, paths = split_source(args.inputs)
+    if args.runner:
+        return _beam_predict(args, source, paths)
+    classifier = Classifier.from_preset(source)  # loaded once, also for --timeline
+    results = classifier.predict(paths, top_k=args.top_k, batch_size=args.batch_size, hop_seconds=args.hop,
+                                 verbose=1)  # progress and notes on stderr
     if args.json:
         _print_json(results)
     else:
@@ -309,9 +272,7 @@ def cmd_predict(args):
     if all("error" in r for r in results):
         raise FileNotFoundError("none of the files could be classified")
     if args.timeline:
-        from .infer.timeline import save_timelines
-
-        for path in save_timelines(predictor, [r["file"] for r in results if "error" not in r], args.timeline):
+        for path in classifier.save_timelines([r["file"] for r in results if "error" not in r], args.timeline):
             print(f"wrote {path}", file=sys.stderr)
 
 
@@ -321,14 +282,13 @@ def cmd_app(args):
     serve(args.source, host=args.host, port=args.port, top_k=args.top_k, max_file_size=args.max_file_size)
 
 
-def _beam_predict(args):
+def _beam_predict(args, source, patterns):
     """``predict --runner``: the files of the patterns on an Apache Beam runner, JSON Lines under --output."""
     if not args.output:
         raise UsageError("predict --runner needs --output PREFIX (where the JSON Lines results go)")
     from .infer.beam import predict_pipeline
 
-    source, files = _predict_source(args.inputs)
-    counts = predict_pipeline(source, files, args.output, runner=args.runner, beam_args=args.beam_args,
+    counts = predict_pipeline(source, patterns, args.output, runner=args.runner, beam_args=args.beam_args,
                               top_k=args.top_k, batch_size=args.batch_size)
     print(f"classified {counts['classified']} files, {counts['errors']} errors: {args.output}-*.jsonl")
     if counts["errors"] and not counts["classified"]:
@@ -358,10 +318,10 @@ def cmd_ensemble(args):
 
 
 def cmd_embed(args):
-    from .infer.embed import embed
+    from .infer.classifier import embed
 
-    result = embed(args.source, _expand_files(args.files), args.out, pretrained=args.pretrained,
-                   batch_size=args.batch_size, verbose=1)
+    result = embed(args.source, args.files, args.out, pretrained=args.pretrained, batch_size=args.batch_size,
+                   verbose=1)
     for name, reason in result["skipped"]:
         print(f"skipped {name}: {reason}")
     if not len(result["files"]):

@@ -81,10 +81,10 @@ def test_classify_endpoint_matches_predict(app, client, tiny_run, song):
 
 def test_a_song_goes_through_the_model_once_for_its_genres_and_timeline(tiny_run, song, tmp_path):
     _needs_gradio()
-    from genrenet.infer.predict import Predictor
+    from genrenet import Classifier
     from genrenet.serve.app import make_handlers
 
-    predictor = Predictor(str(tiny_run))
+    predictor = Classifier.from_preset(str(tiny_run))
     windows_seen = []
     forward = predictor.forward
     predictor.forward = lambda w: windows_seen.append(len(w)) or forward(w)
@@ -140,13 +140,13 @@ def test_batch_endpoint_gives_a_table_and_csv(client, tiny_run, song, tmp_path):
     assert lines[0] == table["headers"] and [r[0] for r in lines[1:]] == ["song.flac", "other.wav", "broken.ogg"]
 
 
-def test_app_without_a_model_source_serves_the_default_preset_and_says_so(capsys):
+def test_without_a_model_source_the_default_preset_is_used_and_said():
+    from genrenet.infer.source import default_source
     from genrenet.presets import DEFAULT_PRESET
-    from genrenet.serve.app import resolve_source
 
-    assert resolve_source(None) == DEFAULT_PRESET
-    assert f"serving the default preset {DEFAULT_PRESET}" in capsys.readouterr().err
-    assert resolve_source("runs/x") == "runs/x"
+    source, note = default_source(None)
+    assert source == DEFAULT_PRESET and f"using the default preset {DEFAULT_PRESET}" in note
+    assert default_source("runs/x") == ("runs/x", None)
 
 
 def _wait_for_http(url, proc, seconds=120):

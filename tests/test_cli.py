@@ -76,7 +76,7 @@ def test_train_evaluate_predict_export_from_the_command_line(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["train", "no_such_model", "--data", "synthetic"], "unknown model 'no_such_model'; known models: "),
     (["train", "cnn", "--data", "/no/such/folder"], "/no/such/folder: path not found"),
-    (["evaluate", "/no/such/run", "--data", "synthetic"], "/no/such/run: run directory not found"),
+    (["evaluate", "/no/such/run", "--data", "synthetic"], "/no/such/run: no such file or folder, and not a preset"),
     (["train", "cnn", "--data", "synthetic:bogus=1"], "unknown synthetic options"),
     (["train", "cnn", "--set", "filtrs=[8]"], "cnn does not take ['filtrs']"),
 ])
@@ -122,16 +122,16 @@ def test_predict_batches_64_windows_of_3_s_by_default(tiny_run, tmp_path):
     """Windows of many files share model calls: 64 three-second windows per call unless --batch-size says
     otherwise (fewer for models with long windows), with the same predictions whatever the batch size."""
     from genrenet.infer.windows import default_batch_size
-    from genrenet.infer.predict import Predictor
+    from genrenet import Classifier
 
     files = [write_tone(tmp_path / f"tone{i}.wav", seconds=75.0, freq=220.0 * (i + 1)) for i in range(3)]
-    predictor = Predictor(str(tiny_run))
+    predictor = Classifier.from_preset(str(tiny_run))
     calls, forward = [], predictor.forward
     predictor.forward = lambda w: calls.append(len(w)) or forward(w)
-    default = predictor.predict_files(files, verbose=0)
+    default = predictor.predict(files, verbose=0)
     assert calls == [64, 11]  # 3 files x 25 windows
     calls.clear()
-    small = predictor.predict_files(files, batch_size=8, verbose=0)
+    small = predictor.predict(files, batch_size=8, verbose=0)
     assert calls == [8] * 9 + [3]
     for a, b in zip(default, small):
         assert a["label"] == b["label"] and a["windows"] == b["windows"] == 25

@@ -198,7 +198,7 @@ def test_export_has_core_ops_only_after_fused_inference(tiny_run, tmp_path):
 
 def test_both_signatures_in_a_fresh_process_match_predict(exported, tiny_run, audio_files, tmp_path):
     from genrenet.data import load_audio
-    from genrenet.infer.predict import predict
+    from genrenet import predict
 
     wave = tmp_path / "wave.npy"
     np.save(wave, load_audio(audio_files["mono"], SR))
@@ -280,10 +280,10 @@ def test_real_gtzan_44k_stereo_matches_its_22k_mono_version(exported, tmp_path):
 # --- TFLite -----------------------------------------------------------------------------------------------------
 
 def _tflite_probs(content_or_path, windows):
-    from genrenet.infer.predict import _tflite_interpreter
+    from genrenet.infer.source import tflite_interpreter
 
     path = content_or_path
-    it = _tflite_interpreter(path)
+    it = tflite_interpreter(path)
     inp = it.get_input_details()[0]
     assert list(inp["shape_signature"]) == [-1, windows.shape[1]]
     it.resize_tensor_input(inp["index"], list(windows.shape))
@@ -304,7 +304,7 @@ def _builtin_ops_only(path):
 
 
 def test_tflite_file_matches_keras_and_predicts(exported, tiny_run, audio_files, tmp_path):
-    from genrenet.infer.predict import predict
+    from genrenet import predict
     from genrenet.run import Run
 
     path = os.path.join(exported, "model.tflite")
@@ -355,7 +355,7 @@ def test_tflite_parity_every_model(name, tmp_path):
 def test_every_model_exports_and_serves_like_predict(name, tmp_path):
     """Default widths, untrained. ~15 s for cnn, 30-50 s for each recurrent model on 2 busy cores (all: -m slow)."""
     from genrenet.serve.export import export
-    from genrenet.infer.predict import predict
+    from genrenet import predict
     from genrenet.registry import get_spec
 
     run = _minimal_run(tmp_path / "run", name)
@@ -381,7 +381,7 @@ def test_every_model_exports_and_serves_like_predict(name, tmp_path):
 def test_rest_request_fits_the_exported_signature(exported, tiny_run, audio_files, tmp_path):
     import tensorflow as tf
 
-    from genrenet.infer.predict import predict
+    from genrenet import predict
     from genrenet.serve.rest import is_pcm16_wav, make_rest_request, parse_rest_response, wav_bytes
     from serving_fakes import decode_rest_request, rest_response
 

@@ -67,7 +67,7 @@ def test_unknown_preset_and_missing_files_are_clear_errors(tiny_run, tmp_path):
         genrenet.load_preset("nope")
     song = write_tone(tmp_path / "song.wav", seconds=1.0)
     r = run_cli("predict", "nope", song)
-    assert r.returncode == 2 and "nope: neither a genrenet run directory" in r.stderr and DEFAULT in r.stderr
+    assert r.returncode == 2 and "nope: no such file or folder, and not a preset" in r.stderr and DEFAULT in r.stderr
     r = run_cli("predict", tiny_run)
     assert r.returncode == 2 and "no audio files given after the model" in r.stderr
 

@@ -164,7 +164,7 @@ def _one_window_wavs(folder, clips):
 
 def _check_mediapipe_agrees(path, tiny_run, folder, clips):
     """MediaPipe's scores on each one-window clip equal LiteRT's on the same file; its top label is predict's."""
-    from genrenet.infer.predict import predict
+    from genrenet import predict
 
     audio, AudioData, BaseOptions = _mediapipe_audio()
     files, windows = _one_window_wavs(folder, clips)
@@ -220,7 +220,7 @@ def test_predict_reads_labels_and_rate_from_a_lone_tflite_file(exported_tflite, 
 
     import soundfile as sf
 
-    from genrenet.infer.predict import predict
+    from genrenet import predict
 
     lone = tmp_path / "phone" / "genres.tflite"
     lone.parent.mkdir()
@@ -233,5 +233,5 @@ def test_predict_reads_labels_and_rate_from_a_lone_tflite_file(exported_tflite, 
 
     bare = tmp_path / "bare.tflite"
     bare.write_bytes(plain_cnn[1])
-    with pytest.raises(FileNotFoundError, match="bare.tflite: no labels or sample rate"):
+    with pytest.raises(genrenet.GenrenetError, match="bare.tflite: no labels or sample rate"):
         predict(str(bare), [str(song)], verbose=0)

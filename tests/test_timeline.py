@@ -6,15 +6,14 @@ import pytest
 from matplotlib.figure import Figure
 
 from conftest import run_cli, write_tone
-from genrenet import plot_timeline, predict
+from genrenet import Classifier, plot_timeline, predict
 from genrenet.errors import AudioError
-from genrenet.infer.predict import Predictor
 from genrenet.infer.timeline import png_name, window_probabilities
 
 
 @pytest.fixture(scope="module")
 def predictor(tiny_run):
-    return Predictor(str(tiny_run))
+    return Classifier.from_preset(str(tiny_run))
 
 
 def _predict_probs(predictor, path):
@@ -74,7 +73,7 @@ def test_plot_timeline_shares_one_time_axis_over_the_song(tiny_run, tmp_path):
     lo, hi = genre_ax.get_xlim()
     assert lo <= 0 and 10.0 <= hi < 10.5
     assert genre_ax.get_ylim() == (0, 1)
-    assert {t.get_text() for t in genre_ax.get_legend().get_texts()} == set(Predictor(str(tiny_run)).labels)
+    assert {t.get_text() for t in genre_ax.get_legend().get_texts()} == set(Classifier.from_preset(str(tiny_run)).labels)
     assert spec_ax.images and spec_ax.images[0].get_array().shape[0] == 128  # mel bands of the run's front-end
 
 
@@ -119,7 +118,7 @@ def test_timelines_of_exported_models_average_to_predict(exported, kind, tmp_pat
     import os
 
     source = str(exported) if kind == "savedmodel" else os.path.join(str(exported), "model.tflite")
-    exported_predictor = Predictor(source)
+    exported_predictor = Classifier.from_preset(source)
     assert exported_predictor.kind == kind
     path = write_tone(tmp_path / "song.wav", seconds=9.5, sr=32000, freq=660.0)
     _, probs = window_probabilities(exported_predictor, path)

@@ -16,27 +16,29 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from ..data import Clip, SkipLog
 from ..data.beamio import beam, local_file, match_pattern, pipeline_options
 from ..data.pipeline import streamed_window_batches
-from .predict import Predictor, file_result, source_meta
+from .classifier import Classifier
+from .predict import file_result
 from .windows import default_batch_size
 
 METRICS = "genrenet"
 
 
-class GenrenetModelHandler(ModelHandler[np.ndarray, PredictionResult, Predictor]):
-    """RunInference's model handler for a run directory, an exported SavedModel or a ``.tflite`` file: one
-    :class:`~genrenet.infer.predict.Predictor` per worker process, windows ``[W]`` in, probabilities ``[C]`` out."""
+class GenrenetModelHandler(ModelHandler[np.ndarray, PredictionResult, Classifier]):
+    """RunInference's model handler for any model source (a preset, a run directory, an exported SavedModel, a
+    ``.tflite`` file): one :class:`~genrenet.infer.Classifier` per worker process, windows ``[W]`` in,
+    probabilities ``[C]`` out. Workers open the source as given (a preset is materialised where it runs)."""
 
-    def __init__(self, source: str, max_batch_size: Optional[int] = None):
+    def __init__(self, source, max_batch_size: Optional[int] = None):
         super().__init__()
-        self.source = str(source)
-        meta = source_meta(self.source)
-        self.labels, self.sample_rate, self.window_samples = meta["labels"], meta["sample_rate"], meta["window_samples"]
+        clf = Classifier.from_preset(source)
+        self.source = clf.source
+        self.labels, self.sample_rate, self.window_samples = clf.labels, clf.sample_rate, clf.window_samples
         self.max_batch_size = max_batch_size or default_batch_size(self.window_samples, self.sample_rate)
 
-    def load_model(self) -> Predictor:
-        return Predictor(self.source)
+    def load_model(self) -> Classifier:
+        return Classifier.from_preset(self.source, verbose=0)
 
-    def run_inference(self, batch: Sequence[np.ndarray], model: Predictor,
+    def run_inference(self, batch: Sequence[np.ndarray], model: Classifier,
                       inference_args=None) -> Iterable[PredictionResult]:
         probs = np.asarray(model.forward(np.stack(batch).astype(np.float32, copy=False)), np.float64)
         return [PredictionResult(None, p) for p in probs]
@@ -112,9 +114,10 @@ def _result(path, acc, labels, top_k: int) -> dict:
 
 class ClassifyAudio(beam.PTransform):
     """File patterns (paths, globs, local folders) → one ``predict --json`` dict per matched file: ``file``,
-    ``label``, ``top``, ``probabilities``, ``windows``, or ``file`` and ``error``."""
+    ``label``, ``top``, ``probabilities``, ``windows``, or ``file`` and ``error``. ``source``: any model source
+    or a :class:`~genrenet.infer.Classifier` (``None``: the default preset)."""
 
-    def __init__(self, source: str, top_k: int = 3, batch_size: Optional[int] = None):
+    def __init__(self, source=None, top_k: int = 3, batch_size: Optional[int] = None):
         super().__init__()
         self.handler = GenrenetModelHandler(source, max_batch_size=batch_size)
         self.top_k = top_k
@@ -134,7 +137,7 @@ class ClassifyAudio(beam.PTransform):
                 | "Result" >> beam.MapTuple(lambda f, acc: _result(f, acc, labels, top_k)))
 
 
-def predict_pipeline(source: str, patterns, output: str, *, runner: str = "DirectRunner", beam_args=(),
+def predict_pipeline(source, patterns, output: str, *, runner: str = "DirectRunner", beam_args=(),
                      top_k: int = 3, batch_size: Optional[int] = None) -> dict:
     """Run :class:`ClassifyAudio` on ``patterns`` and write JSON Lines ``OUTPUT-SSSSS-of-NNNNN.jsonl``.
     Returns the counts of classified and failed files (from the pipeline's metrics)."""

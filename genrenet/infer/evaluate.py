@@ -1,6 +1,8 @@
 """``evaluate``: clip-level metrics (a clip is the mean of its windows' probabilities), predictions and a
-confusion-matrix plot, written to ``RUN/eval-<dataset>-<split>/``; the same metrics and plot as TensorBoard
-events in ``RUN/logs/eval-<dataset>-<split>/``, and the results in the run's model card ``RUN/README.md``."""
+confusion-matrix plot, for any model source (:class:`~genrenet.infer.Classifier`). For a run or a preset they go
+to ``RUN/eval-<dataset>-<split>/``, with the same metrics and plot as TensorBoard events in
+``RUN/logs/eval-<dataset>-<split>/`` and the results in the run's model card ``RUN/README.md``; for an export or
+a ``.tflite`` file to ``eval-<model>-<dataset>-<split>/`` in the current folder (or ``out``)."""
 from __future__ import annotations
 
 import csv
@@ -13,10 +15,10 @@ from typing import Optional
 import numpy as np
 
 from ..data import ClipDataset, DatasetError, SkipLog, load_dataset
-from ..presets import resolve
 from ..run import LOGS_DIR, Run, atomic_path, write_json
 from ..run.card import write_run_card
-from .windows import default_batch_size, predict_clips
+from .classifier import Classifier
+from .windows import Progress, clip_outputs, default_batch_size, model_forward
 
 
 def clip_metrics(y_true, y_pred, labels, window_correct: int, window_total: int) -> dict:
@@ -38,13 +40,23 @@ def clip_metrics(y_true, y_pred, labels, window_correct: int, window_total: int)
     }
 
 
-def evaluate_clips(model, labels, clips, *, sample_rate, window_samples, batch_size=32, aggregate="mean",
-                   hop_samples=None, log=None, verbose=1, return_predictions=False):
-    """Metrics of ``model`` on ``clips`` (whose labels must be among ``labels``)."""
+def evaluate_clips(model, labels, clips, **options):
+    """Metrics of a Keras ``model`` on ``clips`` (whose labels must be among ``labels``); see
+    :func:`evaluate_forward` for the options."""
+    return evaluate_forward(model_forward(model, len(clips)), labels, clips, **options)
+
+
+def evaluate_forward(forward, labels, clips, *, sample_rate, window_samples, batch_size=32, aggregate="mean",
+                     hop_samples=None, log=None, verbose=1, return_predictions=False):
+    """Metrics of a model given as ``forward`` (windows → probabilities) on ``clips``."""
     log = log or SkipLog()
     index = {name: i for i, name in enumerate(labels)}
-    mean, votes, counts = predict_clips(model, clips, sample_rate=sample_rate, window_samples=window_samples,
-                                        hop_samples=hop_samples, batch_size=batch_size, log=log, verbose=verbose)
+    progress = Progress(len(clips), enabled=bool(verbose), label="inference", unit="clips")
+    out = clip_outputs(forward, clips, num_outputs=len(labels), sample_rate=sample_rate,
+                       window_samples=window_samples, hop_samples=hop_samples, batch_size=batch_size, log=log,
+                       progress=progress)
+    progress.close()
+    mean, votes, counts = out.mean, out.votes, out.counts
     ok = counts > 0
     y_true = np.array([index[c.label] for c in clips])
     scores = mean if aggregate == "mean" else votes / np.maximum(counts, 1)[:, None]
@@ -126,22 +138,54 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "data"
 
 
-def evaluate(run, data="synthetic", split: Optional[str] = None, *, batch_size: Optional[int] = None,
+def evaluate(source, data="synthetic", split: Optional[str] = None, *, batch_size: Optional[int] = None,
              aggregate: str = "mean", hop_seconds: Optional[float] = None, out: Optional[str] = None,
              verbose: int = 1) -> dict:
-    """Evaluate a run directory or a preset (by name) on ``data``; writes ``metrics.json``, ``predictions.csv``, ``confusion.png``.
+    """Evaluate any model source (a run directory, a preset, an export version directory, a ``.tflite`` file, a
+    :class:`~genrenet.run.Run` or a :class:`~genrenet.infer.Classifier`) on ``data``; writes ``metrics.json``,
+    ``predictions.csv`` and ``confusion.png``.
 
     ``split`` defaults to ``test`` for datasets with their own split and ``all`` otherwise. Clips whose label
     the model does not know are reported and left out. ``batch_size`` (windows per model call) defaults to
     :func:`default_batch_size`. Returns the metrics dict (with ``out`` added).
     """
-    run = run if isinstance(run, Run) else Run(resolve(run))
+    clf = Classifier.from_preset(source.path if isinstance(source, Run) else source)
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
     split = split or ("test" if dataset.has_splits and dataset.split("test") else "all")
+    clips = known_clips(dataset, split, clf.labels, verbose)
+    log = SkipLog(dataset.skipped, dataset.ignored)
+    hop = int(round(hop_seconds * clf.sample_rate)) if hop_seconds else None
+    metrics, mean, y_pred, counts = evaluate_forward(
+        clf.forward_for(len(clips)), clf.labels, clips, sample_rate=clf.sample_rate,
+        window_samples=clf.window_samples, aggregate=aggregate, hop_samples=hop, log=log, verbose=verbose,
+        batch_size=batch_size or default_batch_size(clf.window_samples, clf.sample_rate), return_predictions=True)
+    run = clf.run
+    name = f"eval-{_slug(dataset.name)}-{split}"
+    metrics.update({"data": dataset.spec, "split": split, "run": run.path if run else clf.path})
+    out = out or (os.path.join(run.path, name) if run else f"eval-{_slug(source_stem(clf))}-{name[5:]}")
+    os.makedirs(out, exist_ok=True)
+    write_predictions(os.path.join(out, "predictions.csv"), clips, clf.labels, y_pred, mean, counts)
+    plot_confusion(metrics["confusion_matrix"], clf.labels, os.path.join(out, "confusion.png"),
+                   title=f"{clf.model_name or ''} on {dataset.name} ({split}): "
+                         f"clip accuracy {metrics['clip_accuracy']:.2f}")
+    metrics["skipped"] = [f"{n}: {r}" for n, r in sorted(log.skipped.items())]
+    metrics["ignored"] = [f"{n}: {r}" for n, r in sorted(log.ignored.items())]
+    write_json(os.path.join(out, "metrics.json"), metrics)
+    if run is not None:
+        write_eval_events(run, name, metrics, os.path.join(out, "confusion.png"))
+        write_run_card(run, also=(metrics,))
+    metrics["out"] = out
+    if verbose:
+        for line in log.summary():
+            print(line)
+    return metrics
+
+
+def known_clips(dataset: ClipDataset, split: str, labels, verbose: int) -> list:
+    """The clips of ``split`` whose label the model knows; the others are left out with a note."""
     clips = dataset.split(split)
     if not clips:
         raise DatasetError(f"{dataset.spec}: split {split!r} has no clips")
-    labels = run.labels
     unknown = sorted({c.label for c in clips} - set(labels))
     if unknown:
         if verbose:
@@ -149,28 +193,13 @@ def evaluate(run, data="synthetic", split: Optional[str] = None, *, batch_size: 
         clips = [c for c in clips if c.label in labels]
         if not clips:
             raise DatasetError(f"{dataset.spec}: none of its classes {unknown} are known to the model ({labels})")
-    model = run.load_model()
-    log = SkipLog(dataset.skipped, dataset.ignored)
-    hop = int(round(hop_seconds * run.sample_rate)) if hop_seconds else None
-    metrics, mean, y_pred, counts = evaluate_clips(
-        model, labels, clips, sample_rate=run.sample_rate, window_samples=run.window_samples,
-        batch_size=batch_size or default_batch_size(run.window_samples, run.sample_rate), aggregate=aggregate,
-        hop_samples=hop, log=log, verbose=verbose, return_predictions=True)
-    metrics.update({"data": dataset.spec, "split": split, "run": run.path})
-    out = out or os.path.join(run.path, f"eval-{_slug(dataset.name)}-{split}")
-    os.makedirs(out, exist_ok=True)
-    write_predictions(os.path.join(out, "predictions.csv"), clips, labels, y_pred, mean, counts)
-    plot_confusion(metrics["confusion_matrix"], labels, os.path.join(out, "confusion.png"),
-                   title=f"{run.config.get('model', '')} on {dataset.name} ({split}): "
-                         f"clip accuracy {metrics['clip_accuracy']:.2f}")
-    skipped = log.summary()
-    metrics["skipped"] = [f"{n}: {r}" for n, r in sorted(log.skipped.items())]
-    metrics["ignored"] = [f"{n}: {r}" for n, r in sorted(log.ignored.items())]
-    write_json(os.path.join(out, "metrics.json"), metrics)
-    write_eval_events(run, f"eval-{_slug(dataset.name)}-{split}", metrics, os.path.join(out, "confusion.png"))
-    write_run_card(run, also=(metrics,))
-    metrics["out"] = out
-    if verbose:
-        for line in skipped:
-            print(line)
-    return metrics
+    return clips
+
+
+def source_stem(clf: Classifier) -> str:
+    """A short name for an export or a ``.tflite`` file in folder names: ``model`` of ``model.tflite``,
+    ``genrenet-1`` of ``export/genrenet/1``."""
+    path = os.path.normpath(clf.path)
+    if clf.kind == "tflite":
+        return os.path.splitext(os.path.basename(path))[0]
+    return f"{os.path.basename(os.path.dirname(path))}-{os.path.basename(path)}"

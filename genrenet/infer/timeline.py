@@ -4,13 +4,14 @@
 apart: :func:`window_probabilities` runs one file through the same inference loop as ``predict``
 (:func:`~genrenet.infer.windows.window_outputs`: same decoding, resampling, silence check, zero-padding and
 non-overlapping windows), so the mean of its rows is ``predict``'s answer for that file. :func:`timeline_figure`
-draws them; :func:`plot_timeline` does both from a model source and a file, and :func:`save_timelines` writes
-one PNG per file (``predict --timeline DIR``).
+draws them; ``Classifier.timeline`` (and ``genrenet.plot_timeline``) does both for a model source and a file,
+and :func:`save_timelines` writes one PNG per file (``predict --timeline DIR``). The functions here take a
+loaded :class:`~genrenet.infer.Classifier` (anything with its ``forward``, ``labels``, ``sample_rate``,
+``window_samples`` and ``features``).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 
@@ -20,16 +21,14 @@ from ..data import Clip, SkipLog, load_audio
 from ..errors import AudioError
 from ..features import FeatureConfig
 from ..nn.frontend import LogMelSpectrogram
-from ..run import Run, atomic_path
-from .source import load_export_meta
-from .predict import Predictor, tflite_meta_path
+from ..run import atomic_path
 from .windows import default_batch_size, window_outputs
 
 # The spectrogram of a long song is drawn with a coarser hop, so it never takes more than this many frames.
 MAX_SPECTROGRAM_FRAMES = 4000
 
 
-def window_probabilities(predictor: Predictor, path, *, batch_size: int | None = None):
+def window_probabilities(classifier, path, *, batch_size: int | None = None):
     """``(times [n], probs [n, C])``: the model's probabilities for every non-overlapping window of ``path``,
     with ``times`` the start of each window in seconds. The mean of ``probs`` over windows is what ``predict``
     returns for the file (audio after the last whole window is left out, as there).
@@ -37,28 +36,14 @@ def window_probabilities(predictor: Predictor, path, *, batch_size: int | None =
     Raises :class:`~genrenet.errors.AudioError` with the reason for a file ``predict`` would skip."""
     path = os.fspath(path)
     clip, log = Clip(id=path, label="", path=path), SkipLog()
-    batch_size = batch_size or default_batch_size(predictor.window_samples, predictor.sample_rate)
-    outputs = [out for out, _ in window_outputs(predictor.forward, [clip], sample_rate=predictor.sample_rate,
-                                                window_samples=predictor.window_samples, batch_size=batch_size,
+    batch_size = batch_size or default_batch_size(classifier.window_samples, classifier.sample_rate)
+    outputs = [out for out, _ in window_outputs(classifier.forward, [clip], sample_rate=classifier.sample_rate,
+                                                window_samples=classifier.window_samples, batch_size=batch_size,
                                                 log=log)]
     if clip.name in log.skipped or not outputs:
         raise AudioError(path, log.skipped.get(clip.name, "could not be decoded"))
     probs = np.concatenate(outputs)
-    return np.arange(len(probs)) * (predictor.window_samples / predictor.sample_rate), probs
-
-
-def feature_config(predictor: Predictor) -> FeatureConfig:
-    """The front-end settings of the predictor's model: from the run's config or the export's metadata
-    (librosa-style defaults at the model's sample rate when neither records them)."""
-    features = None
-    if predictor.kind == "run":
-        features = Run(predictor.source).config.get("features")
-    elif predictor.kind == "savedmodel":
-        features = load_export_meta(predictor.source).get("features")
-    elif predictor.kind == "tflite":
-        with open(tflite_meta_path(predictor.source), encoding="utf-8") as f:
-            features = json.load(f).get("features")
-    return FeatureConfig.from_dict(features) if features else FeatureConfig(sample_rate=predictor.sample_rate)
+    return np.arange(len(probs)) * (classifier.window_samples / classifier.sample_rate), probs
 
 
 def log_mel(audio, config: FeatureConfig):
@@ -110,27 +95,18 @@ def genre_colors(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def song_timeline(predictor: Predictor, path, *, title: str | None = None, windows=None):
-    """``(figure, probs)`` for one file with a loaded predictor: the model on every window
+def song_timeline(classifier, path, *, title: str | None = None, windows=None):
+    """``(figure, probs)`` for one file with a loaded classifier: the model on every window
     (:func:`window_probabilities`, or ``windows`` when they were computed already) drawn under the song's
     spectrogram. Raises :class:`~genrenet.errors.AudioError` for a file ``predict`` would skip."""
-    times, probs = windows if windows is not None else window_probabilities(predictor, path)
-    audio = load_audio(path, predictor.sample_rate)
-    config = feature_config(predictor)
+    times, probs = windows if windows is not None else window_probabilities(classifier, path)
+    audio = load_audio(path, classifier.sample_rate)
+    config = classifier.features
     spectrogram, frame_seconds = log_mel(audio, config)
-    fig = timeline_figure(predictor.labels, times, probs, predictor.window_samples / predictor.sample_rate,
-                          spectrogram, frame_seconds, len(audio) / predictor.sample_rate,
+    fig = timeline_figure(classifier.labels, times, probs, classifier.window_samples / classifier.sample_rate,
+                          spectrogram, frame_seconds, len(audio) / classifier.sample_rate,
                           title=os.path.basename(os.fspath(path)) if title is None else title, config=config)
     return fig, probs
-
-
-def plot_timeline(source, file, *, title: str | None = None):
-    """The genre timeline of ``file`` as a matplotlib Figure (spectrogram above, genres below).
-
-    ``source``: what ``predict`` accepts (a run directory, an exported SavedModel version directory, a
-    ``.tflite`` file) or an already loaded :class:`~genrenet.infer.predict.Predictor`."""
-    predictor = source if isinstance(source, Predictor) else Predictor(source)
-    return song_timeline(predictor, file, title=title)[0]
 
 
 def png_name(path, taken: set) -> str:
@@ -144,14 +120,14 @@ def png_name(path, taken: set) -> str:
     return name
 
 
-def save_timelines(predictor: Predictor, files, out_dir, *, dpi: int = 100) -> list[str]:
+def save_timelines(classifier, files, out_dir, *, dpi: int = 100) -> list[str]:
     """Write the timeline of each file to ``out_dir/<stem>.png`` (atomically); returns the paths written.
     Files that cannot be decoded are left out (``predict`` already reports them)."""
     os.makedirs(out_dir, exist_ok=True)
     taken, written = set(), []
     for path in files:
         try:
-            fig, _ = song_timeline(predictor, path)
+            fig, _ = song_timeline(classifier, path)
         except AudioError:
             continue
         target = os.path.join(out_dir, png_name(path, taken))

@@ -11,27 +11,17 @@ from __future__ import annotations
 import csv
 import html
 import os
-import sys
 import tempfile
 
 from ..errors import AudioError, MissingDependencyError
-from ..infer.predict import Predictor, file_result
-from ..infer.timeline import song_timeline, window_probabilities
-from ..presets import DEFAULT_PRESET
+from ..infer.classifier import Classifier
+from ..infer.predict import file_result
+from ..infer.timeline import song_timeline
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MAX_FILE_SIZE = "100mb"
 RECENT_SONGS = 16  # window probabilities kept for timelines not drawn yet
-
-
-def resolve_source(source):
-    """The model source to serve: ``source``, else the default preset (a note on stderr says so)."""
-    if source:
-        return source
-    print(f"note: no model given: serving the default preset {DEFAULT_PRESET} (`genrenet presets` lists the "
-          "presets)", file=sys.stderr)
-    return DEFAULT_PRESET
 
 
 def require_gradio():
@@ -57,32 +47,32 @@ def page_error(path, error):
     return require_gradio().Error(html.escape(user_message(path, error), quote=False), print_exception=False)
 
 
-def classify_file(predictor: Predictor, path, top_k: int):
+def classify_file(classifier: Classifier, path, top_k: int):
     """``(result, windows)`` for one file: ``predict``'s result (file given by its name) and the ``(times,
     probabilities)`` of every window it is the mean of, so the timeline needs no second model pass. Raises
     :class:`AudioError` when the file cannot be used, with the decoder's reason."""
-    times, probs = window_probabilities(predictor, path)
-    result = file_result(os.path.basename(os.fspath(path)), probs.astype("float64").mean(0), predictor.labels,
+    times, probs = classifier.window_probabilities(path)
+    result = file_result(os.path.basename(os.fspath(path)), probs.astype("float64").mean(0), classifier.labels,
                          top_k, len(probs))
     return result, (times, probs)
 
 
-def result_rows(predictor: Predictor, results) -> list[list]:
+def result_rows(classifier: Classifier, results) -> list[list]:
     """Table rows for the batch tab and its CSV: file, label, each genre's probability, windows, error."""
     rows = []
     for r in results:
         name = os.path.basename(r["file"])
         if "error" in r:
-            rows.append([name, "", *([None] * len(predictor.labels)), 0, user_message(r["file"], r["error"])])
+            rows.append([name, "", *([None] * len(classifier.labels)), 0, user_message(r["file"], r["error"])])
         else:
-            probs = [round(r["probabilities"][label], 6) for label in predictor.labels]
+            probs = [round(r["probabilities"][label], 6) for label in classifier.labels]
             rows.append([name, r["label"], *probs, r["windows"], ""])
     return rows
 
 
-def table_header(predictor: Predictor) -> list[str]:
+def table_header(classifier: Classifier) -> list[str]:
     """The batch table's columns: file, label, one per genre in the model's order, windows, error."""
-    return ["file", "label", *predictor.labels, "windows", "error"]
+    return ["file", "label", *classifier.labels, "windows", "error"]
 
 
 def write_csv(path, header, rows):
@@ -94,11 +84,11 @@ def write_csv(path, header, rows):
     return path
 
 
-def make_handlers(predictor: Predictor, top_k: int, csv_dir: str):
+def make_handlers(classifier: Classifier, top_k: int, csv_dir: str):
     """The page's three functions over one loaded model: ``classify`` (the ``/classify`` endpoint),
     ``timeline`` (the figure for the same song) and ``classify_batch`` (table and CSV)."""
     gr = require_gradio()
-    header = table_header(predictor)
+    header = table_header(classifier)
     recent = {}  # song path -> its window probabilities, from classify to the timeline drawn after it
 
     def classify(audio):
@@ -107,7 +97,7 @@ def make_handlers(predictor: Predictor, top_k: int, csv_dir: str):
         if not audio:
             raise gr.Error("Upload or record a song first.")
         try:
-            result, windows = classify_file(predictor, audio, top_k)
+            result, windows = classify_file(classifier, audio, top_k)
         except AudioError as e:
             raise page_error(audio, e) from None
         while len(recent) >= RECENT_SONGS:  # /classify called alone never draws its timeline
@@ -120,7 +110,7 @@ def make_handlers(predictor: Predictor, top_k: int, csv_dir: str):
         if not audio:
             return None
         try:
-            return song_timeline(predictor, audio, windows=recent.pop(audio, None))[0]
+            return song_timeline(classifier, audio, windows=recent.pop(audio, None))[0]
         except AudioError as e:
             raise page_error(audio, e) from None
 
@@ -129,7 +119,7 @@ def make_handlers(predictor: Predictor, top_k: int, csv_dir: str):
         if not files:
             raise gr.Error("Upload one or more audio files first.")
         paths = [os.fspath(getattr(f, "name", f)) for f in files]
-        rows = result_rows(predictor, predictor.predict_files(paths, top_k=top_k, verbose=0))
+        rows = result_rows(classifier, classifier.predict(paths, top_k=top_k, verbose=0))
         failed = sum(1 for row in rows if row[-1])
         if failed:
             gr.Warning(f"{failed} of {len(rows)} files could not be classified (see the error column).")
@@ -140,26 +130,27 @@ def make_handlers(predictor: Predictor, top_k: int, csv_dir: str):
     return classify, timeline, classify_batch
 
 
-def model_summary(predictor: Predictor) -> str:
+def model_summary(classifier: Classifier) -> str:
     """The line under the title: which model is being served and how it listens."""
-    seconds = predictor.window_samples / predictor.sample_rate
-    return (f"Model `{os.path.basename(os.path.normpath(predictor.source))}` ({predictor.kind}): "
-            f"{len(predictor.labels)} genres, {seconds:g}-s windows at {predictor.sample_rate} Hz. "
+    seconds = classifier.window_samples / classifier.sample_rate
+    return (f"Model `{os.path.basename(os.path.normpath(classifier.source))}` ({classifier.kind}): "
+            f"{len(classifier.labels)} genres, {seconds:g}-s windows at {classifier.sample_rate} Hz. "
             "Any format libsndfile reads (WAV, FLAC, OGG, MP3, AIFF, AU, ...).")
 
 
 def build_app(source, *, top_k: int = 3):
-    """The Gradio Blocks of the app, with the model of ``source`` (a path ``predict`` accepts, or a loaded
-    :class:`~genrenet.infer.predict.Predictor`) loaded once, here."""
+    """The Gradio Blocks of the app, with the model of ``source`` (any model source, a
+    :class:`~genrenet.infer.Classifier`, or ``None`` for the default preset) loaded once, here."""
     gr = require_gradio()  # before the model loads: a missing extra is reported at once
-    predictor = source if isinstance(source, Predictor) else Predictor(resolve_source(source))
-    top_k = max(1, min(top_k, len(predictor.labels)))
+    classifier = Classifier.from_preset(source)
+    classifier.loaded()
+    top_k = max(1, min(top_k, len(classifier.labels)))
     csv_dir = tempfile.mkdtemp(prefix="genrenet-app-")
-    classify, timeline, classify_batch = make_handlers(predictor, top_k, csv_dir)
+    classify, timeline, classify_batch = make_handlers(classifier, top_k, csv_dir)
     # uploads and results older than two hours are removed every hour
     with gr.Blocks(title="genrenet", analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
         gr.Markdown("# genrenet: see what the model hears")
-        gr.Markdown(model_summary(predictor))
+        gr.Markdown(model_summary(classifier))
         with gr.Tab("Song"):
             with gr.Row():
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song",
@@ -172,7 +163,7 @@ def build_app(source, *, top_k: int = 3):
         with gr.Tab("Batch"):
             files = gr.File(file_count="multiple", label="Audio files")
             batch_button = gr.Button("Classify all", variant="primary")
-            table = gr.Dataframe(headers=table_header(predictor), interactive=False, label="Results")
+            table = gr.Dataframe(headers=table_header(classifier), interactive=False, label="Results")
             download = gr.File(label="CSV")
         song_events = [audio.upload, audio.stop_recording, button.click]
         # a new song clears the last song's timeline at once, so a refused file never shows an old picture

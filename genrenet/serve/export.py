@@ -35,8 +35,8 @@ from ..errors import ExportError
 from ..keras_compat import attach_assets
 from ..nn.frontend import iter_layers
 from ..nn.wav import decode_wav_batch
+from ..infer.classifier import Classifier
 from ..infer.source import EXPORT_META_FILE
-from ..presets import resolve
 from ..run import Run
 from ..run.card import CARD_FILE, run_card
 from ..infer.tflite_metadata import with_audio_metadata
@@ -171,10 +171,10 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
 
     The version directory is written under a temporary name and renamed, so it is never half-written (a
     failed TFLite conversion leaves nothing behind); an existing version is refused unless ``force``.
-    Returns the version directory. ``run`` is a run directory or a preset name. ``hop_seconds`` spaces the
-    windows the signatures cut (default: one window, no overlap).
+    Returns the version directory. ``run``: a run directory, a preset name, a :class:`~genrenet.run.Run` or a
+    :class:`~genrenet.infer.Classifier` of either. ``hop_seconds`` spaces the windows the signatures cut.
     """
-    run = run if isinstance(run, Run) else Run(resolve(run))
+    run = run if isinstance(run, Run) else source_run(run)
     target = os.path.join(out, name, str(int(version)))
     if os.path.exists(target) and not force:
         raise ExportError(f"{target} already exists; pass force=True to replace it or choose another version=N")
@@ -224,3 +224,11 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
         if tflite:
             print(f"  {TFLITE_FILE}:    waveform float32 [batch, {window}] (one window per row) → probabilities")
     return target
+
+
+def source_run(source) -> Run:
+    """The run directory behind a model source; an export or a ``.tflite`` file is refused (it is exported)."""
+    clf = Classifier.from_preset(source)
+    if clf.run is None:
+        raise ExportError(f"{clf.source}: a {clf.kind} is already exported; export a run directory or a preset")
+    return clf.run

@@ -1,0 +1,74 @@
+"""How a model source runs on windows: a Keras model (run directories and presets), a loaded SavedModel's
+``serving_default`` or a LiteRT interpreter, each as ``forward(windows [n, W] float32) → probabilities [n, C]``,
+and ``fused_for(num_clips)``: a faster forward for large jobs where the runtime has one (else None)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..run import Run
+from .source import ModelSource, tflite_interpreter
+from .windows import model_forward, worth_fusing
+
+
+class KerasRuntime:
+    """A run's (or preset's) Keras model; jobs of many clips run its fused front-end."""
+
+    def __init__(self, info: ModelSource):
+        self.keras_model = Run(info.path).load_model()
+        self.forward = model_forward(self.keras_model, num_clips=1)
+
+    def fused_for(self, num_clips: int):
+        """The model with its front-end fused, for a job of ``num_clips`` clips where that pays off (else None)."""
+        return model_forward(self.keras_model, num_clips) if worth_fusing(num_clips) else None
+
+
+class SavedModelRuntime:
+    """An exported SavedModel: one window per row of ``serving_default``, whose mean over a row's windows is then
+    that window's probabilities."""
+
+    keras_model = None
+
+    def __init__(self, info: ModelSource):
+        import tensorflow as tf
+
+        self.loaded = tf.saved_model.load(info.path)
+        self.signature = self.loaded.signatures["serving_default"]
+
+    def forward(self, windows):
+        return self.signature(waveform=np.asarray(windows, np.float32))["probabilities"].numpy()
+
+    def fused_for(self, num_clips: int):
+        return None
+
+
+class TFLiteRuntime:
+    """A ``.tflite`` file in a LiteRT interpreter whose input is resized to each batch of windows."""
+
+    keras_model = None
+
+    def __init__(self, info: ModelSource):
+        self.interpreter = tflite_interpreter(info.path)
+        self.batch = None
+
+    def forward(self, windows):
+        windows = np.asarray(windows, np.float32)
+        it = self.interpreter
+        inp = it.get_input_details()[0]
+        if self.batch != len(windows):
+            it.resize_tensor_input(inp["index"], list(windows.shape))
+            it.allocate_tensors()
+            self.batch = len(windows)
+        it.set_tensor(inp["index"], windows)
+        it.invoke()
+        return it.get_tensor(it.get_output_details()[0]["index"]).copy()
+
+    def fused_for(self, num_clips: int):
+        return None
+
+
+RUNTIMES = {"preset": KerasRuntime, "run": KerasRuntime, "savedmodel": SavedModelRuntime, "tflite": TFLiteRuntime}
+
+
+def load_runtime(info: ModelSource):
+    """The runtime of a source's kind, with its model loaded."""
+    return RUNTIMES[info.kind](info)

@@ -117,11 +117,11 @@ def test_load_preset_predicts_what_predict_says(preset_cache, songs):
 
 @needs_musicnn
 def test_preset_is_materialised_once_per_cache(preset_cache):
-    from genrenet.presets import resolve
+    from genrenet.presets import materialise
 
-    first = resolve(DEFAULT)
+    first = materialise(DEFAULT)
     stamp = os.path.getmtime(os.path.join(first, "model.keras"))
-    assert resolve(DEFAULT) == first and os.path.getmtime(os.path.join(first, "model.keras")) == stamp
+    assert materialise(DEFAULT) == first and os.path.getmtime(os.path.join(first, "model.keras")) == stamp
     assert first.startswith(preset_cache) and os.path.isfile(os.path.join(first, "README.md"))
     assert not [n for n in os.listdir(os.path.dirname(first)) if n.startswith(".")]  # no half-written copies
 

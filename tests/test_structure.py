@@ -85,6 +85,49 @@ def test_the_package_has_no_import_cycle_even_through_function_local_imports():
     assert not cycles, " -> ".join(cycles[0])
 
 
+# The package graph flows one way: each layer imports only the layers before it. The registry and the models
+# folder are one layer (the registry discovers the model files, which register themselves with it).
+LAYERS = [("errors",), ("features",), ("keras_compat",), ("nn",), ("registry", "models"), ("data",), ("run",),
+          ("presets",), ("infer",), ("training",), ("serve",), ("cli",), ("__main__",)]
+
+
+def _package_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_packages_import_only_the_layers_before_them():
+    rank = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+    modules = _modules()
+    wrong = set()
+    for name, (path, tree) in modules.items():
+        source = _package_of(name)
+        for target, names in _imports(name, path, tree):
+            imported = [m for m in [target] + [f"{target}.{n}" for n in names] if m in modules and m != "genrenet"]
+            for dest in {_package_of(m) for m in imported} - {source}:
+                if source != "__init__" and rank[dest] > rank[source]:
+                    wrong.add(f"{name} imports {target} ({source} → {dest})")
+    assert set(rank) | {"__init__"} >= {_package_of(m) for m in modules}, "a package missing from LAYERS"
+    assert not wrong, sorted(wrong)
+
+
+def test_reading_runs_presets_and_features_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, genrenet.run.card, genrenet.presets, genrenet.features\n"
+            "info = genrenet.presets.preset_info(genrenet.presets.DEFAULT_PRESET)\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_training_package_and_the_train_function_are_both_reachable():
+    import genrenet.training.config
+
+    assert callable(genrenet.train) and genrenet.TrainConfig is genrenet.training.config.TrainConfig
+
+
 def test_a_file_dropped_into_the_models_folder_is_registered_without_other_edits(tmp_path, monkeypatch):
     (tmp_path / "dropped_in.py").write_text(
         "from genrenet import register_model\n"

@@ -4,9 +4,10 @@ training.
 A preset is a run directory in all but its model file: ``config.json``, ``labels.json``, ``metrics.json``, a
 model card ``README.md``, ``preset.json`` (what ``genrenet presets`` lists) and ``head.npz``, the trained
 ``probabilities`` layer. Only the head is shipped (a few kB): the frozen backbone's weights come from the package
-that carries them (``musicnn``). :func:`resolve` rebuilds the full model once, writes it as an ordinary run
-directory into the per-user cache (:func:`cache_dir`), and returns that directory, so every command that opens
-a run (``predict``, ``evaluate``, ``embed``, ``export``) opens a preset too.
+that carries them (``musicnn``). :func:`materialise` rebuilds the full model once, writes it as an ordinary run
+directory into the per-user cache (:func:`cache_dir`), and returns that directory; ``Classifier.from_preset``
+opens it, so everything that takes a model source (``predict``, ``evaluate``, ``embed``, ``export``, the app,
+Beam) takes a preset too.
 """
 from __future__ import annotations
 
@@ -96,14 +97,6 @@ def build_preset_model(name: str):
     with np.load(os.path.join(folder, HEAD_FILE)) as head:
         model.get_layer("probabilities").set_weights([head["kernel"], head["bias"]])
     return model
-
-
-def resolve(source):
-    """``source`` itself, unless it names a preset (and no file or folder of that name exists): then the
-    preset's run directory (:func:`materialise`)."""
-    if os.path.exists(os.fspath(source)) or not is_preset(source):
-        return source
-    return materialise(source)
 
 
 def materialise(name: str) -> str:

@@ -237,13 +237,13 @@ def main(argv=None) -> int:
     rows = []
     for name, source in sources:
         start = time.perf_counter()
-        predictor = Classifier.from_preset(source)
-        predictor.predict(files, batch_size=args.batch_size, verbose=0)  # warm-up (traces, caches)
+        clf = Classifier.from_preset(source)
+        clf.predict(files, batch_size=args.batch_size, verbose=0)  # warm-up (traces, caches)
         cold = time.perf_counter() - start
-        times = timed(lambda: predictor.predict(files, batch_size=args.batch_size, verbose=0), args.repeats)
+        times = timed(lambda: clf.predict(files, batch_size=args.batch_size, verbose=0), args.repeats)
         rows.append((f"genrenet predict, {name}", statistics.median(times), times, cold))
         print(f"  {name}: {[round(x, 2) for x in times]} s (cold: load + first pass {cold:.1f} s)", flush=True)
-        del predictor
+        del clf
 
     t = time.perf_counter()
     classifier = train_classic(files[:max(len(STYLES), args.train_files)])

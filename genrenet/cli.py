@@ -424,7 +424,8 @@ def _add_data_service_parser(sub):
 
 def _add_evaluate_parser(sub):
     s = sub.add_parser("evaluate", help="clip-level metrics, predictions and a confusion matrix")
-    s.add_argument("run", metavar="RUN_OR_PRESET")
+    s.add_argument("run", metavar="SOURCE", help="a run directory, a preset, an exported SavedModel version "
+                   "directory or a .tflite file (results of exports go to ./eval-<model>-<data>-<split>/)")
     s.add_argument("--data", required=True)
     s.add_argument("--split", default=None, choices=("all", "train", "val", "test"),
                    help="default: test when the dataset has a split, else all")

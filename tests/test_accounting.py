@@ -139,6 +139,16 @@ def test_cache_settings_old_booleans_included_become_one_policy(tmp_path):
             CachePolicy.of(bad)
 
 
+def test_train_config_reads_old_cache_booleans_and_refuses_other_values():
+    from genrenet.errors import TrainingError
+    from genrenet.training.config import TrainConfig
+
+    assert TrainConfig.from_dict({"cache": True}).check().to_dict()["cache"] == "memory"
+    assert TrainConfig(cache=False).to_dict()["cache"] == "none"
+    with pytest.raises(TrainingError, match="cache must be auto, memory, none or a directory, got 3"):
+        TrainConfig(cache=3).check()
+
+
 def test_one_cache_root_holds_decoded_audio_and_presets(monkeypatch, tmp_path):
     from genrenet.presets import cache_dir
 

@@ -1,4 +1,4 @@
-"""Clips into tf.data: decode (soundfile, ``tf.numpy_function``) → resample → cache, shared by training and inference.
+"""Clips into tf.data: decode (soundfile, ``tf.numpy_function``) → resample → cache, for training and inference.
 
 Files that fail to decode, are silent or hold non-finite samples are skipped and logged (never the end of a
 run); clips shorter than a window are zero-padded and logged.

@@ -27,8 +27,8 @@ WINDOW_SHUFFLE = 1024  # windows in the shuffle buffer after cropping
 @dataclasses.dataclass(frozen=True)
 class TrainingSpec:
     """Everything that decides a run's training batches except the clips: labels, window, crops, batch,
-    augmentation, seed and the resolved cache. Plain values (:meth:`to_dict` / :meth:`from_dict`), so the same
-    spec builds the local pipeline and the tf.data service's."""
+    augmentation, seed and the resolved cache. Plain values, so that one spec builds the local
+    pipeline and the tf.data service's alike."""
 
     labels: tuple
     sample_rate: int
@@ -52,15 +52,6 @@ class TrainingSpec:
     def replace(self, **changes) -> "TrainingSpec":
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        """JSON-ready values (the cache as its setting)."""
-        return {**dataclasses.asdict(self), "labels": list(self.labels), "cache": str(self.cache)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainingSpec":
-        """The spec :meth:`to_dict` gave."""
-        return cls(**values)
 
     @property
     def crop_samples(self) -> int:

@@ -171,8 +171,8 @@ def _prepare(s: _Session, data) -> _Data:
     s.cfg = s.cfg.with_patience(bool(val_clips))
     notes = dataset.notes + notes
     if not s.cfg.head_only or s.cfg.fine_tune_epochs:  # a frozen backbone's head alone trains on features
-        cache, cache_note = CachePolicy.of(s.cfg.cache).resolve(train_clips + val_clips, s.spec.features.sample_rate,
-                                                                memory_budget=s.cfg.memory_budget)
+        cache, cache_note = CachePolicy.of(s.cfg.cache).resolve(
+            train_clips + val_clips, s.spec.features.sample_rate, memory_budget=s.cfg.memory_budget)
         s.cfg = s.cfg.replace(cache=cache)  # resolved once: every pipeline and config.json use this policy
         notes += [cache_note] if cache_note else []
     if s.cfg.data_service:

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from .audio import AudioError
+from .audio import AudioError, stream_audio
 from .decoding import AUTOTUNE, clip_audio
 from .skips import SkipLog
 
@@ -69,8 +69,6 @@ def streamed_clip_windows(clip, log: SkipLog, *, sample_rate: int, window_sample
                           block_seconds: float):
     """Yield ``windows [n, W]`` of one clip, decoded block by block (only a block and less than a window are
     held); raises :class:`AudioError` for a clip without audio or a silent one."""
-    from .audio import stream_audio
-
     w, hop = window_samples, hop_samples
     on_disk = clip.path and clip.audio is None
     chunks = stream_audio(clip.path, sample_rate, block_seconds=block_seconds) if on_disk else [

@@ -47,15 +47,13 @@ def write_clips(root, n, seconds):
 
 
 def child(data, cache):
-    from genrenet.data import SkipLog, load_dataset
-    from genrenet.data.augment import Augment
-    from genrenet.data.pipeline import training_epochs
+    from genrenet.data import SkipLog, TrainingSpec, load_dataset, training_epochs
 
     ds = load_dataset(data)
     baseline = _rss_mb()
     t = time.time()
-    batches, steps = training_epochs(ds.clips, ds.labels, sample_rate=SR, window_samples=WINDOW, batch_size=32,
-                                     epochs=2, log=SkipLog(), augment=Augment.resolve(["mixup"]), cache=cache)
+    spec = TrainingSpec(ds.labels, SR, WINDOW, batch_size=32, augment=["mixup"], cache=cache)
+    batches, steps = training_epochs(ds.clips, spec, epochs=2, log=SkipLog())
     n = sum(1 for _ in batches)
     print(json.dumps({"baseline_mb": baseline, "peak_mb": _rss_mb(), "seconds": time.time() - t,
                       "batches": n, "steps": steps}))

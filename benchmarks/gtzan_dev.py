@@ -73,7 +73,7 @@ def train_and_predict(model_name, train_clips, test_clips, labels, *, augment, e
     import keras
 
     from genrenet import registry
-    from genrenet.data import Augment, SkipLog, training_dataset
+    from genrenet.data import Augment, SkipLog, TrainingSpec, training_epochs
     from genrenet.infer.evaluate import evaluate_clips
 
     keras.utils.set_random_seed(seed)
@@ -83,10 +83,10 @@ def train_and_predict(model_name, train_clips, test_clips, labels, *, augment, e
                                spec_augment=dict(aug.spec_augment, seed=seed) if aug.spec_augment else None)
     window = int(net.input_shape[-1])
     log = SkipLog()
-    ds = training_dataset(train_clips, labels, sample_rate=spec.features.sample_rate, window_samples=window,
-                          batch_size=batch_size, seed=seed, augment=aug, log=log)
+    batches = TrainingSpec(labels, spec.features.sample_rate, window, batch_size=batch_size, seed=seed, augment=aug)
+    ds, steps = training_epochs(train_clips, batches, epochs=epochs, log=log)
     net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
-    net.fit(ds, epochs=epochs, verbose=0)
+    net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0)
     metrics, _, y_pred, _ = evaluate_clips(net, labels, test_clips, sample_rate=spec.features.sample_rate,
                                            window_samples=window, batch_size=batch_size, verbose=0,
                                            return_predictions=True)

@@ -5,10 +5,10 @@ consumption, and the wall-clock cost it adds to ``fit`` compared with in-memory 
     python -m benchmarks.input_pipeline --model cnn --steps 30 --augment none,gain+noise,all
 
 Rows:
-- *pipeline alone*: iterate ``training_dataset`` with nothing consuming it (decode + resample + crops + augment +
-  batch); ``cold`` decodes every file (first epoch, or ``cache=False``), ``warm`` reads the in-memory cache.
+- *pipeline alone*: iterate ``training_epochs`` with nothing consuming it (decode + resample + crops + augment +
+  batch); ``cold`` decodes every file (first epoch, or ``cache="none"``), ``warm`` reads the in-memory cache.
 - *training step*: ``fit`` on one fixed in-memory batch repeated (no input work at all).
-- *fit over the pipeline*: ``fit`` on ``training_dataset`` (cache warm), same number of steps, interleaved with
+- *fit over the pipeline*: ``fit`` on ``training_epochs`` (cache warm), same number of steps, interleaved with
   in-memory fits (``--repeats``, medians: the CPU is shared); the overhead is its extra time per step over the
   in-memory run. Target: ≤ 5 %. On a loaded machine the numbers swing by tens of percent: repeat them.
 - *pipeline CPU per step*: training windows/s ÷ the pipeline's own windows/s, the share of a step's time the
@@ -28,10 +28,10 @@ DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 
 def pipeline_rate(clips, labels, *, sample_rate, window, batch, augment, cache, batches):
-    from genrenet.data import training_dataset
+    from genrenet.data import TrainingSpec, training_epochs
 
-    ds = training_dataset(clips, labels, sample_rate=sample_rate, window_samples=window, batch_size=batch,
-                          seed=0, augment=augment, cache=cache).repeat()
+    spec = TrainingSpec(labels, sample_rate, window, batch_size=batch, seed=0, augment=augment, cache=cache)
+    ds = training_epochs(clips, spec, epochs=1)[0].repeat()
     it = iter(ds)
     next(it)  # build and trace
     t = time.perf_counter()
@@ -60,7 +60,7 @@ def main(argv=None):
     import tensorflow as tf
 
     from genrenet import registry
-    from genrenet.data import load_dataset, training_dataset
+    from genrenet.data import TrainingSpec, load_dataset, training_epochs
 
     dataset = load_dataset(os.path.normpath(args.data) if os.path.isdir(args.data) else args.data)
     clips, labels = dataset.clips, dataset.labels
@@ -74,17 +74,17 @@ def main(argv=None):
     rows = []
     epoch_batches = max(2, len(clips) * 10 // b)
     rows.append(("pipeline alone, cold (decode every file, no augment)",
-                 pipeline_rate(clips, labels, sample_rate=sr, window=window, batch=b, augment=None, cache=False,
+                 pipeline_rate(clips, labels, sample_rate=sr, window=window, batch=b, augment=None, cache="none",
                                batches=epoch_batches)))
     if args.resample_to:
         rows.append((f"pipeline alone, cold, resampled to {args.resample_to} Hz",
                      pipeline_rate(clips, labels, sample_rate=args.resample_to,
                                    window=spec.window_samples() * args.resample_to // sr, batch=b, augment=None,
-                                   cache=False, batches=epoch_batches)))
+                                   cache="none", batches=epoch_batches)))
     warm = {}
     for s in settings:
         name = "+".join(s) or "none"
-        warm[name] = pipeline_rate(clips, labels, sample_rate=sr, window=window, batch=b, augment=s, cache=True,
+        warm[name] = pipeline_rate(clips, labels, sample_rate=sr, window=window, batch=b, augment=s, cache="memory",
                                    batches=2 * epoch_batches)
         rows.append((f"pipeline alone, warm, augment={name}", warm[name]))
 
@@ -104,8 +104,8 @@ def main(argv=None):
     mem_times = [timed_fit(memory)]
     overheads = []
     for s in settings:
-        ds = training_dataset(clips, labels, sample_rate=sr, window_samples=window, batch_size=b, seed=0,
-                              augment=s, cache=True).repeat()
+        ds = training_epochs(clips, TrainingSpec(labels, sr, window, batch_size=b, seed=0, augment=s,
+                                                 cache="memory"), epochs=1)[0].repeat()
         net.fit(ds, steps_per_epoch=epoch_batches + 1, epochs=1, verbose=0)  # fills the cache, traces
         pipe, mem = [], []
         for _ in range(args.repeats):  # interleaved, medians: other users share the CPU

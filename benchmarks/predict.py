@@ -243,7 +243,7 @@ def main(argv=None) -> int:
         times = timed(lambda: clf.predict(files, batch_size=args.batch_size, verbose=0), args.repeats)
         rows.append((f"genrenet predict, {name}", statistics.median(times), times, cold))
         print(f"  {name}: {[round(x, 2) for x in times]} s (cold: load + first pass {cold:.1f} s)", flush=True)
-        del clf
+        clf = None  # free the model before the next source loads
 
     t = time.perf_counter()
     classifier = train_classic(files[:max(len(STYLES), args.train_files)])

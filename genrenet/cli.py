@@ -122,8 +122,6 @@ def cmd_train(args):
     fields = {name: given[name] for name in TrainConfig.fields() if name in given}
     if "set" in given:
         fields["model_kwargs"] = {**config.model_kwargs, **_model_kwargs(args.set)}
-    if "cache" in fields:
-        fields["cache"] = {"memory": True, "none": False}.get(fields["cache"], fields["cache"])
     out, resume = _run_dir_and_resume(args)
     run = train(model, data or "synthetic", out, config=config, resume=resume, verbose=args.verbose, **fields)
     if run is not None:  # None: a non-chief worker of a multi-worker run (the chief writes the run)
@@ -188,8 +186,8 @@ def _add_transfer_options(s):
                         "head), 'none' for none")
     s.add_argument("--cache", metavar="auto|memory|none|DIR",
                    help="where decoded audio is kept between epochs: auto (default) = in memory when it takes at "
-                        "most half the available memory, else on disk in $GENRENET_CACHE_DIR or "
-                        "~/.cache/genrenet/audio; memory; none = decode every epoch; or a directory DIR (reused "
+                        "most half the available memory, else on disk in $GENRENET_CACHE/audio (default "
+                        "~/.cache/genrenet/audio); memory; none = decode every epoch; or a directory DIR (reused "
                         "by later runs)")
     s.add_argument("--memory-budget", type=_byte_size, metavar="SIZE",
                    help="decoded audio --cache auto may keep in memory, e.g. 8G or 500M (default: half the memory "
@@ -348,9 +346,10 @@ def cmd_demo(args):
 
 def cmd_cache(args):
     """Show (or with --clear empty) the disk cache of decoded audio."""
-    from .data.memory import AudioCache, default_cache_dir
+    from .data.cache import audio_cache_dir
+    from .data.memory import AudioCache
 
-    directory = args.dir or default_cache_dir()
+    directory = args.dir or audio_cache_dir()
     if not os.path.isdir(directory):
         print(f"{directory}: no cache (nothing decoded there yet)")
         return
@@ -388,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_cache_parser(sub):
     s = sub.add_parser("cache", help="show or clear the disk cache of decoded audio (train --cache auto/DIR)")
     s.add_argument("dir", nargs="?", default=None,
-                   help="cache directory (default $GENRENET_CACHE_DIR, else ~/.cache/genrenet/audio)")
+                   help="cache directory (default $GENRENET_CACHE/audio, $GENRENET_CACHE defaulting to "
+                        "~/.cache/genrenet)")
     s.add_argument("--clear", action="store_true", help="remove every cached clip (other files are left alone)")
     s.set_defaults(fn=cmd_cache)
 

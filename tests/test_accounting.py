@@ -3,6 +3,9 @@ memory; one training process per run directory."""
 import json
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +13,9 @@ import soundfile as sf
 
 from conftest import run_cli, write_tone
 from genrenet.data import load_dataset
-from genrenet.data.memory import choose_cache, decoded_bytes, default_cache_dir
-from genrenet.errors import RunError
+from genrenet.data.cache import CachePolicy, audio_cache_dir
+from genrenet.data.memory import decoded_bytes
+from genrenet.errors import ConfigError, RunError
 from genrenet.run import LOCK_FILE, run_lock
 
 SR = 22050
@@ -112,38 +116,74 @@ def test_train_uses_all_good_files_and_reports_the_rest_in_skipped_tsv(tmp_path)
 
 # ------------------------------------------------------------------------------------------------ cache=auto
 def test_auto_cache_is_memory_within_the_budget_and_disk_beyond_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENRENET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GENRENET_CACHE", str(tmp_path / "cache"))
     ds = load_dataset(str(_user_folder(tmp_path / "music")))
     need = decoded_bytes(ds.clips, SR)
     assert need == pytest.approx(13 * 3.5 * SR * 4, rel=1e-3)
-    assert choose_cache("auto", ds.clips, SR, memory_budget=need) == ("memory", None)
-    cache, note = choose_cache("auto", ds.clips, SR, memory_budget=need - 1)
-    assert cache == default_cache_dir() == str(tmp_path / "cache")
+    auto = CachePolicy.of("auto")
+    assert auto.resolve(ds.clips, SR, memory_budget=need) == (CachePolicy("memory"), None)
+    cache, note = auto.resolve(ds.clips, SR, memory_budget=need - 1)
+    assert cache.directory == audio_cache_dir() == str(tmp_path / "cache" / "audio")
     assert f"caching it on disk in {cache}" in note and "4 MB" in note
-    for given in ("memory", False, str(tmp_path / "mine")):  # explicit choices are kept
-        assert choose_cache(given, ds.clips, SR, memory_budget=1) == (given, None)
+    for given in ("memory", "none", str(tmp_path / "mine")):  # explicit choices are kept
+        assert CachePolicy.of(given).resolve(ds.clips, SR, memory_budget=1) == (CachePolicy(given), None)
 
 
-def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
-    monkeypatch.delenv("GENRENET_CACHE_DIR", raising=False)
+def test_cache_settings_old_booleans_included_become_one_policy(tmp_path):
+    assert CachePolicy.of(True) == CachePolicy.of("memory") and CachePolicy.of(True).memory
+    assert CachePolicy.of(False) == CachePolicy.of("none") and CachePolicy.of("none").directory is None
+    assert CachePolicy.of(tmp_path / "c").directory == str(tmp_path / "c")
+    assert str(CachePolicy.of(tmp_path / "c")) == str(tmp_path / "c")  # what config.json records
+    for bad in (3, "", ["memory"]):
+        with pytest.raises(ConfigError, match="cache must be auto, memory, none or a directory"):
+            CachePolicy.of(bad)
+
+
+def test_train_config_reads_old_cache_booleans_and_refuses_other_values():
+    from genrenet.errors import TrainingError
+    from genrenet.training.config import TrainConfig
+
+    assert TrainConfig.from_dict({"cache": True}).check().to_dict()["cache"] == "memory"
+    assert TrainConfig(cache=False).to_dict()["cache"] == "none"
+    with pytest.raises(TrainingError, match="cache must be auto, memory, none or a directory, got 3"):
+        TrainConfig(cache=3).check()
+
+
+def test_one_cache_root_holds_decoded_audio_and_presets(monkeypatch, tmp_path):
+    from genrenet.presets import cache_dir
+
+    monkeypatch.delenv("GENRENET_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert default_cache_dir() == str(tmp_path / "xdg" / "genrenet" / "audio")
+    assert audio_cache_dir() == str(tmp_path / "xdg" / "genrenet" / "audio")
+    assert cache_dir() == str(tmp_path / "xdg" / "genrenet" / "presets")
+    monkeypatch.setenv("GENRENET_CACHE", str(tmp_path / "root"))
+    assert audio_cache_dir() == str(tmp_path / "root" / "audio")
+    assert cache_dir() == str(tmp_path / "root" / "presets")
+
+
+def test_the_cache_root_is_found_without_importing_tensorflow():
+    """Presets and `genrenet cache` find the cache root (and the data package imports) before TensorFlow loads."""
+    code = ("import sys, genrenet.data, genrenet.data.cache, genrenet.presets; genrenet.data.cache.cache_root(); "
+            "genrenet.presets.cache_dir(); genrenet.data.SkipLog(); print('tensorflow' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
 
 
 def test_a_dataset_larger_than_the_memory_budget_trains_from_a_disk_cache(tmp_path, monkeypatch, capsys):
     from genrenet.training.trainer import train
 
-    monkeypatch.setenv("GENRENET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GENRENET_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "music"
     for genre in ("a", "b"):
         for i in range(3):
             write_tone(root / genre / f"{i}.wav", seconds=3.5, freq=300 + 200 * (genre == "b") + 30 * i)
     run = train("cnn", str(root), str(tmp_path / "run"), epochs=2, memory_budget=100_000, verbose=1,
                 model_kwargs={"filters": [4], "dense_units": [4]})
-    assert run.config["cache"] == str(tmp_path / "cache")
+    assert run.config["cache"] == str(tmp_path / "cache" / "audio")
     assert any("caching it on disk" in n for n in run.config["notes"])
-    assert "caching it on disk in " + str(tmp_path / "cache") in capsys.readouterr().out
-    cached = list((tmp_path / "cache").rglob("*.npy"))
+    assert "caching it on disk in " + str(tmp_path / "cache" / "audio") in capsys.readouterr().out
+    cached = list((tmp_path / "cache" / "audio").rglob("*.npy"))
     assert len(cached) == 6 and all(np.load(f).dtype == np.float32 for f in cached)
 
 
@@ -151,17 +191,18 @@ def test_cache_command_shows_and_clears_the_disk_cache_and_nothing_else(tmp_path
     from genrenet.cli import main
     from genrenet.data import AudioCache
 
-    monkeypatch.setenv("GENRENET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GENRENET_CACHE", str(tmp_path / "root"))
+    audio = tmp_path / "root" / "audio"  # decoded audio lives below the one cache root
     assert main(["cache"]) == 0 and "no cache (nothing decoded there yet)" in capsys.readouterr().out
-    cache = AudioCache(tmp_path / "cache")
+    cache = AudioCache(audio)
     cache.put("ab12", np.zeros(1000, np.float32))
     cache.put("cd34", np.ones(500, np.float32))
     cache.put_error("ef56", "cannot decode")
-    mine = tmp_path / "cache" / "ab" / "notes.txt"
+    mine = audio / "ab" / "notes.txt"
     mine.write_text("not a cache entry")
     assert main(["cache"]) == 0
     assert "2 decoded clips and 1 remembered decoding failures" in capsys.readouterr().out
-    assert main(["cache", str(tmp_path / "cache"), "--clear"]) == 0
+    assert main(["cache", str(audio), "--clear"]) == 0
     assert "removed 3 entries" in capsys.readouterr().out
     assert cache.entries() == [] and cache.get("ab12") == (None, None)
     assert mine.read_text() == "not a cache entry"  # a file the cache did not write stays, with its folder
@@ -210,16 +251,15 @@ def test_an_au_file_in_gtzan_layout_is_used(tmp_path):
 def test_disk_cached_epochs_are_the_memory_cached_epochs(tmp_path):
     """Under a disk cache clip indices are shuffled before decoding (no buffer of decoded audio): the epochs are
     still exactly those of the memory cache, skipped files included."""
-    from genrenet.data import SkipLog
-    from genrenet.data.pipeline import training_epochs
+    from genrenet.data import SkipLog, TrainingSpec, training_epochs
 
     root = tmp_path / "d"
     for i in range(6):
         write_tone(root / "ab"[i % 2] / f"{i}.wav", seconds=1.5, freq=200 + 50 * i)
     sf.write(str(root / "a" / "silent.wav"), np.zeros(SR, np.float32), SR)  # skipped when decoded
     ds = load_dataset(str(root))
-    kw = dict(sample_rate=SR, window_samples=SR // 2, batch_size=4, seed=3, epochs=2)
-    memory, _ = training_epochs(ds.clips, ds.labels, cache="memory", log=SkipLog(), **kw)
-    disk, _ = training_epochs(ds.clips, ds.labels, cache=str(tmp_path / "cache"), log=SkipLog(), **kw)
+    spec = TrainingSpec(ds.labels, sample_rate=SR, window_samples=SR // 2, batch_size=4, seed=3, cache="memory")
+    memory, _ = training_epochs(ds.clips, spec, epochs=2, log=SkipLog())
+    disk, _ = training_epochs(ds.clips, spec.replace(cache=str(tmp_path / "cache")), epochs=2, log=SkipLog())
     a, b = [x.numpy() for x, _ in memory], [x.numpy() for x, _ in disk]
     assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))

@@ -4,8 +4,8 @@ import pytest
 import soundfile as sf
 
 from conftest import TINY, write_tone
-from genrenet.data import (AudioError, DatasetError, SkipLog, holdout_split, load_audio, load_dataset,
-                           training_dataset, window_dataset)
+from genrenet.data import (AudioError, Clip, DatasetError, SkipLog, TrainingSpec, holdout_split, load_audio,
+                           load_dataset, streamed_window_batches, training_epochs, window_dataset)
 from genrenet.data import synthetic
 
 
@@ -157,10 +157,10 @@ def test_validation_is_held_out_by_default_only_when_every_class_can_spare_clips
 def test_training_windows_are_random_crops_with_one_hot_labels():
     ds = load_dataset(TINY)
     log = SkipLog()
-    batches = training_dataset(ds.clips, ds.labels, sample_rate=22050, window_samples=22050, batch_size=4,
-                               seed=0, log=log)
-    epoch1 = [(x.numpy(), y.numpy()) for x, y in batches]
-    epoch2 = [(x.numpy(), y.numpy()) for x, y in batches]
+    spec = TrainingSpec(ds.labels, sample_rate=22050, window_samples=22050, batch_size=4, seed=0)
+    batches, steps = training_epochs(ds.clips, spec, epochs=2, log=log)
+    both = [(x.numpy(), y.numpy()) for x, y in batches]
+    epoch1, epoch2 = both[:steps], both[steps:]
     total = sum(len(x) for x, _ in epoch1)
     assert total == len(ds) * 4  # round(3.5 s / 1 s) crops per clip
     x, y = epoch1[0]
@@ -179,3 +179,44 @@ def test_evaluation_windows_cover_each_clip_in_order(tmp_path):
     names = [c.id for c in ds.clips]
     assert index.tolist() == [names.index("c/long.wav")] * 3 + [names.index("c/short.wav")]
     assert len(log.padded) == 1 and "padded 1 clips" in " ".join(log.summary())
+
+
+
+def _windows_by_clip(batches):
+    out = {}
+    for x, index in batches:
+        for row, i in zip(np.asarray(x), np.asarray(index)):
+            out.setdefault(int(i), []).append(row)
+    return out
+
+
+def test_predict_streamed_and_exported_models_cut_the_same_windows():
+    """Every window starts at a multiple of the hop while a whole window fits (the rest of the audio is left
+    out), and a clip shorter than a window gives one zero-padded window: in predict's tf.data windows, in the
+    streamed windows of long files and in an exported model's in-graph windows alike."""
+    import tensorflow as tf
+
+    from genrenet.serve.export import windowed_classifier
+
+    w, hop, sr = 100, 40, 8000
+    starts = {30: [0], 100: [0], 139: [0], 140: [0, 40], 261: [0, 40, 80, 120, 160]}
+    lengths = list(starts)
+    clips = [Clip(id=f"c{n}", label="", audio=np.arange(1, n + 1, dtype=np.float32), sample_rate=sr)
+             for n in lengths]
+    options = dict(sample_rate=sr, window_samples=w, hop_samples=hop, batch_size=3)
+    predicted = _windows_by_clip(window_dataset(clips, **options))
+    streamed = _windows_by_clip(streamed_window_batches(clips, block_seconds=37 / sr, **options))
+    for k, n in enumerate(lengths):
+        padded = np.pad(np.arange(1, n + 1, dtype=np.float32), (0, w))
+        expected = np.stack([padded[s:s + w] for s in starts[n]])
+        np.testing.assert_array_equal(np.stack(predicted[k]), expected)
+        np.testing.assert_array_equal(np.stack(streamed[k]), expected)
+    # the export's windows, seen through a model whose output marks the first sample of each window it gets
+    top = max(lengths)
+    classify = windowed_classifier(lambda x, training: tf.one_hot(tf.cast(x[:, 0], tf.int32) - 1, top),
+                                   [str(i) for i in range(top)], w, hop)
+    batch = np.stack([np.pad(np.arange(1, n + 1, dtype=np.float32), (0, top - n)) for n in lengths])
+    probabilities = classify(tf.constant(batch), tf.constant(lengths))["probabilities"].numpy()
+    for row, n in zip(probabilities, lengths):
+        assert np.flatnonzero(row).tolist() == starts[n]
+        np.testing.assert_allclose(row[starts[n]], 1 / len(starts[n]))

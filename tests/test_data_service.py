@@ -66,19 +66,18 @@ def test_service_makes_the_local_batches_of_every_epoch(services, tmp_path):
     """Same (bit-identical) batches per epoch as the local pipeline, with augmentation that needs crops longer
     than a window (stretch), per-window (gain) and per-batch (mixup) random ops; one worker keeps the order."""
     from genrenet.data import service as data_service
-    from genrenet.data import SkipLog, load_dataset
-    from genrenet.data.augment import Augment
-    from genrenet.data.pipeline import training_epochs
+    from genrenet.data import SkipLog, TrainingSpec, load_dataset, training_epochs
 
     data = load_dataset(TINY)
-    kwargs = dict(sample_rate=16000, window_samples=48000, batch_size=2, seed=5, initial_epoch=1, epochs=3,
-                  augment=Augment.resolve(["stretch", "gain", "mixup"]), cache=str(tmp_path / "cache"))
-    local, steps = training_epochs(data.clips, data.labels, log=SkipLog(), **kwargs)
+    spec = TrainingSpec(data.labels, sample_rate=16000, window_samples=48000, batch_size=2, seed=5,
+                        augment=["stretch", "gain", "mixup"], cache=str(tmp_path / "cache"))
+    kwargs = dict(initial_epoch=1, epochs=3)
+    local, steps = training_epochs(data.clips, spec, log=SkipLog(), **kwargs)
     local = _batches(local)
     assert len(local) == 2 * steps and steps == 6
     said = []
     for workers, address in services.items():
-        ds, service_steps = data_service.training_epochs(data.clips, data.labels, service=address, log=SkipLog(),
+        ds, service_steps = data_service.training_epochs(data.clips, spec, service=address, log=SkipLog(),
                                                          say=said.append, **kwargs)
         remote = _batches(ds)
         assert service_steps == steps and len(remote) == len(local)

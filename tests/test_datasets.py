@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 
 from conftest import TINY, write_tone
-from genrenet.data import (DatasetError, SkipLog, kfold, load_dataset, training_dataset, validation_dataset,
-                           window_dataset)
+from genrenet.data import (DatasetError, SkipLog, TrainingSpec, kfold, load_dataset, training_epochs,
+                           validation_dataset, window_dataset)
 from genrenet.data import sources
 
 SR = 22050
@@ -167,9 +167,9 @@ def _count_loads(monkeypatch):
 def test_memory_cache_decodes_each_clip_once(monkeypatch):
     calls = _count_loads(monkeypatch)
     ds = load_dataset(TINY)
-    batches = training_dataset(ds.clips, ds.labels, sample_rate=SR, window_samples=SR, batch_size=8, seed=0)
-    for _ in range(3):
-        list(batches)
+    spec = TrainingSpec(ds.labels, sample_rate=SR, window_samples=SR, batch_size=8, seed=0, cache="memory")
+    batches, _ = training_epochs(ds.clips, spec, epochs=3)
+    list(batches)
     assert len(calls) == len(ds) and set(calls.values()) == {1}
 
 
@@ -180,13 +180,12 @@ def test_disk_cache_is_reused_by_later_pipelines_and_runs(monkeypatch, tmp_path)
     ds = load_dataset(str(tmp_path / "d"))
     calls = _count_loads(monkeypatch)
     cache = tmp_path / "cache"
+    spec = TrainingSpec(ds.labels, sample_rate=SR, window_samples=SR, seed=0, cache=str(cache))
     first = SkipLog()
-    epoch1 = [x.numpy() for x, _ in training_dataset(ds.clips, ds.labels, sample_rate=SR, window_samples=SR,
-                                                     seed=0, cache=str(cache), log=first)]
+    epoch1 = [x.numpy() for x, _ in training_epochs(ds.clips, spec, epochs=1, log=first)[0]]
     assert sum(calls.values()) == 3 and len(list(cache.rglob("*.npy"))) == 3
     later = SkipLog()  # e.g. a second epoch in a new process, or the next run
-    epoch2 = [x.numpy() for x, _ in training_dataset(ds.clips, ds.labels, sample_rate=SR, window_samples=SR,
-                                                     seed=0, cache=str(cache), log=later)]
+    epoch2 = [x.numpy() for x, _ in training_epochs(ds.clips, spec, epochs=1, log=later)[0]]
     list(validation_dataset(ds.clips, ds.labels, sample_rate=SR, window_samples=SR, cache=str(cache), log=later))
     assert sum(calls.values()) == 3  # not decoded again
     assert all(np.array_equal(a, b) for a, b in zip(epoch1, epoch2))
@@ -287,9 +286,10 @@ def test_training_continues_over_good_files_and_reports_skips(tmp_path, capsys):
 
 def test_fixed_hop_training_windows_are_the_same_every_epoch():
     ds = load_dataset(TINY)  # 3.5-s clips
-    batches = training_dataset(ds.clips, ds.labels, sample_rate=SR, window_samples=SR, batch_size=100, seed=0,
-                               hop_samples=SR // 2)
-    e1, e2 = [np.concatenate([x.numpy() for x, _ in batches]) for _ in range(2)]
+    spec = TrainingSpec(ds.labels, sample_rate=SR, window_samples=SR, batch_size=100, seed=0, hop_samples=SR // 2)
+    batches, steps = training_epochs(ds.clips, spec, epochs=2)
+    both = [x.numpy() for x, _ in batches]
+    e1, e2 = np.concatenate(both[:steps]), np.concatenate(both[steps:])
     assert len(e1) == len(ds) * 6  # windows at 0, 0.5, ..., 2.5 s
     key = lambda a: sorted(map(bytes, a))  # noqa: E731  (order is shuffled, content is fixed)
     assert key(e1) == key(e2)

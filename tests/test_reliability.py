@@ -166,7 +166,7 @@ def test_streamed_prediction_matches_whole_file_decoding(tiny_run, tmp_path):
     import soundfile as sf
 
     from conftest import write_tone
-    from genrenet.data import Clip, SkipLog
+    from genrenet.data import Clip, SkipLog, streamed_window_batches
     from genrenet.infer.windows import predict_clips
     from genrenet.run import Run
 
@@ -182,18 +182,16 @@ def test_streamed_prediction_matches_whole_file_decoding(tiny_run, tmp_path):
     kw = dict(sample_rate=run.sample_rate, window_samples=run.window_samples, batch_size=4, verbose=0)
     whole_log, stream_log = SkipLog(), SkipLog()
     mean_a, votes_a, counts_a = predict_clips(model, clips, log=whole_log, **kw)
-    from genrenet.data import pipeline
-
     mean_b, votes_b, counts_b = predict_clips(model, clips, log=stream_log, stream=True, **kw)
     assert counts_a.tolist() == counts_b.tolist() == [3, 1, 2, 0, 0]
     np.testing.assert_allclose(mean_a[:3], mean_b[:3], atol=1e-4)
     assert set(whole_log.skipped) == set(stream_log.skipped) and whole_log.padded == stream_log.padded
     # a tiny block size exercises the block joins
-    chunks = list(pipeline.streamed_window_batches(clips[:1], sample_rate=run.sample_rate,
-                                                    window_samples=run.window_samples, batch_size=2,
-                                                    block_seconds=0.37))
-    whole = list(pipeline.streamed_window_batches(clips[:1], sample_rate=run.sample_rate,
-                                                   window_samples=run.window_samples, batch_size=2))
+    chunks = list(streamed_window_batches(clips[:1], sample_rate=run.sample_rate,
+                                           window_samples=run.window_samples, batch_size=2,
+                                           block_seconds=0.37))
+    whole = list(streamed_window_batches(clips[:1], sample_rate=run.sample_rate,
+                                          window_samples=run.window_samples, batch_size=2))
     assert len(chunks) == len(whole)
     for (x, i), (y, j) in zip(chunks, whole):
         assert np.array_equal(i, j)

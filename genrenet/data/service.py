@@ -10,7 +10,7 @@ Why it is built this way:
   it a read. DIR must be readable by the workers at the same absolute path (shared storage on a cluster).
 - Each epoch is its own service job, sharded statically at batch level (``ShardingPolicy.HINT``) *before*
   waveform augmentation: worker k augments (and mixes up) batches k, k+N, ... of the same epoch stream that
-  :func:`genrenet.data.pipeline.training_epochs` gives, so every batch of an epoch is made once and an epoch
+  :func:`genrenet.data.training.training_epochs` gives, so every batch of an epoch is made once and an epoch
   has exactly ``steps_per_epoch`` batches. Reading, cropping and shuffling are cheap and run on every worker.
   With one job for all epochs, a fast worker's stream can arrive long before another's and Keras "epochs" would
   mix data epochs; with ``parallel_epochs`` every worker would produce the whole epoch (N copies of each batch);
@@ -27,22 +27,24 @@ are sent, file reads and writes included: run them only on a trusted network.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
 import socket
 import threading
 import uuid
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
 from ..errors import DataServiceError
+from .cache import CachePolicy
 
 ADDRESS = re.compile(r"^(?:grpc://)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})$")
 PROBE_SECONDS = 60.0
-
-
+NEEDS_DIR = ("data_service needs cache=DIR, a directory the service's workers can read at the same path: they read "
+             "the decoded audio from there (they cannot run genrenet's Python decoder)")
 
 
 def check(address: str, *, strategy: str = "default", cache=None, timeout: float = 5.0) -> str:
@@ -57,10 +59,8 @@ def check(address: str, *, strategy: str = "default", cache=None, timeout: float
     if strategy not in (None, "default", "mirrored"):
         raise DataServiceError(f"data_service works with strategy=default or strategy=mirrored (one trainer process), "
                                f"not {strategy}: several trainers would each need their part of the same batches")
-    if cache is None or isinstance(cache, bool) or cache in ("memory", "auto"):
-        raise DataServiceError("data_service needs cache=DIR, a directory the service's workers can read at "
-                               "the same path: they read the decoded audio from there (they cannot run genrenet's "
-                               "Python decoder)")
+    if CachePolicy.of(cache).directory is None:
+        raise DataServiceError(NEEDS_DIR)
     try:
         socket.create_connection((host.strip("[]"), port), timeout=timeout).close()
     except OSError as e:
@@ -69,7 +69,7 @@ def check(address: str, *, strategy: str = "default", cache=None, timeout: float
     return f"grpc://{host}:{port}"
 
 
-def _cached_sources(clips, sample_rate: int, cache, log):
+def _cached_sources(clips, sample_rate: int, cache: str, log):
     """(absolute ``.npy`` paths, byte offsets of their data, clip indices) of the clips the trainer's counting
     pass decoded into ``cache``; the clips it skipped (undecodable, silent, NaN) are left out, as locally."""
     from .memory import AudioCache, cache_key
@@ -97,36 +97,22 @@ def _cached_sources(clips, sample_rate: int, cache, log):
     return paths, offsets, indices
 
 
-def training_epochs(clips, labels, *, service: str, sample_rate: int, window_samples: int, batch_size: int = 32,
-                    seed: int = 0, initial_epoch: int = 0, epochs: int, crops_per_clip: Optional[int] = None,
-                    augment=None, batch_augment: Optional[Callable] = None, cache=None, log=None,
-                    drop_remainder: bool = False, hop_samples: Optional[int] = None,
+def training_epochs(clips, spec, *, service: str, epochs: int, initial_epoch: int = 0, log=None,
                     say: Callable[[str], None] = print):
-    """Like :func:`genrenet.data.pipeline.training_epochs` (same arguments, the same batches in each epoch, the
-    same ``steps_per_epoch``), but every epoch's batches come from the tf.data service at ``service``.
-    ``cache`` must be a directory the workers can read (see the module docstring); ``say`` gets one line on
-    the service (its number of workers)."""
-    import tensorflow as tf
-
-    from .pipeline import (AUTOTUNE, SkipLog, concatenate, epoch_batches, epoch_seeds, one_hot_labels, resolve_augment,
-                           training_epochs as local_epochs)
+    """Like :func:`genrenet.data.training.training_epochs` (the same :class:`~genrenet.data.training.TrainingSpec`,
+    the same batches in each epoch, the same ``steps_per_epoch``), but every epoch's batches come from the tf.data
+    service at ``service``. The spec's cache must be a directory the workers can read (see the module
+    docstring); ``say`` gets one line on the service (its number of workers)."""
+    from .skips import SkipLog
+    from .training import AUTOTUNE, concatenate, epoch_stream, steps_per_epoch
 
     log = log if log is not None else SkipLog()
-    local, steps = local_epochs(clips, labels, sample_rate=sample_rate, window_samples=window_samples,
-                                batch_size=batch_size, seed=seed, initial_epoch=initial_epoch, epochs=epochs,
-                                crops_per_clip=crops_per_clip, augment=augment, batch_augment=batch_augment,
-                                cache=cache, log=log, drop_remainder=drop_remainder, hop_samples=hop_samples)
-    if initial_epoch >= epochs:
-        return local, steps  # nothing left to train: an empty stream and no job
-    window_fn, crop, batch_fn = resolve_augment(augment, batch_augment, window_samples, sample_rate)
-    targets = one_hot_labels(clips, labels)
-    sources = _cached_sources(clips, sample_rate, cache, log)
-
-    def stream(s):  # the per-element seed pairs of pipeline.epoch_batches
-        return tf.data.Dataset.random(seed=s, rerandomize_each_iteration=False).batch(2)
-
-    finish = _finisher(window_fn, batch_fn, window_samples)
-
+    if spec.cache.directory is None:
+        raise DataServiceError(NEEDS_DIR)
+    steps, decoded = steps_per_epoch(clips, spec, log)  # decodes every clip once: fills the cache workers read
+    if initial_epoch >= epochs:  # nothing left to train: an empty stream and no job
+        return epoch_stream(spec, decoded, spec.targets(clips), 0, shuffled=False).take(0), steps
+    sources = _cached_sources(clips, spec.sample_rate, spec.cache.directory, log)
     job = f"genrenet-{uuid.uuid4().hex[:12]}"  # unique: a shared job name would split one stream between readers
     workers = _probe(service, job)
     if steps < workers:
@@ -134,34 +120,34 @@ def training_epochs(clips, labels, *, service: str, sample_rate: int, window_sam
                                f"service at {service} (each must make one): use fewer workers or smaller batches")
     say(f"training batches from the tf.data service at {service} ({workers} worker{'s' * (workers != 1)}, "
         f"one job per epoch, job names {job}-epochN)")
+    epoch = functools.partial(_service_epoch, clips, spec, sources, service=service, job=job)
+    return concatenate([epoch(e) for e in range(initial_epoch, epochs)]).prefetch(AUTOTUNE), steps
 
-    def epoch_ds(e):
-        seeds = epoch_seeds(seed, e)
-        # Clip indices are shuffled before reading, into the order of the local pipeline's clip shuffle: no
-        # worker holds decoded clips in a shuffle buffer. Window augmentation waits for finish(); the
-        # pass-through keeps crops longer than a window whole.
-        clip_ds = _cached_clips(sources, window_samples, seeds[0], len(clips))
-        ds = epoch_batches(clip_ds, targets, seeds, num_clips=len(clips), window_samples=window_samples,
-                           batch_size=batch_size, crops_per_clip=crops_per_clip,
-                           augment=(lambda x, y, s: (x, y)) if window_fn is not None else None, batch_augment=None,
-                           crop=crop, hop_samples=hop_samples, drop_remainder=drop_remainder, shuffled=True)
-        ds = tf.data.Dataset.zip((ds, stream(seeds[3]).batch(batch_size), stream(seeds[3] + 1)))
-        ds = ds.shard(tf.data.experimental.SHARD_HINT, tf.data.experimental.SHARD_HINT)
-        ds = ds.map(finish, num_parallel_calls=AUTOTUNE, deterministic=True)
-        return ds.apply(tf.data.experimental.service.distribute(
-            tf.data.experimental.service.ShardingPolicy.HINT, service, job_name=f"{job}-epoch{e}",
-            compression=None))  # float audio hardly compresses, and decompressing would cost the trainer CPU
 
-    return concatenate([epoch_ds(e) for e in range(initial_epoch, epochs)]).prefetch(AUTOTUNE), steps
+def _service_epoch(clips, spec, sources, e: int, *, service: str, job: str):
+    """Epoch ``e`` of the training pipeline, read from the disk cache and made on the service's workers: each
+    worker augments (and mixes up) its share of the epoch's batches, sharded between batching and augmentation."""
+    import tensorflow as tf
+
+    from .training import epoch_seeds, epoch_stream
+
+    hint = tf.data.experimental.SHARD_HINT
+    # Clip indices are shuffled before reading, into the order of the local pipeline's clip shuffle: no worker
+    # holds decoded clips in a shuffle buffer.
+    clip_ds = _cached_clips(sources, spec.window_samples, epoch_seeds(spec.seed, e)[0], len(clips))
+    ds = epoch_stream(spec, clip_ds, spec.targets(clips), e, shuffled=True, split=lambda d: d.shard(hint, hint))
+    return ds.apply(tf.data.experimental.service.distribute(
+        tf.data.experimental.service.ShardingPolicy.HINT, service, job_name=f"{job}-epoch{e}",
+        compression=None))  # float audio hardly compresses, and decompressing would cost the trainer CPU
 
 
 def _cached_clips(sources, window_samples: int, shuffle_seed: int, num_clips: int):
     """``(audio, clip index)`` of the ``(paths, offsets, indices)`` :func:`_cached_sources` found, shuffled as
-    :func:`genrenet.data.pipeline.clip_audio` shuffles ``num_clips`` clips, before they are read from the disk
+    :func:`genrenet.data.decoding.clip_audio` shuffles ``num_clips`` clips, before they are read from the disk
     cache, with TF ops only (this runs on the service's workers)."""
     import tensorflow as tf
 
-    from .pipeline import AUTOTUNE
+    from .decoding import AUTOTUNE
 
     paths, offsets, indices = sources
 
@@ -174,23 +160,6 @@ def _cached_clips(sources, window_samples: int, shuffle_seed: int, num_clips: in
                                                   tf.constant(indices, tf.int64)))
     clip_ds = clip_ds.shuffle(max(1, num_clips), seed=shuffle_seed, reshuffle_each_iteration=False)
     return clip_ds.map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
-
-
-def _finisher(window_fn, batch_fn, window_samples: int):
-    """The work after the shard, divided between workers: window augmentation, then mixup."""
-    import tensorflow as tf
-
-    def finish(batch, window_seeds, batch_seed):
-        x, y = batch
-        if window_fn is not None:
-            spec = (tf.TensorSpec([window_samples], tf.float32), tf.TensorSpec(y.shape[1:], y.dtype))
-            x, y = tf.map_fn(lambda t: window_fn(*t), (x, y, window_seeds[:tf.shape(x)[0]]),
-                             fn_output_signature=spec)
-        if batch_fn is not None:
-            x, y = batch_fn(x, y, batch_seed)
-        return x, y
-
-    return finish
 
 
 def _probe(service: str, job: str) -> int:

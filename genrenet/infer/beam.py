@@ -13,9 +13,8 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
-from ..data import Clip, SkipLog
+from ..data import Clip, SkipLog, streamed_window_batches
 from ..data.beamio import beam, local_file, match_pattern, pipeline_options
-from ..data.pipeline import streamed_window_batches
 from .classifier import Classifier
 from .predict import file_result
 from .windows import default_batch_size

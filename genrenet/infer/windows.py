@@ -17,9 +17,8 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import tensorflow as tf
 
-from ..data import SkipLog, window_dataset
+from ..data import SkipLog, streamed_window_batches, window_dataset
 from ..data.audio import unusable_path
-from ..data.pipeline import streamed_window_batches
 from ..data.progress import Progress
 from ..nn.frontend import fused_frontend
 

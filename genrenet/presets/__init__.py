@@ -66,11 +66,11 @@ def preset_info(name: str) -> dict:
 
 
 def cache_dir() -> str:
-    """Where presets are materialised as run directories: ``$GENRENET_CACHE`` if set, else
-    ``$XDG_CACHE_HOME/genrenet`` (``~/.cache/genrenet``), sub-folder ``presets``."""
-    root = os.environ.get("GENRENET_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "genrenet")
-    return os.path.join(root, "presets")
+    """Where presets are materialised as run directories: ``presets`` below the cache root
+    (:func:`~genrenet.data.cache.cache_root`: ``$GENRENET_CACHE``, else ``~/.cache/genrenet``)."""
+    from ..data.cache import cache_root
+
+    return os.path.join(cache_root(), "presets")
 
 
 def _fingerprint(folder: str) -> str:

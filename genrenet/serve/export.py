@@ -31,6 +31,7 @@ from importlib.metadata import version as package_version
 import keras
 import tensorflow as tf
 
+from ..data.windows import frame_windows, window_count
 from ..errors import ExportError
 from ..keras_compat import attach_assets
 from ..nn.frontend import iter_layers
@@ -49,9 +50,10 @@ TFLITE_FILE = "model.tflite"
 def windowed_classifier(model, labels, window_samples: int, hop_samples: int | None = None):
     """``classify(waveform [B, T], lengths [B] | None)`` → {probabilities, label_id, label}.
 
-    Row ``b`` holds ``lengths[b]`` real samples (default: all ``T``); shorter than a window is zero-padded.
-    Its windows (``1 + (max(len, W) - W) // hop``) are gathered across the batch, run through the model in
-    one call and averaged per row, so padding added to batch rows of different lengths never counts.
+    Row ``b`` holds ``lengths[b]`` real samples (default: all ``T``); its windows are those predict cuts
+    (:func:`genrenet.data.windows.frame_windows`: shorter than a window is zero-padded, audio after the last
+    whole window is left out). They are gathered across the batch, run through the model in one call and
+    averaged per row, so padding added to batch rows of different lengths never counts.
     """
     hop = hop_samples or window_samples
     label_table = tf.constant(list(labels))
@@ -59,13 +61,10 @@ def windowed_classifier(model, labels, window_samples: int, hop_samples: int | N
     def classify(waveform, lengths=None):
         waveform = tf.cast(waveform, tf.float32)
         batch = tf.shape(waveform)[0]
-        width = tf.shape(waveform)[1]
         if lengths is None:
-            lengths = tf.fill([batch], width)
-        lengths = tf.maximum(tf.cast(lengths, tf.int32), window_samples)
-        waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(0, window_samples - width)]])
-        windows = tf.signal.frame(waveform, window_samples, hop, pad_end=False)  # [B, n, W]
-        counts = 1 + (lengths - window_samples) // hop                          # [B], each in 1..n
+            lengths = tf.fill([batch], tf.shape(waveform)[1])
+        windows = frame_windows(waveform, window_samples, hop)                         # [B, n, W]
+        counts = window_count(tf.cast(lengths, tf.int32), window_samples, hop)         # [B], each in 1..n
         mask = tf.sequence_mask(counts, tf.shape(windows)[1])
         chosen = tf.boolean_mask(windows, mask)                                   # [sum(counts), W]
         owner = tf.boolean_mask(tf.broadcast_to(tf.range(batch)[:, None], tf.shape(mask)), mask)

@@ -5,7 +5,7 @@ the dropout RNG states), the optimizer's variables, the early-stopping state wit
 history so far; then it rewrites ``history.csv``. Every file is written under a temporary name and renamed, and
 ``state.json`` (which names the arrays of the epoch) is renamed last, so a process killed at any moment leaves
 the previous epoch's complete checkpoint. ``train(..., resume=True)`` restores all of it before the next epoch;
-with the per-epoch data seeds of :func:`genrenet.data.pipeline.training_epochs` the resumed run computes what
+with the per-epoch data seeds of :func:`genrenet.data.training.training_epochs` the resumed run computes what
 the uninterrupted run would have.
 """
 from __future__ import annotations

@@ -12,7 +12,8 @@ import json
 from typing import Any, Optional, Union
 
 from ..data.augment import Augment
-from ..errors import TrainingError
+from ..data.cache import CachePolicy
+from ..errors import ConfigError, TrainingError
 
 # Defaults measured on the 40 real GTZAN dev clips (2-fold artist-aware CV, benchmarks/gtzan_dev.py). From
 # scratch, models memorise 20 training clips within 30 epochs (training accuracy 0.97+) and score at the MFCC+SVM
@@ -79,10 +80,11 @@ class TrainConfig:
     augment: Any = "default"
     """Training-only augmentation: names, a comma string, a dict of parameters, ``none``, or ``default``
     (pitch shift and mixup from scratch, none for a frozen head). See :mod:`genrenet.data.augment`."""
-    cache: Union[bool, str] = "auto"
+    cache: Union[str, CachePolicy] = "auto"
     """Decoded audio: ``auto`` (in memory when it fits in ``memory_budget``, else on disk in
-    ``$GENRENET_CACHE_DIR`` or ``~/.cache/genrenet/audio``), ``True`` in memory, ``False`` decoded every epoch,
-    or a directory on disk. ``config.json`` records the choice made."""
+    ``$GENRENET_CACHE/audio``, default ``~/.cache/genrenet/audio``), ``memory``, ``none`` (decoded every epoch),
+    or a directory on disk (``True``/``False`` are read as ``memory``/``none``). Resolved once per run into a
+    :class:`~genrenet.data.cache.CachePolicy`; ``config.json`` records the choice made."""
     memory_budget: Optional[int] = None
     """Bytes of decoded audio ``cache="auto"`` may keep in memory (default: half the memory available to the
     process, container limits included)."""
@@ -133,6 +135,10 @@ class TrainConfig:
             raise TrainingError("a frozen pretrained backbone trains its head on cached features: "
                                 f"{', '.join(filter(None, used))} not supported there (the head trains in seconds)")
         Augment.resolve(None if self.augment == "default" else self.augment)  # raises AugmentError when unknown
+        try:
+            CachePolicy.of(self.cache)
+        except ConfigError as e:
+            raise TrainingError(str(e)) from None
         return self
 
     @property
@@ -164,10 +170,8 @@ class TrainConfig:
         return dataclasses.replace(self, patience=(self.epochs or DEFAULT_EPOCHS) + self.fine_tune_epochs)
 
     def to_dict(self) -> dict:
-        """JSON-ready settings (a cache path as a string)."""
-        out = dataclasses.asdict(self)
-        if not isinstance(out["cache"], bool):
-            out["cache"] = str(out["cache"])
+        """JSON-ready settings (the cache as its setting: ``auto``, ``memory``, ``none`` or a directory)."""
+        out = {**dataclasses.asdict(self), "cache": str(CachePolicy.of(self.cache))}
         return json.loads(json.dumps(out, default=list))
 
     @classmethod

@@ -23,11 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 from .. import registry
-from ..data import ClipDataset, SkipLog, load_dataset, validation_dataset
+from ..data import ClipDataset, SkipLog, load_dataset
 from ..data.augment import Augment
-from ..data.memory import choose_cache
-from ..data.pipeline import training_epochs
+from ..data.cache import CachePolicy
 from ..data.service import check as check_data_service, training_epochs as service_epochs
+from ..data.training import TrainingSpec, training_epochs, validation_dataset
 from ..errors import ConfigError, DataServiceError, DatasetError, StrategyError, TrainingError
 from ..infer.evaluate import evaluate_clips
 from ..keras_compat import keras_workarounds, op_determinism
@@ -171,9 +171,9 @@ def _prepare(s: _Session, data) -> _Data:
     s.cfg = s.cfg.with_patience(bool(val_clips))
     notes = dataset.notes + notes
     if not s.cfg.head_only or s.cfg.fine_tune_epochs:  # a frozen backbone's head alone trains on features
-        cache, cache_note = choose_cache(s.cfg.cache, train_clips + val_clips, s.spec.features.sample_rate,
-                                         memory_budget=s.cfg.memory_budget)
-        s.cfg = s.cfg.replace(cache=cache)
+        cache, cache_note = CachePolicy.of(s.cfg.cache).resolve(
+            train_clips + val_clips, s.spec.features.sample_rate, memory_budget=s.cfg.memory_budget)
+        s.cfg = s.cfg.replace(cache=cache)  # resolved once: every pipeline and config.json use this policy
         notes += [cache_note] if cache_note else []
     if s.cfg.data_service:
         notes.append("data_service: each epoch has the batches it would have locally, in the order the service's "
@@ -237,19 +237,18 @@ def _training_batches(s: _Session, d: _Data, window_samples: int, initial_epoch:
     service; under a multi-replica strategy sharded by data, or for ``tfrecord:`` data under ``multi_worker`` by
     record file (no worker reads another's shards). Every phase of training gets its batches here."""
     cfg = s.cfg
-    if cfg.data_service:
-        make = functools.partial(service_epochs, service=cfg.data_service, say=s.say)
-    else:
-        make = training_epochs
-    settings = dict(labels=d.labels, sample_rate=s.spec.features.sample_rate, window_samples=window_samples,
-                    seed=cfg.seed, initial_epoch=initial_epoch, epochs=epochs, crops_per_clip=cfg.crops_per_clip,
-                    log=s.log, drop_remainder=cfg.strategy != "default", augment=Augment.resolve(cfg.augment),
-                    cache=cfg.cache)
+    spec = TrainingSpec(d.labels, s.spec.features.sample_rate, window_samples, batch_size=s.global_batch,
+                        seed=cfg.seed, crops_per_clip=cfg.crops_per_clip, augment=cfg.augment,
+                        drop_remainder=cfg.strategy != "default", cache=cfg.cache)
+    epoch_range = dict(initial_epoch=initial_epoch, epochs=epochs, log=s.log)
     with _no_usable_audio_stops_training(s):
         if cfg.strategy == "multi_worker" and not cfg.data_service and reads_record_shards(d.train_clips):
             return shard_by_file(s.dist, d.train_clips, functools.partial(
-                training_epochs, batch_size=cfg.batch_size, **settings), say=s.say)
-        ds, steps = make(d.train_clips, batch_size=s.global_batch, **settings)
+                training_epochs, spec=spec.replace(batch_size=cfg.batch_size), **epoch_range), say=s.say)
+        if cfg.data_service:
+            ds, steps = service_epochs(d.train_clips, spec, service=cfg.data_service, say=s.say, **epoch_range)
+        else:
+            ds, steps = training_epochs(d.train_clips, spec, **epoch_range)
     return (shard_by_data(ds) if cfg.strategy != "default" else ds), steps
 
 

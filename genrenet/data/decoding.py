@@ -1,0 +1,100 @@
+"""Clips into tf.data: decode (soundfile, ``tf.numpy_function``) → resample → cache, for training and inference.
+
+Files that fail to decode, are silent or hold non-finite samples are skipped and logged (never the end of a
+run); clips shorter than a window are zero-padded and logged.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from .audio import AudioError
+from .cache import CachePolicy
+from .memory import AudioCache, cache_key
+from .skips import SkipLog
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def cached_loader(sample_rate: int, cache_dir: Optional[str]):
+    """``load(clip) -> audio``: decode and resample, through the disk cache in ``cache_dir`` when there is one
+    (a failure is remembered there too, so later epochs and runs do not decode the file again)."""
+    disk = AudioCache(cache_dir) if cache_dir else None
+
+    def load(clip):
+        if disk is None:
+            return clip.load(sample_rate)
+        key = cache_key(clip, sample_rate)
+        audio, reason = disk.get(key)
+        if reason is not None:
+            raise AudioError(clip.name, reason)
+        if audio is not None:
+            return audio
+        try:
+            audio = clip.load(sample_rate)
+        except AudioError as e:
+            disk.put_error(key, e.reason)
+            raise
+        try:
+            disk.put(key, audio)
+        except OSError:  # a full or read-only cache disk: the clip is still good, only not cached
+            pass
+        return audio
+
+    return load
+
+
+def usable_audio(clip, load, window_samples: int, log: SkipLog) -> np.ndarray:
+    """The clip's audio, zero-padded to one window if shorter; an empty array (and a reason in ``log``) when it
+    cannot be used."""
+    try:
+        audio = load(clip)
+    except AudioError as e:
+        log.skip(clip.name, e.reason)
+        return np.zeros(0, np.float32)
+    except Exception as e:  # never let one file end the run
+        log.skip(clip.name, f"cannot decode ({type(e).__name__}: {e})")
+        return np.zeros(0, np.float32)
+    if not np.all(np.isfinite(audio)):
+        log.skip(clip.name, "contains NaN or infinite samples")
+        return np.zeros(0, np.float32)
+    if not np.any(audio):
+        log.skip(clip.name, "is silent (all samples are zero)")
+        return np.zeros(0, np.float32)
+    if len(audio) < window_samples:
+        log.pad(clip.name)
+        audio = np.pad(audio, (0, window_samples - len(audio)))
+    return audio.astype(np.float32, copy=False)
+
+
+def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, cache, indices=None,
+               shuffle_seed: Optional[int] = None):
+    """Dataset of ``(audio[samples], clip_index)`` for the decodable clips, in clip order.
+
+    ``cache`` (a :class:`~genrenet.data.cache.CachePolicy` or its setting, resolved): ``memory`` keeps decoded
+    audio in memory after the first pass (later epochs do not decode again); a directory keeps it on disk as
+    ``.npy`` per clip (:class:`~genrenet.data.memory.AudioCache`: for datasets larger than memory, and reused by
+    later runs and by evaluation); ``none`` decodes every time.
+
+    ``indices`` (default: every clip) are the clips to give; with ``shuffle_seed`` they are shuffled *before*
+    decoding, so that no shuffle buffer ever holds decoded audio (what keeps memory flat under a disk cache).
+    """
+    policy = CachePolicy.of(cache).require_resolved()
+    load = cached_loader(sample_rate, policy.directory)
+
+    def decode(i):
+        return usable_audio(clips[int(i)], load, window_samples, log)
+
+    def tf_load(i):
+        audio = tf.numpy_function(decode, [i], tf.float32, stateful=False)
+        return tf.ensure_shape(audio, [None]), i
+
+    order = np.arange(len(clips), dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
+    ds = tf.data.Dataset.from_tensor_slices(order)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(max(1, len(clips)), seed=shuffle_seed, reshuffle_each_iteration=False)
+    ds = ds.map(tf_load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.filter(lambda audio, i: tf.size(audio) > 0)
+    return ds.cache() if policy.memory else ds

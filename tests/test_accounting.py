@@ -106,7 +106,7 @@ def test_train_uses_all_good_files_and_reports_the_rest_in_skipped_tsv(tmp_path)
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["skipped_files"], metrics["ignored_files"]) == (len(BAD), len(IGNORED))
     config = json.loads((out / "config.json").read_text())
-    assert config["cache"] == "memory" and config["train_clips"] == 13
+    assert config["training"]["cache"] == "memory" and config["data"]["train_clips"] == 13
     assert not (out / LOCK_FILE).exists()
 
 
@@ -140,8 +140,8 @@ def test_a_dataset_larger_than_the_memory_budget_trains_from_a_disk_cache(tmp_pa
             write_tone(root / genre / f"{i}.wav", seconds=3.5, freq=300 + 200 * (genre == "b") + 30 * i)
     run = train("cnn", str(root), str(tmp_path / "run"), epochs=2, memory_budget=100_000, verbose=1,
                 model_kwargs={"filters": [4], "dense_units": [4]})
-    assert run.config["cache"] == str(tmp_path / "cache")
-    assert any("caching it on disk" in n for n in run.config["notes"])
+    assert run.training.cache == str(tmp_path / "cache")
+    assert any("caching it on disk" in n for n in run.config["data"]["notes"])
     assert "caching it on disk in " + str(tmp_path / "cache") in capsys.readouterr().out
     cached = list((tmp_path / "cache").rglob("*.npy"))
     assert len(cached) == 6 and all(np.load(f).dtype == np.float32 for f in cached)

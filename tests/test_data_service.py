@@ -101,7 +101,8 @@ def test_train_cli_with_a_data_service(services, tmp_path):
     assert "6/6" in r.stdout  # steps_per_epoch as without the service (12 windows, batch 2)
     assert (run / "model.keras").is_file()
     config = json.loads((run / "config.json").read_text())
-    assert config["data_service"] == address and any(n.startswith("data_service:") for n in config["notes"])
+    assert config["training"]["data_service"] == address
+    assert any(n.startswith("data_service:") for n in config["data"]["notes"])
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and np.isfinite(metrics["final_loss"])
     assert len((run / "history.csv").read_text().strip().splitlines()) == 3

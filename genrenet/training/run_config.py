@@ -49,13 +49,13 @@ def structured_config(raw: dict) -> dict:
         raise ConfigError("config.json needs a model part: {\"name\": ..., \"features\": ..., ...}")
     ensemble = model.get("name") == "ensemble"
     check_known(model, ENSEMBLE_KEYS if ensemble else MODEL_KEYS, "model key")
-    missing = [k for k in REQUIRED_MODEL_KEYS if k not in model]
-    if missing:
-        raise ConfigError(f"config.json: the model part lacks {', '.join(missing)}")
     if "training" in config:
         TrainConfig.from_dict(config["training"])  # raises for an unknown setting
     check_known(config.get("data", {}), DATA_KEYS, "data key")
     check_known(config.get("run", {}), RUN_KEYS, "run key")
+    missing = [k for k in REQUIRED_MODEL_KEYS if k not in model]
+    if missing:
+        raise ConfigError(f"config.json: the model part lacks {', '.join(missing)}")
     return config
 
 

@@ -118,7 +118,7 @@ def test_model_kwargs_hold_hyper_parameters_only(name):
     ({"batch_size": 0}, ConfigError, "batch_size"),
     ({"model_kwargs": {"dropout": "abc"}}, ConfigError, "model_kwargs.dropout"),
     ({"model_kwargs": {"dropuot": 0.5}}, ModelArgumentError, "model_kwargs.dropuot"),
-    ({"strategy": "multi_worker"}, StrategyError, None),
+    ({"strategy": "multi_worker"}, StrategyError, "strategy"),
     ({"data_service": "http://localhost:5050", "cache": "/tmp/cache"}, DataServiceError, None),
     ({"resume": True}, ConfigError, "resume"),
 ])

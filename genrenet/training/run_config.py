@@ -28,7 +28,7 @@ ENSEMBLE_KEYS = ("name", "method", "weights", "members", "features", "window_sec
                  "num_classes")
 DATA_KEYS = ("spec", "train_clips", "val_clips", "notes")
 RUN_KEYS = ("replicas", "global_batch_size", "command", "versions")
-REQUIRED_MODEL_KEYS = ("name", "features", "window_samples")
+REQUIRED_MODEL_KEYS = ("name",)
 # Format 1's keys outside TrainConfig, and where each goes (``model`` is the model's name there).
 FLAT_KEYS = {"model": ("model", "name"), "data": ("data", "spec"),
              **{k: ("model", k) for k in MODEL_KEYS[1:] + ENSEMBLE_KEYS[1:4]},

@@ -118,8 +118,8 @@ def package(run, out: str, cv: dict):
 
     model = run.load_model()
     kernel, bias = model.get_layer("probabilities").get_weights()
-    config = run.config
-    config["data"]["spec"], config["run"]["command"] = "gtzan_dev (40 GTZAN clips, 4 per genre)", COMMAND
+    config = {**run.config, "data": {**run.config["data"], "spec": "gtzan_dev (40 GTZAN clips, 4 per genre)"},
+              "run": {**run.config["run"], "command": COMMAND}}
     metrics = dict(run.metrics, cross_validation=cv)
     shutil.rmtree(out, ignore_errors=True)
     writer = RunWriter(out)

@@ -44,7 +44,7 @@ def test_pretrained_errors_are_clear(tmp_path):
     r = run_cli("train", "cnn", "--pretrained", "msd", "--data", DATA, "--out", tmp_path / "x")
     assert r.returncode == 2 and "cnn has no pretrained weights 'msd'" in r.stderr
     r = run_cli("train", "musicnn", "--freeze-backbone", "--data", DATA, "--out", tmp_path / "y")
-    assert r.returncode == 2 and "--freeze-backbone needs pretrained weights (--pretrained TAG)" in r.stderr
+    assert r.returncode == 2 and "error: --freeze-backbone: needs pretrained weights" in r.stderr
 
 
 def test_frozen_head_on_only_undecodable_files_says_what_was_skipped(tmp_path):
@@ -88,4 +88,4 @@ def test_train_head_logistic_writes_an_ordinary_run(tmp_path):
     probs = run.load_model().predict(np.zeros((2, 47616), np.float32), verbose=0)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     r = run_cli("train", "cnn", "--head", "logistic", "--data", DATA, "--out", tmp_path / "x")
-    assert r.returncode == 2 and "head chooses how a frozen pretrained backbone's head trains" in r.stderr
+    assert r.returncode == 2 and "error: --head: chooses how a frozen pretrained backbone's head trains" in r.stderr

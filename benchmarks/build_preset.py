@@ -80,8 +80,8 @@ FILES`, `genrenet.load_preset("{NAME}")`.
 
 **Model.** `musicnn` (Pons & Serra 2019) with its weights pretrained on the Million Song Dataset (50 Last.fm
 tags), frozen, from the `musicnn` package (ISC licence; `pip install --no-deps musicnn==0.1.0`), plus a new
-softmax head ({config["hyperparameters"].get("dropout", 0.5)} dropout → Dense 200 → 10) trained by genrenet
-(`head = {config["head"]}`). {parameters:,} parameters; only the head (2,010 weights) ships with genrenet, the
+softmax head ({config["model"]["hyperparameters"].get("dropout", 0.5)} dropout → Dense 200 → 10) trained by genrenet
+(`head = {config["training"]["head"]}`). {parameters:,} parameters; only the head (2,010 weights) ships with genrenet, the
 backbone is rebuilt from the `musicnn` package when the preset is first used. Input: audio at any rate and
 length, resampled to 16 kHz, cut into non-overlapping 2.976-s windows; a file's genre is the mean of its
 windows' probabilities.
@@ -118,7 +118,8 @@ def package(run, out: str, cv: dict):
 
     model = run.load_model()
     kernel, bias = model.get_layer("probabilities").get_weights()
-    config = dict(run.config, data="gtzan_dev (40 GTZAN clips, 4 per genre)", command=COMMAND)
+    config = {**run.config, "data": {**run.config["data"], "spec": "gtzan_dev (40 GTZAN clips, 4 per genre)"},
+              "run": {**run.config["run"], "command": COMMAND}}
     metrics = dict(run.metrics, cross_validation=cv)
     shutil.rmtree(out, ignore_errors=True)
     writer = RunWriter(out)

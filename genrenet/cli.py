@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 
-from .errors import GenrenetError, TrainingError, UsageError
+from .errors import GenrenetError, UsageError
 
 # Lines TensorFlow's C++ code writes to stderr while it is imported, whatever TF_CPP_MIN_LOG_LEVEL says (the
 # oneDNN notice is logged before absl's logging is set up, which adds the absl warning before it).
@@ -74,17 +73,6 @@ def _model_kwargs(pairs):
     return out
 
 
-def _run_dir_and_resume(args):
-    """``--resume`` continues ``--out``; ``--resume RUN`` names the run directory itself."""
-    if isinstance(args.resume, str):
-        if args.out and os.path.normpath(args.out) != os.path.normpath(args.resume):
-            raise TrainingError(f"--resume {args.resume} and --out {args.out} name different run directories")
-        return args.resume, True
-    if args.resume and not args.out:
-        raise TrainingError("--resume needs the run directory: --resume RUN or --out RUN --resume")
-    return args.out, bool(args.resume)
-
-
 def import_tensorflow_quietly():
     """Import TensorFlow with its C++ info and warning lines off and its import-time banner (written to file
     descriptor 2, out of Python's reach) filtered out; anything else it writes then is passed on to stderr."""
@@ -108,22 +96,24 @@ def import_tensorflow_quietly():
 
 
 def cmd_train(args):
+    """Parse, call :func:`~genrenet.train`, print: the rules of a run (its directory, resuming, reading a saved
+    ``config.json``) are the library's."""
     from .training.config import TrainConfig
+    from .training.config import load_run_config
     from .training.trainer import train
 
     given = vars(args)
-    config, model, data = TrainConfig(), args.model, given.get("data")
+    model, data, config = args.model, given.get("data"), TrainConfig()
     if args.config:
-        with open(args.config, encoding="utf-8") as f:
-            saved = json.load(f)
-        config, model, data = TrainConfig.from_dict(saved), model or saved.get("model"), data or saved.get("data")
+        saved_model, saved_data, config = load_run_config(args.config)
+        model, data = model or saved_model, data or saved_data
     if not model:
         raise UsageError("train needs MODEL, or --config RUN/config.json to train a run again")
     fields = {name: given[name] for name in TrainConfig.fields() if name in given}
     if "set" in given:
         fields["model_kwargs"] = {**config.model_kwargs, **_model_kwargs(args.set)}
-    out, resume = _run_dir_and_resume(args)
-    run = train(model, data or "synthetic", out, config=config, resume=resume, verbose=args.verbose, **fields)
+    run = train(model, data or "synthetic", args.out, config=config, resume=args.resume, verbose=args.verbose,
+                **fields)
     if run is not None:  # None: a non-chief worker of a multi-worker run (the chief writes the run)
         print(f"run saved to {run.path}")
 
@@ -530,23 +520,24 @@ def _add_app_parser(sub):
     s.set_defaults(fn=cmd_app)
 
 
-# Parameters the library names in its messages that are flags on the command line, besides TrainConfig's.
-OTHER_FLAG_PARAMETERS = ("force", "version", "tflite", "workers", "out", "resume")
+def error_line(error, parser: argparse.ArgumentParser, command: str) -> str:
+    """The one line an error ends with: a genrenet error that names its parameter is printed under the flag of
+    ``command`` that sets it (``--batch-size: must be ≥ 1, got 0``); its message is printed as it is."""
+    if not isinstance(error, GenrenetError) or not error.param:
+        return str(error)
+    return f"{flag_of(error.param, parser, command)}: {error.message}"
 
 
-def as_flags(message: str) -> str:
-    """Library messages name parameters; on the command line they are flags: ``name=True`` becomes ``--name``,
-    ``name=VALUE`` ``--name VALUE``, and a bare name with an underscore (it cannot be an ordinary word)
-    ``--name-with-dashes``."""
-    from .training.config import TrainConfig
-
-    for name in TrainConfig.fields() + OTHER_FLAG_PARAMETERS:
-        flag = "--" + name.replace("_", "-")
-        message = re.sub(rf"(?<![\w-]){name}=True\b", flag, message)
-        message = re.sub(rf"(?<![\w-]){name}=", flag + " ", message)
-        if "_" in name:
-            message = re.sub(rf"(?<![\w-]){name}\b", flag, message)
-    return message
+def flag_of(param: str, parser: argparse.ArgumentParser, command: str) -> str:
+    """The command-line name of a library parameter: ``batch_size`` → ``--batch-size``, ``model_kwargs.dropout``
+    → ``--set dropout``; a parameter that ``command`` has no option for keeps its name."""
+    name, _, key = param.partition(".")
+    if name == "model_kwargs":
+        return f"--set {key}" if key else "--set"
+    sub = next((a.choices[command] for a in parser._actions if isinstance(a.choices, dict) and command in a.choices),
+               parser)
+    flags = [o for a in sub._actions if a.dest == name for o in a.option_strings if o.startswith("--")]
+    return flags[0] if flags else param
 
 
 def _version():
@@ -570,7 +561,8 @@ def main(argv=None) -> int:
             stream.reconfigure(errors="surrogateescape")
     if not os.environ.get("GENRENET_DEBUG"):
         import_tensorflow_quietly()
-    args = _parse(build_parser(), argv)
+    parser = build_parser()
+    args = _parse(parser, argv)
     try:
         args.fn(args)
     except KeyboardInterrupt:
@@ -581,7 +573,7 @@ def main(argv=None) -> int:
         # Anything else is a bug and keeps its traceback.
         if os.environ.get("GENRENET_DEBUG"):
             raise
-        print(f"genrenet: error: {as_flags(str(e))}", file=sys.stderr)
+        print(f"genrenet: error: {error_line(e, parser, args.command)}", file=sys.stderr)
         return 2
     return 0
 

@@ -7,7 +7,20 @@ input), so ``except ValueError`` keeps working for callers that used it.
 
 
 class GenrenetError(Exception):
-    """Base of every error raised on purpose: bad input, arguments or files, with a message saying which."""
+    """Base of every error raised on purpose: bad input, arguments or files, with a message saying which.
+
+    ``param`` names the setting or argument at fault (e.g. ``"batch_size"``, ``"model_kwargs.dropout"``), kept
+    apart from ``message`` so a caller can point at it in its own terms: ``str(error)`` is ``"param: message"``,
+    and the command line prints the matching flag instead (``--batch-size: message``).
+    """
+
+    def __init__(self, message: str = "", param=None):
+        super().__init__(message)
+        self.message = str(message)
+        self.param = param
+
+    def __str__(self):
+        return f"{self.param}: {self.message}" if self.param else self.message
 
 
 class AudioError(GenrenetError, ValueError):
@@ -60,10 +73,8 @@ class ExportError(GenrenetError, ValueError):
 
 
 class UnknownModelError(GenrenetError, KeyError):
-    """A model name that is not registered; the message lists the known names."""
-
-    def __str__(self):
-        return str(self.args[0]) if self.args else ""
+    """A model name that is not registered; the message lists the known names (printed as is, not quoted as
+    ``KeyError`` would)."""
 
 
 class RegistryError(GenrenetError, ValueError):

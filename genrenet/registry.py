@@ -136,6 +136,32 @@ def model_info(name: str) -> dict:
     }
 
 
+def check_hyperparameters(name: str, values: dict):
+    """Raise before anything is built for a hyper-parameter ``name``'s builder does not take
+    (:class:`~genrenet.errors.ModelArgumentError` listing the ones it does), or one whose value is not of its
+    default's kind (:class:`~genrenet.errors.ConfigError`: ``dropout="abc"`` would fail deep inside Keras)."""
+    defaults = get_spec(name).defaults()
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise ModelArgumentError(f"{name} does not take {unknown}; its hyper-parameters are {sorted(defaults)}",
+                                 param=f"model_kwargs.{unknown[0]}")
+    for key, value in values.items():
+        kind = _kind(defaults[key])
+        if kind and _kind(value) != kind and not (kind == "a number" and _kind(value) == "an integer"):
+            raise ConfigError(f"must be {kind}, got {value!r}", param=f"model_kwargs.{key}")
+
+
+def _kind(value) -> str:
+    """What a hyper-parameter's value is, in words ('' for a default of None: anything goes)."""
+    if value is None:
+        return ""
+    for kind, types in (("true or false", bool), ("an integer", int), ("a number", float),
+                        ("a list", (list, tuple)), ("a string", str), ("a dict", dict)):
+        if isinstance(value, types):
+            return kind
+    return type(value).__name__
+
+
 def build_model(
     name: str,
     num_classes: Optional[int] = 10,
@@ -156,11 +182,7 @@ def build_model(
     spec = get_spec(name)
     if isinstance(features, dict):
         features = FeatureConfig.from_dict(features)
-    unknown = set(overrides) - set(spec.defaults())
-    if unknown:
-        raise ModelArgumentError(
-            f"{name} does not take {sorted(unknown)}; its hyper-parameters are {sorted(spec.defaults())}"
-        )
+    check_hyperparameters(name, overrides)
     if spec_augment:
         if not spec.takes_spec_augment:
             raise ConfigError(f"{name} has its own front-end (no spectrogram_input): SpecAugment cannot be added")

@@ -110,7 +110,7 @@ def test_train_uses_all_good_files_and_reports_the_rest_in_skipped_tsv(tmp_path)
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["skipped_files"], metrics["ignored_files"]) == (len(BAD), len(IGNORED))
     config = json.loads((out / "config.json").read_text())
-    assert config["cache"] == "memory" and config["train_clips"] == 13
+    assert config["training"]["cache"] == "memory" and config["data"]["train_clips"] == 13
     assert not (out / LOCK_FILE).exists()
 
 
@@ -135,17 +135,17 @@ def test_cache_settings_old_booleans_included_become_one_policy(tmp_path):
     assert CachePolicy.of(tmp_path / "c").directory == str(tmp_path / "c")
     assert str(CachePolicy.of(tmp_path / "c")) == str(tmp_path / "c")  # what config.json records
     for bad in (3, "", ["memory"]):
-        with pytest.raises(ConfigError, match="cache must be auto, memory, none or a directory"):
+        with pytest.raises(ConfigError, match="cache: must be auto, memory, none or a directory") as caught:
             CachePolicy.of(bad)
+        assert caught.value.param == "cache"
 
 
 def test_train_config_reads_old_cache_booleans_and_refuses_other_values():
-    from genrenet.errors import TrainingError
     from genrenet.training.config import TrainConfig
 
     assert TrainConfig.from_dict({"cache": True}).check().to_dict()["cache"] == "memory"
     assert TrainConfig(cache=False).to_dict()["cache"] == "none"
-    with pytest.raises(TrainingError, match="cache must be auto, memory, none or a directory, got 3"):
+    with pytest.raises(ConfigError, match="cache: must be auto, memory, none or a directory, got 3"):
         TrainConfig(cache=3).check()
 
 
@@ -180,8 +180,8 @@ def test_a_dataset_larger_than_the_memory_budget_trains_from_a_disk_cache(tmp_pa
             write_tone(root / genre / f"{i}.wav", seconds=3.5, freq=300 + 200 * (genre == "b") + 30 * i)
     run = train("cnn", str(root), str(tmp_path / "run"), epochs=2, memory_budget=100_000, verbose=1,
                 model_kwargs={"filters": [4], "dense_units": [4]})
-    assert run.config["cache"] == str(tmp_path / "cache" / "audio")
-    assert any("caching it on disk" in n for n in run.config["notes"])
+    assert run.training["cache"] == str(tmp_path / "cache" / "audio")
+    assert any("caching it on disk" in n for n in run.config["data"]["notes"])
     assert "caching it on disk in " + str(tmp_path / "cache" / "audio") in capsys.readouterr().out
     cached = list((tmp_path / "cache" / "audio").rglob("*.npy"))
     assert len(cached) == 6 and all(np.load(f).dtype == np.float32 for f in cached)

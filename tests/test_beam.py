@@ -213,8 +213,8 @@ def test_training_on_prepared_records_equals_training_on_the_folder(prepared, tm
         results[-1] += (json.loads(ev.stdout.splitlines()[-1]),)
     (folder_metrics, folder_config, folder_eval), (record_metrics, record_config, record_eval) = results
     assert record_metrics == folder_metrics
-    assert (record_config["train_clips"], record_config["val_clips"]) == (folder_config["train_clips"],
-                                                                          folder_config["val_clips"])
+    assert (record_config["data"]["train_clips"], record_config["data"]["val_clips"]) == \
+        (folder_config["data"]["train_clips"], folder_config["data"]["val_clips"])
     for key in ("clip_accuracy", "macro_f1", "window_accuracy", "num_clips"):
         assert record_eval[key] == folder_eval[key]
 

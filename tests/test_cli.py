@@ -36,8 +36,10 @@ def test_train_evaluate_predict_export_from_the_command_line(tmp_path):
                 "--set", "filters=[8,16]", "--set", "dense_units=[16]")
     assert r.returncode == 0, r.stderr
     config = json.loads((run / "config.json").read_text())
-    assert config["model"] == "cnn" and config["model_kwargs"] == {"filters": [8, 16], "dense_units": [16]}
-    assert config["features"]["n_mels"] == 128 and config["seed"] == 0 and "tensorflow" in config["versions"]
+    assert config["model"]["name"] == "cnn"
+    assert config["training"]["model_kwargs"] == {"filters": [8, 16], "dense_units": [16]}
+    assert config["model"]["features"]["n_mels"] == 128 and config["training"]["seed"] == 0
+    assert "tensorflow" in config["run"]["versions"]
     assert json.loads((run / "labels.json").read_text()) == ["ambient", "disco", "rock"]
     assert (run / "history.csv").read_text().startswith("epoch,")
 

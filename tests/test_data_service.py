@@ -100,7 +100,8 @@ def test_train_cli_with_a_data_service(services, tmp_path):
     assert "6/6" in r.stdout  # steps_per_epoch as without the service (12 windows, batch 2)
     assert (run / "model.keras").is_file()
     config = json.loads((run / "config.json").read_text())
-    assert config["data_service"] == address and any(n.startswith("data_service:") for n in config["notes"])
+    assert config["training"]["data_service"] == address
+    assert any(n.startswith("data_service:") for n in config["data"]["notes"])
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and np.isfinite(metrics["final_loss"])
     assert len((run / "history.csv").read_text().strip().splitlines()) == 3
@@ -113,11 +114,11 @@ def _free_port():
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--cache", "CACHE", "--data-service", "notanaddress"], "--data-service 'notanaddress' is not grpc://HOST:PORT"),
+    (["--cache", "CACHE", "--data-service", "notanaddress"], "'notanaddress' is not grpc://HOST:PORT"),
     (["--cache", "CACHE", "--data-service", "grpc://127.0.0.1:FREE"], "nothing answers at 127.0.0.1:"),
-    (["--data-service", "grpc://127.0.0.1:FREE"], "--data-service needs --cache DIR"),
+    (["--data-service", "grpc://127.0.0.1:FREE"], "a directory the service's workers can read"),
     (["--cache", "CACHE", "--data-service", "127.0.0.1:FREE", "--strategy", "multi_worker"],
-     "works with --strategy default or --strategy mirrored"),
+     "not multi_worker"),
 ])
 def test_data_service_errors_are_one_line(extra, message, tmp_path, capsys):
     from genrenet.cli import main

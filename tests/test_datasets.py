@@ -255,7 +255,6 @@ def test_csv_problems(tmp_path):
 
 
 def test_training_continues_over_good_files_and_reports_skips(tmp_path, capsys):
-    from genrenet.errors import TrainingError
     from genrenet.training.trainer import train
 
     data = _bad_folder(tmp_path / "data")
@@ -275,7 +274,7 @@ def test_training_continues_over_good_files_and_reports_skips(tmp_path, capsys):
         for i in range(2):
             (silent / label).mkdir(parents=True, exist_ok=True)
             sf.write(silent / label / f"{i}.wav", np.zeros(SR * 2, np.float32), SR)
-    with pytest.raises(TrainingError, match="no usable training audio"):
+    with pytest.raises(DatasetError, match="no usable training audio"):
         train("cnn", str(silent), str(tmp_path / "run2"), epochs=1, window_seconds=1.0, verbose=0,
               model_kwargs={"filters": [4], "dense_units": [4]})
     (tmp_path / "allbad" / "x").mkdir(parents=True)

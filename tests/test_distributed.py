@@ -71,8 +71,8 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
                        capture_output=True, text=True, timeout=400, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr[-3000:]
     config = json.loads((run / "config.json").read_text())
-    assert config["strategy"] == "mirrored" and config["replicas"] == 2
-    assert config["batch_size"] == 2 and config["global_batch_size"] == 4
+    assert config["training"]["strategy"] == "mirrored" and config["run"]["replicas"] == 2
+    assert config["training"]["batch_size"] == 2 and config["run"]["global_batch_size"] == 4
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs_run"] == 1 and np.isfinite(metrics["final_loss"]) and np.isfinite(metrics["final_val_loss"])
     assert all(np.all(np.isfinite(w)) for w in _weights(tmp_path / "w-0.npz"))
@@ -109,7 +109,8 @@ def test_multi_worker_mirrored_strategy_two_workers_on_localhost(tmp_path):
     chief, other = _weights(tmp_path / "worker0-0.npz"), _weights(tmp_path / "worker1-0.npz")
     assert len(chief) == len(other) and all(np.array_equal(a, b) for a, b in zip(chief, other))
     config = json.loads((run / "config.json").read_text())  # written by the chief only
-    assert config["strategy"] == "multi_worker" and config["replicas"] == 2 and config["global_batch_size"] == 4
+    assert config["training"]["strategy"] == "multi_worker" and config["run"]["replicas"] == 2
+    assert config["run"]["global_batch_size"] == 4
     assert (run / "model.keras").is_file() and "run saved to" in outputs[0][0] and "run saved to" not in outputs[1][0]
 
 

@@ -18,7 +18,7 @@ def test_train_and_evaluate_crnn_attention_on_real_gtzan_clips(gtzan_dev, tmp_pa
                 "--verbose", "2", "--val-fraction", "0.25")
     assert r.returncode == 0, r.stderr
     assert "held out by clip instead" in r.stdout  # single-artist classes are said, not hidden
-    config = json.loads((tmp_path / "held" / "config.json").read_text())
+    config = json.loads((tmp_path / "held" / "config.json").read_text())["data"]
     assert config["val_clips"] >= 10 and config["train_clips"] + config["val_clips"] == 40  # 1+ per class
     r = run_cli("evaluate", run, "--data", gtzan_dev, "--json")
     assert r.returncode == 0, r.stderr

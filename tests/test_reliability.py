@@ -50,7 +50,7 @@ def test_two_seeded_deterministic_runs_are_bit_identical(reference, tmp_path):
     assert _metrics(reference) == _metrics(tmp_path / "again")
     assert (reference / "history.csv").read_text() == (tmp_path / "again" / "history.csv").read_text()
     config = json.loads((reference / "config.json").read_text())
-    assert config["deterministic"] is True and config["seed"] == 3
+    assert config["training"]["deterministic"] is True and config["training"]["seed"] == 3
 
 
 @pytest.mark.slow  # three CLI processes; CI runs `pytest -m slow`
@@ -113,7 +113,7 @@ def test_crash_at_an_epoch_boundary_then_resume_restores_everything(reference, t
     state = resume.load_state(str(run))
     assert state["epoch"] == 3 and len(state["history"]) == 3 and state["best_weights"]
     assert set(state["early_stopping"]) == {"wait", "best", "best_epoch", "stopped_epoch"}
-    with pytest.raises(TrainingError, match="resume=True continues it"):
+    with pytest.raises(TrainingError, match="holds an unfinished run; resume it"):
         train("cnn", TINY, str(run), epochs=5, **kw)
     train("cnn", TINY, str(run), epochs=5, resume=True, **kw)
     assert _metrics(run) == _metrics(reference)
@@ -130,7 +130,7 @@ def test_refuses_unfinished_run_without_resume_and_changed_settings(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"model": "cnn", "seed": 1}))
-    with pytest.raises(TrainingError, match="resume=True continues it"):
+    with pytest.raises(TrainingError, match="holds an unfinished run; resume it"):
         train("cnn", TINY, str(run), epochs=1, verbose=0, model_kwargs=SMALL)
     with pytest.raises(TrainingError, match="cannot resume with different settings"):
         train("cnn", TINY, str(run), epochs=1, verbose=0, model_kwargs=SMALL, resume=True)
@@ -146,7 +146,7 @@ def test_mixed_float16_trains_on_cpu_and_matches_float32(tmp_path):
     run = train("cnn", TINY, str(tmp_path / "mp"), epochs=1, batch_size=4, verbose=0, model_kwargs=SMALL,
                 mixed_precision="mixed_float16", evaluate_val=False, val_fraction=0.2)
     assert keras.mixed_precision.global_policy().name == "float32"  # the global policy is restored
-    assert Run(run.path).config["mixed_precision"] == "mixed_float16"
+    assert Run(run.path).training["mixed_precision"] == "mixed_float16"
     metrics = run.metrics
     assert np.isfinite(metrics["final_loss"]) and np.isfinite(metrics["final_val_loss"])
     model = run.load_model()

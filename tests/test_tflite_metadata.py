@@ -119,7 +119,7 @@ def test_export_writes_the_runs_metadata(exported_tflite, tiny_run):
     with open(exported_tflite, "rb") as f:
         meta = read_metadata(f.read())
     assert meta["labels"] == run.labels and meta["sample_rate"] == run.sample_rate and meta["channels"] == 1
-    assert meta["name"] == f"genrenet {run.config['model']}" and meta["version"] == genrenet.__version__
+    assert meta["name"] == f"genrenet {run.model_name}" and meta["version"] == genrenet.__version__
 
 
 def test_metadata_parses_with_mediapipes_own_schema_module(exported_tflite, tiny_run):

@@ -126,9 +126,11 @@ def test_card_front_matter_survives_awkward_labels():
     from genrenet.run.card import model_card
 
     labels = ["hip hop", "métal", 'say "yes"', "no", "1.5", "r&b: soul", "-"]
-    config = {"model": "cnn", "data": "csv:/data/my list.csv?folds=5&fold=0", "features": {"sample_rate": 16000}}
+    data = "csv:/data/my list.csv?folds=5&fold=0"
+    config = {"format": 2, "model": {"name": "cnn", "features": {"sample_rate": 16000}, "window_samples": 16000},
+              "data": {"spec": data}}
     meta, _ = _front_matter_text(model_card(config, labels, {}))
-    assert meta["labels"] == labels and meta["training_data"] == config["data"]
+    assert meta["labels"] == labels and meta["training_data"] == data
     assert meta["model-index"][0]["results"] == []
 
 

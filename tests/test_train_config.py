@@ -6,7 +6,7 @@ import pytest
 
 import genrenet
 from conftest import TINY, run_cli
-from genrenet.errors import GenrenetError, TrainingError
+from genrenet.errors import ConfigError, GenrenetError
 from genrenet.training.config import DEFAULT_EPOCHS, HEAD_EPOCHS, TrainConfig
 
 SMALL = {"filters": [8, 16], "dense_units": [16]}
@@ -44,29 +44,32 @@ def test_early_stopping_needs_validation_clips_to_cut_a_cosine_schedule():
 def test_round_trips_through_a_dict_and_rejects_unknown_or_bad_settings():
     cfg = TrainConfig(epochs=3, seed=4, model_kwargs=SMALL, cache="/tmp/cache").resolved()
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    with pytest.raises(TrainingError, match="unknown training settings \\['epoch'\\]"):
+    with pytest.raises(ConfigError, match="unknown training setting 'epoch' \\(did you mean 'epochs'\\?\\)"):
         TrainConfig().replace(epoch=3)
-    with pytest.raises(TrainingError, match="lr_schedule"):
+    with pytest.raises(ConfigError, match="unknown training setting 'epoch' \\(did you mean 'epochs'\\?\\)"):
+        TrainConfig.from_dict({"epoch": 5})  # a typo never passes for the default
+    with pytest.raises(ConfigError, match="^lr_schedule: must be one of cosine, constant, got 'linear'$"):
         TrainConfig(lr_schedule="linear").check()
-    with pytest.raises(TrainingError, match="label_smoothing must be in"):
+    with pytest.raises(ConfigError, match="^label_smoothing: must be in \\[0, 1\\), got 1.0$"):
         TrainConfig(label_smoothing=1.0).check()
-    with pytest.raises(TrainingError, match="not to the logistic head"):
+    with pytest.raises(ConfigError, match="not to the logistic head"):
         TrainConfig(label_smoothing=0.1, pretrained="msd", head="logistic").check()
-    with pytest.raises(TrainingError, match="freeze_backbone needs pretrained"):
+    with pytest.raises(ConfigError, match="^freeze_backbone: needs pretrained weights"):
         TrainConfig(freeze_backbone=True).check()
-    assert issubclass(TrainingError, GenrenetError) and issubclass(TrainingError, ValueError)
+    assert issubclass(ConfigError, GenrenetError) and issubclass(ConfigError, ValueError)
 
 
 def test_fields_override_the_config_and_config_json_holds_them_resolved(tmp_path):
     config = TrainConfig(epochs=5, seed=1, model_kwargs=SMALL, augment="none")
     run = genrenet.train("cnn", TINY, str(tmp_path / "run"), config=config, epochs=1, verbose=0)
-    saved = run.config
+    saved = run.config["training"]
     assert (saved["epochs"], saved["seed"], saved["augment"], saved["lr_schedule"]) == (1, 1, {}, "cosine")
-    assert saved["val_clips"] == 0 and saved["patience"] == 1  # 4 clips per class: no validation, no stopping
-    assert saved["model_kwargs"] == SMALL
+    assert run.config["data"]["val_clips"] == 0 and saved["patience"] == 1  # 4 clips per class: no stopping
+    assert saved["model_kwargs"] == SMALL and TrainConfig.from_dict(run.training) == TrainConfig.from_dict(saved)
     # every builder keyword, with the value used
-    assert saved["hyperparameters"] == {"filters": [8, 16], "dense_units": [16], "dropout": 0.3}
-    assert saved["window_seconds"] == 3.0 and saved["data"] == TINY and "versions" in saved
+    assert run.hyperparameters == {"filters": [8, 16], "dense_units": [16], "dropout": 0.3}
+    assert run.config["model"]["window_seconds"] == 3.0 and run.data_spec == TINY
+    assert "tensorflow" in run.config["run"]["versions"] and run.model_name == "cnn"
 
 
 def test_train_config_retrains_the_same_run_with_the_same_history(tmp_path):
@@ -78,11 +81,12 @@ def test_train_config_retrains_the_same_run_with_the_same_history(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (first / "history.csv").read_text() == (again / "history.csv").read_text()
     a, b = (json.loads((d / "config.json").read_text()) for d in (first, again))
-    assert {k: v for k, v in a.items() if k != "command"} == {k: v for k, v in b.items() if k != "command"}
+    a["run"].pop("command"), b["run"].pop("command")
+    assert a == b
     r = run_cli("train", "--config", first / "config.json", "--out", tmp_path / "third", "--epochs", "1",
                 "--verbose", "0")  # a flag overrides the saved setting
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "third" / "config.json").read_text())["epochs"] == 1
+    assert json.loads((tmp_path / "third" / "config.json").read_text())["training"]["epochs"] == 1
 
 
 def test_label_smoothing_reaches_the_training_loss(tmp_path):
@@ -93,7 +97,7 @@ def test_label_smoothing_reaches_the_training_loss(tmp_path):
                     "--label-smoothing", str(smoothing), "--set", "filters=[8,16]", "--set", "dense_units=[16]",
                     "--verbose", "0")
         assert r.returncode == 0, r.stderr
-        assert json.loads((out / "config.json").read_text())["label_smoothing"] == smoothing
+        assert json.loads((out / "config.json").read_text())["training"]["label_smoothing"] == smoothing
         histories.append((out / "history.csv").read_text())
     assert histories[0] != histories[1]  # same seed, same batches: only the targets of the loss differ
 

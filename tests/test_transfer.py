@@ -26,8 +26,8 @@ def test_frozen_head_then_fine_tuning_changes_only_what_it_should(tmp_path):
         for a, b in zip(_weights(pretrained, layer), _weights(head_model, layer)):
             np.testing.assert_array_equal(a, b)  # the backbone did not move
     assert not np.allclose(_weights(pretrained, "probabilities")[0], _weights(head_model, "probabilities")[0])
-    assert (head_run.config["pretrained"], head_run.config["freeze_backbone"], head_run.config["model_kwargs"]) == (
-        "msd", True, {})
+    settings = head_run.training
+    assert (settings["pretrained"], settings["freeze_backbone"], settings["model_kwargs"]) == ("msd", True, {})
 
     tuned = genrenet.train("musicnn", DATA, str(tmp_path / "tuned"), pretrained="msd", epochs=2,
                            fine_tune_epochs=1, fine_tune_learning_rate=1e-4, patience=5, verbose=0)
@@ -44,7 +44,7 @@ def test_pretrained_errors_are_clear(tmp_path):
     r = run_cli("train", "cnn", "--pretrained", "msd", "--data", DATA, "--out", tmp_path / "x")
     assert r.returncode == 2 and "cnn has no pretrained weights 'msd'" in r.stderr
     r = run_cli("train", "musicnn", "--freeze-backbone", "--data", DATA, "--out", tmp_path / "y")
-    assert r.returncode == 2 and "--freeze-backbone needs pretrained weights (--pretrained TAG)" in r.stderr
+    assert r.returncode == 2 and "error: --freeze-backbone: needs pretrained weights" in r.stderr
 
 
 def test_frozen_head_on_only_undecodable_files_says_what_was_skipped(tmp_path):
@@ -84,8 +84,8 @@ def test_train_head_logistic_writes_an_ordinary_run(tmp_path):
     import genrenet
 
     run = genrenet.train("musicnn", DATA, str(tmp_path / "lr"), pretrained="msd", head="logistic", verbose=0)
-    assert run.config["head"] == "logistic"
+    assert run.training["head"] == "logistic"
     probs = run.load_model().predict(np.zeros((2, 47616), np.float32), verbose=0)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     r = run_cli("train", "cnn", "--head", "logistic", "--data", DATA, "--out", tmp_path / "x")
-    assert r.returncode == 2 and "head chooses how a frozen pretrained backbone's head trains" in r.stderr
+    assert r.returncode == 2 and "error: --head: chooses how a frozen pretrained backbone's head trains" in r.stderr

@@ -53,7 +53,7 @@ class CachePolicy:
         if isinstance(value, (str, os.PathLike)) and str(os.fspath(value)).strip():
             where = os.fspath(value)
             return cls(where if where in MODES else os.path.expanduser(where))
-        raise ConfigError(f"cache must be auto, memory, none or a directory, got {value!r}")
+        raise ConfigError(f"must be auto, memory, none or a directory, got {value!r}", param="cache")
 
     @property
     def memory(self) -> bool:

@@ -14,6 +14,7 @@ import keras
 from ..errors import EnsembleError
 from ..nn.ensemble import Combine, FitWindow
 from ..run import Run, is_run_dir, write_run
+from ..run.config import FORMAT
 
 
 def build_ensemble(runs: Sequence, method: str = "mean", weights: Optional[Sequence[float]] = None):
@@ -35,7 +36,7 @@ def build_ensemble(runs: Sequence, method: str = "mean", weights: Optional[Seque
     outputs = []
     for i, r in enumerate(runs):
         member = r.load_model()
-        member.name = f"member{i}_{r.config.get('model', 'model')}"
+        member.name = f"member{i}_{r.model_name}"
         x = waveform if r.window_samples == first.window_samples else FitWindow(
             r.window_samples, name=f"member{i}_window")(waveform)
         outputs.append(member(x))
@@ -50,12 +51,12 @@ def ensemble(runs: Sequence, out: str, *, method: str = "mean", weights: Optiona
         raise EnsembleError(f"{out}: already holds a finished run; choose another run directory")
     model, members = build_ensemble(runs, method, weights)
     first = members[0]
-    run = write_run(out, model, labels=first.labels, config={
-        "model": "ensemble", "method": method, "weights": list(weights) if weights else None,
-        "members": [{"path": os.path.abspath(r.path), "model": r.config.get("model")} for r in members],
-        "features": first.config["features"], "window_seconds": first.config.get("window_seconds"),
+    run = write_run(out, model, labels=first.labels, config={"format": FORMAT, "model": {
+        "name": "ensemble", "method": method, "weights": list(weights) if weights else None,
+        "members": [{"path": os.path.abspath(r.path), "model": r.model_name} for r in members],
+        "features": first.features.to_dict(), "window_seconds": first.config["model"].get("window_seconds"),
         "window_samples": first.window_samples, "num_classes": len(first.labels),
-    })
+    }})
     if verbose:
         print(f"ensemble of {len(members)} runs ({method}) saved to {out}")
     return run

@@ -97,14 +97,8 @@ def run_source(source: str, kind: str, run: Run) -> ModelSource:
     """The facts of a run directory (a preset is one, materialised in the cache)."""
     return ModelSource(source=source, kind=kind, path=run.path, labels=list(run.labels),
                        sample_rate=run.sample_rate, window_samples=run.window_samples, features=run.features,
-                       multi_label=bool(run.config.get("multi_label", False)),
-                       model_name=run_model_name(run))
-
-
-def run_model_name(run: Run) -> Optional[str]:
-    """The registered name of a run's model (``ensemble`` for ensembles)."""
-    model = run.config.get("model")
-    return model.get("name") if isinstance(model, dict) else model
+                       multi_label=bool(run.config["model"].get("multi_label", False)),
+                       model_name=run.model_name)
 
 
 def load_export_meta(path: str) -> dict:

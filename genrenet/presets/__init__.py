@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, PresetError
 from ..run import Run, is_run_dir, write_run
+from ..run.config import structured_config
 
 PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
 #: The preset ``genrenet predict FILE...`` uses when no source is given.
@@ -57,12 +58,16 @@ def preset_info(name: str) -> dict:
     parameters, shipped size, whether it is the default."""
     folder = preset_dir(name)
     info = _read_json(os.path.join(folder, "preset.json"))
-    config = _read_json(os.path.join(folder, "config.json"))
-    hyper = config.get("hyperparameters", {})
-    return {"name": name, **info, "model": config["model"], "pretrained": hyper.get("pretrained"),
+    model = _model_part(folder)
+    return {"name": name, **info, "model": model["name"], "pretrained": model["hyperparameters"].get("pretrained"),
             "labels": _read_json(os.path.join(folder, "labels.json")),
             "shipped_bytes": sum(os.path.getsize(os.path.join(folder, f)) for f in SHIPPED_FILES),
             "default": name == DEFAULT_PRESET}
+
+
+def _model_part(folder: str) -> dict:
+    """The ``model`` part of a preset's ``config.json``."""
+    return structured_config(_read_json(os.path.join(folder, "config.json")))["model"]
 
 
 def cache_dir() -> str:
@@ -87,11 +92,10 @@ def build_preset_model(name: str):
     from ..registry import build_model
 
     folder = preset_dir(name)
-    config = _read_json(os.path.join(folder, "config.json"))
-    hyper = config["hyperparameters"]
+    part = _model_part(folder)
     try:
-        model = build_model(config["model"], num_classes=config["num_classes"],
-                                     pretrained=hyper["pretrained"], freeze_backbone=True)
+        model = build_model(part["name"], num_classes=part["num_classes"],
+                            pretrained=part["hyperparameters"]["pretrained"], freeze_backbone=True)
     except MissingDependencyError as e:
         raise MissingDependencyError(f"preset {name}: {e}") from None
     with np.load(os.path.join(folder, HEAD_FILE)) as head:

@@ -1,7 +1,7 @@
 """The run directory: what training leaves behind and everything after it reads.
 
-``model.keras``, ``labels.json``, ``config.json`` (model name, hyper-parameters, FeatureConfig, window,
-data spec, seed, versions), ``history.csv``, ``metrics.json``, ``skipped.tsv``, the model card ``README.md``
+``model.keras``, ``labels.json``, ``config.json`` (model, training settings, data and run facts, in the
+layout of :mod:`genrenet.run.config`), ``history.csv``, ``metrics.json``, ``skipped.tsv``, the model card ``README.md``
 and TensorBoard events under ``logs/``. Every file is written to a temporary name and renamed, so a crash never
 leaves a file that looks complete but is not; ``train.lock`` exists while a training process writes the
 directory (:func:`run_lock`), so two cannot write it at once.
@@ -19,6 +19,7 @@ from typing import Optional
 
 from ..errors import RunError
 from ..features import FeatureConfig
+from .config import structured_config
 
 LOGS_DIR = "logs"  # TensorBoard event files: logs/train, logs/validation, logs/eval-<dataset>-<split>
 
@@ -157,10 +158,11 @@ class RunWriter:
 
 def write_run(path, model, *, labels: list, config: dict, metrics: Optional[dict] = None) -> "Run":
     """A complete run directory in one call: ``labels.json``, ``config.json``, ``metrics.json``, then
-    ``model.keras``. ``config`` needs at least ``model``, ``features`` and ``window_samples``."""
+    ``model.keras``. ``config`` (either layout; written sectioned) needs at least the model's ``name``,
+    ``features`` and ``window_samples``."""
     writer = RunWriter(path)
     writer.json("labels.json", list(labels))
-    writer.json("config.json", config)
+    writer.json("config.json", structured_config(config))
     if metrics is not None:
         writer.json("metrics.json", metrics)
     return writer.finish(model)
@@ -186,9 +188,10 @@ class Run:
 
     @cached_property
     def config(self) -> dict:
-        """``config.json``: model, hyper-parameters, FeatureConfig, data spec, seed, versions."""
+        """``config.json`` in its sectioned layout (``model``, ``training``, ``data``, ``run``), whichever layout
+        the file has; an unknown key raises :class:`~genrenet.errors.ConfigError`."""
         with open(self.file("config.json"), encoding="utf-8") as f:
-            return json.load(f)
+            return structured_config(json.load(f))
 
     @cached_property
     def labels(self) -> list:
@@ -197,9 +200,30 @@ class Run:
             return json.load(f)
 
     @property
+    def model_name(self) -> str:
+        """The registered model's name (``ensemble`` for an ensemble)."""
+        return self.config["model"]["name"]
+
+    @property
+    def hyperparameters(self) -> dict:
+        """Every resolved hyper-parameter of the model (empty for an ensemble)."""
+        return dict(self.config["model"].get("hyperparameters", {}))
+
+    @property
+    def training(self) -> Optional[dict]:
+        """The run's training settings (None for an ensemble: it was not trained);
+        ``TrainConfig.from_dict(run.training)`` makes them a :class:`~genrenet.training.config.TrainConfig`."""
+        return dict(self.config["training"]) if "training" in self.config else None
+
+    @property
+    def data_spec(self) -> Optional[str]:
+        """The data spec the run was trained on (None for an ensemble)."""
+        return self.config.get("data", {}).get("spec")
+
+    @property
     def features(self) -> FeatureConfig:
         """The run's :class:`FeatureConfig`."""
-        return FeatureConfig.from_dict(self.config["features"])
+        return FeatureConfig.from_dict(self.config["model"]["features"])
 
     @property
     def sample_rate(self) -> int:
@@ -209,7 +233,7 @@ class Run:
     @property
     def window_samples(self) -> int:
         """Samples per model window."""
-        return int(self.config["window_samples"])
+        return int(self.config["model"]["window_samples"])
 
     @property
     def metrics(self) -> dict:

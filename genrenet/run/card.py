@@ -16,6 +16,7 @@ from typing import Optional
 
 from ..errors import GenrenetError
 from . import Run, write_text
+from .config import structured_config
 
 CARD_FILE = "README.md"
 PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -74,18 +75,18 @@ def model_index_result(data: str, split: str, metrics: dict, prefix: str = "") -
 
 def results(config: dict, metrics: dict, evaluations: list) -> list:
     """Every result of a run: the validation part of its training data, then each evaluation."""
-    found = [model_index_result(config.get("data", ""), "validation", metrics, prefix="val_")]
+    found = [model_index_result(config.get("data", {}).get("spec", ""), "validation", metrics, prefix="val_")]
     found += [model_index_result(e.get("data", ""), e.get("split", "all"), e) for e in evaluations]
     return [r for r in found if r]
 
 
 def front_matter(config: dict, labels: list, metrics: dict, evaluations: list) -> dict:
     """The card's metadata (Hugging Face model card keys, plus ``labels`` and ``training_data``)."""
-    model = config.get("model", "model")
+    model = config["model"]["name"]
     return {
         "library_name": "keras", "pipeline_tag": "audio-classification",
         "tags": ["genrenet", "keras", "tensorflow", "audio", "music", "music-genre-classification", model],
-        "labels": list(labels), "training_data": config.get("data"),
+        "labels": list(labels), "training_data": config.get("data", {}).get("spec"),
         "model-index": [{"name": f"genrenet-{model}", "results": results(config, metrics, evaluations)}],
     }
 
@@ -98,35 +99,37 @@ def _table(rows) -> list:
 
 def model_section(config: dict, labels: list, description: str = "") -> list:
     """Architecture, input, front-end and output."""
-    features = config.get("features", {})
+    model = config["model"]
+    features = model.get("features", {})
     rate = features.get("sample_rate")
     front = ", ".join(f"{k} {features[k]}" for k in ("n_mels", "n_fft", "hop_length", "fmin", "fmax")
                       if features.get(k) is not None)
     return ["## Model", ""] + _table([
-        ("architecture", f"`{config.get('model')}`" + (f": {description}" if description else "")),
-        ("hyper-parameters", f"`{json.dumps(config.get('hyperparameters', {}), ensure_ascii=False)}`"),
-        ("input", f"`waveform`: mono float32 audio at {rate} Hz, windows of {config.get('window_seconds')} s "
-                  f"({config.get('window_samples')} samples); a clip is the mean of its windows' probabilities"),
+        ("architecture", f"`{model['name']}`" + (f": {description}" if description else "")),
+        ("hyper-parameters", f"`{json.dumps(model.get('hyperparameters', {}), ensure_ascii=False)}`"),
+        ("input", f"`waveform`: mono float32 audio at {rate} Hz, windows of {model.get('window_seconds')} s "
+                  f"({model.get('window_samples')} samples); a clip is the mean of its windows' probabilities"),
         ("front-end", f"log-mel spectrogram inside the model ({front})" if front else None),
         ("output", f"`probabilities` over {len(labels)} genres: {', '.join(labels)}"),
     ]) + [""]
 
 
 def training_section(config: dict, metrics: dict) -> list:
-    """Data and settings of the training run."""
-    versions = config.get("versions", {})
-    pretrained = config.get("pretrained")
+    """Data and settings of the training run (an ensemble has none: only its versions)."""
+    versions = config.get("run", {}).get("versions", {})
+    data, settings = config.get("data", {}), config.get("training", {})
+    pretrained = settings.get("pretrained")
     return ["## Training", ""] + _table([
-        ("data", f"`{config.get('data')}`: {config.get('train_clips')} clips for training, "
-                 f"{config.get('val_clips')} for validation"),
-        ("epochs", f"{metrics.get('epochs_run')} run (of {config.get('epochs')}), best {metrics.get('best_epoch')} "
-                   f"(early stopping, patience {config.get('patience')})" if metrics else config.get("epochs")),
-        ("optimizer", f"Adam, learning rate {config.get('learning_rate')} ({config.get('lr_schedule')}), batch size "
-                      f"{config.get('batch_size')}"),
-        ("augmentation", f"`{json.dumps(config.get('augment'), ensure_ascii=False)}`"),
-        ("pretrained", f"`{pretrained}` (backbone {'frozen' if config.get('freeze_backbone') else 'trained'})"
+        ("data", f"`{data.get('spec')}`: {data.get('train_clips')} clips for training, "
+                 f"{data.get('val_clips')} for validation" if data else None),
+        ("epochs", f"{metrics.get('epochs_run')} run (of {settings.get('epochs')}), best {metrics.get('best_epoch')} "
+                   f"(early stopping, patience {settings.get('patience')})" if metrics else settings.get("epochs")),
+        ("optimizer", f"Adam, learning rate {settings.get('learning_rate')} ({settings.get('lr_schedule')}), "
+                      f"batch size {settings.get('batch_size')}" if settings else None),
+        ("augmentation", f"`{json.dumps(settings.get('augment'), ensure_ascii=False)}`" if settings else None),
+        ("pretrained", f"`{pretrained}` (backbone {'frozen' if settings.get('freeze_backbone') else 'trained'})"
          if pretrained else None),
-        ("seed", config.get("seed")),
+        ("seed", settings.get("seed")),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
     ]) + [""]
 
@@ -162,9 +165,10 @@ def usage_section(path: str, exported: Optional[dict] = None) -> list:
 
 def model_card(config: dict, labels: list, metrics: dict, evaluations: list = (), *, path: str = "RUN",
                description: str = "", exported: Optional[dict] = None) -> str:
-    """The card's text: front matter, then model, training, results and usage sections."""
-    evaluations = list(evaluations)
-    title = f"# genrenet `{config.get('model')}`: music genre classifier"
+    """The card's text: front matter, then model, training, results and usage sections. ``config`` is a
+    ``config.json`` dict in either layout."""
+    config, evaluations = structured_config(config), list(evaluations)
+    title = f"# genrenet `{config['model']['name']}`: music genre classifier"
     body = [title, ""] + model_section(config, labels, description) + training_section(config, metrics) \
         + results_section(config, metrics, evaluations) + usage_section(path, exported)
     return "---\n" + to_yaml(front_matter(config, labels, metrics, evaluations)) + "\n---\n\n" + "\n".join(body)
@@ -198,7 +202,7 @@ def model_description(name) -> str:
 def run_card(run: Run, *, also: tuple = (), exported: Optional[dict] = None, path: Optional[str] = None) -> str:
     """The card of a finished run, from its files (evaluations included)."""
     return model_card(run.config, run.labels, run.metrics, run_evaluations(run, also), path=path or run.path,
-                      description=model_description(run.config.get("model")), exported=exported)
+                      description=model_description(run.model_name), exported=exported)
 
 
 def write_run_card(run: Run, *, also: tuple = ()) -> str:

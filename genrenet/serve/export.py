@@ -116,7 +116,7 @@ def tflite_model(model, window_samples: int) -> bytes:
         lite = _unrolled(model)
     except Exception as e:  # a custom recurrent layer that cannot be rebuilt unrolled
         raise ExportError(f"{name}: cannot be converted to TFLite (unrolling its recurrent layers failed: "
-                          f"{type(e).__name__}: {e}); export without tflite=True") from None
+                          f"{type(e).__name__}: {e}); export without it", param="tflite") from None
     tmp = tempfile.mkdtemp(prefix="genrenet-tflite-")
     try:
         archive = keras.export.ExportArchive()
@@ -132,7 +132,7 @@ def tflite_model(model, window_samples: int) -> bytes:
         except Exception as e:
             lines = [l for l in str(e).splitlines() if "error:" in l] or str(e).splitlines() or [type(e).__name__]
             raise ExportError(f"{name}: cannot be converted to TFLite with builtin ops only "
-                              f"({lines[0].strip()[:300]}); export without tflite=True") from None
+                              f"({lines[0].strip()[:300]}); export without it", param="tflite") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -140,7 +140,7 @@ def tflite_model(model, window_samples: int) -> bytes:
 def described_tflite(run: Run, content: bytes) -> bytes:
     """``content`` with TFLite Model Metadata (sample rate, labels, name, genrenet version), which MediaPipe
     Tasks' AudioClassifier needs to load the file; LiteRT ignores it."""
-    name = f"genrenet {run.config.get('model')}"
+    name = f"genrenet {run.model_name}"
     return with_audio_metadata(content, sample_rate=run.sample_rate, labels=run.labels, name=name,
                                description=f"{name} genre classifier", version=package_version("genrenet"))
 
@@ -148,8 +148,8 @@ def described_tflite(run: Run, content: bytes) -> bytes:
 def export_meta(run: Run, name: str, version: int, tflite: bool) -> dict:
     """``assets/genrenet.json``: what a client needs to call the export (labels, rate, window, signatures)."""
     window = run.window_samples
-    meta = {"name": name, "version": int(version), "model": run.config.get("model"), "labels": run.labels,
-            "sample_rate": run.sample_rate, "window_samples": window, "features": run.config["features"],
+    meta = {"name": name, "version": int(version), "model": run.model_name, "labels": run.labels,
+            "sample_rate": run.sample_rate, "window_samples": window, "features": run.features.to_dict(),
             "signatures": {
                 "serving_default": {"inputs": {"waveform": "float32 [batch, samples]"}},
                 "classify_wav": {"inputs": {"wav_bytes": "string [batch] (16-bit PCM WAV files)"}},
@@ -176,13 +176,39 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
     run = run if isinstance(run, Run) else source_run(run)
     target = os.path.join(out, name, str(int(version)))
     if os.path.exists(target) and not force:
-        raise ExportError(f"{target} already exists; pass force=True to replace it or choose another version=N")
+        raise ExportError(f"{target} already exists: set it to replace that version, or choose another version",
+                          param="force")
     os.makedirs(os.path.dirname(target), exist_ok=True)
     model = run.load_model()
     window = run.window_samples
     hop = int(round(hop_seconds * run.sample_rate)) if hop_seconds else window
     meta = dict(export_meta(run, name, version, tflite), hop_samples=hop)
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=os.path.dirname(target))
+    try:
+        write_saved_model(staging, model, run, meta, hop)
+        if tflite:
+            with open(os.path.join(staging, TFLITE_FILE), "wb") as f:
+                f.write(described_tflite(run, tflite_model(model, window)))
+        with open(os.path.join(staging, CARD_FILE), "w", encoding="utf-8") as f:
+            f.write(run_card(run, exported=meta, path=target))
+        if os.path.exists(target):
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+    if verbose:
+        print(f"exported {run.model_name} to {target}\n"
+              f"  serving_default: waveform float32 [batch, samples] at {run.sample_rate} Hz (≥ {window} samples)\n"
+              f"  classify_wav:    wav_bytes string [batch], 16-bit PCM WAV files at any rate, mono or stereo")
+        if tflite:
+            print(f"  {TFLITE_FILE}:    waveform float32 [batch, {window}] (one window per row) → probabilities")
+    return target
+
+
+def write_saved_model(folder: str, model, run: Run, meta: dict, hop: int):
+    """The SavedModel (its two signatures, ``assets/labels.txt`` and ``assets/genrenet.json``) into ``folder``."""
+    window = run.window_samples
     asset_dir = tempfile.mkdtemp(prefix="genrenet-assets-")
     try:
         labels_path = os.path.join(asset_dir, "labels.txt")
@@ -193,36 +219,13 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
         archive = keras.export.ExportArchive()
         archive.track(model)
         attach_assets(archive, labels_txt=labels_path, genrenet_json=os.path.join(asset_dir, EXPORT_META_FILE))
-        archive.add_endpoint(
-            "serving_default",
-            windowed_classifier(model, run.labels, window, hop),
-            input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")],
-        )
-        archive.add_endpoint(
-            "classify_wav",
-            wav_classifier(model, run.labels, run.sample_rate, window, hop),
-            input_signature=[tf.TensorSpec([None], tf.string, name="wav_bytes")],
-        )
-        archive.write_out(staging, verbose=False)
-        if tflite:
-            with open(os.path.join(staging, TFLITE_FILE), "wb") as f:
-                f.write(described_tflite(run, tflite_model(model, window)))
-        with open(os.path.join(staging, CARD_FILE), "w", encoding="utf-8") as f:
-            f.write(run_card(run, exported=meta, path=target))
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        archive.add_endpoint("serving_default", windowed_classifier(model, run.labels, window, hop),
+                             input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
+        archive.add_endpoint("classify_wav", wav_classifier(model, run.labels, run.sample_rate, window, hop),
+                             input_signature=[tf.TensorSpec([None], tf.string, name="wav_bytes")])
+        archive.write_out(folder, verbose=False)
     finally:
         shutil.rmtree(asset_dir, ignore_errors=True)
-        if os.path.exists(staging):
-            shutil.rmtree(staging, ignore_errors=True)
-    if verbose:
-        print(f"exported {run.config.get('model')} to {target}\n"
-              f"  serving_default: waveform float32 [batch, samples] at {run.sample_rate} Hz (≥ {window} samples)\n"
-              f"  classify_wav:    wav_bytes string [batch], 16-bit PCM WAV files at any rate, mono or stereo")
-        if tflite:
-            print(f"  {TFLITE_FILE}:    waveform float32 [batch, {window}] (one window per row) → probabilities")
-    return target
 
 
 def source_run(source) -> Run:

@@ -17,17 +17,32 @@ from typing import Optional
 import keras
 import numpy as np
 
-from ..errors import CheckpointError, TrainingError
+from ..errors import CheckpointError, ConfigError, TrainingError
 from ..run import RunWriter, atomic_path, is_run_dir, json_default, write_json
+from ..run.config import structured_config
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
-# config.json keys that may differ when a run is resumed (everything else must match the started run; where
-# decoded audio is cached does not change what is computed).
-RESUMABLE_CHANGES = ("epochs", "command", "versions", "notes", "data_service", "cache", "memory_budget")
+# config.json entries (part.key) that may differ when a run is resumed (everything else must match the started
+# run; where decoded audio is cached does not change what is computed).
+RESUMABLE_CHANGES = ("training.epochs", "run.command", "run.versions", "data.notes", "training.data_service",
+                     "training.cache", "training.memory_budget")
 RUN_MARKERS = ("config.json", "labels.json", "history.csv", "metrics.json", CHECKPOINT_DIR)
 
 
+def run_dir_and_resume(out, resume, default: str) -> tuple:
+    """``(run directory, whether to resume)``: ``resume=True`` continues ``out``, ``resume=RUN`` names the
+    run directory itself (``out`` may repeat it); a new run without ``out`` goes to ``default``."""
+    if isinstance(resume, (str, os.PathLike)):
+        if out and os.path.normpath(out) != os.path.normpath(resume):
+            raise ConfigError(f"{os.fspath(resume)} and out {os.fspath(out)} name different run directories",
+                              param="resume")
+        return os.fspath(resume), True
+    if not isinstance(resume, bool):
+        raise ConfigError(f"must be True, False or a run directory, got {resume!r}", param="resume")
+    if resume and not out:
+        raise ConfigError("needs the run directory it continues (name it, or give out)", param="resume")
+    return os.fspath(out or default), resume
 
 
 def load_state(run_dir: str) -> Optional[dict]:
@@ -132,19 +147,14 @@ def check_run_dir(out: str, resume: bool) -> Optional[dict]:
     if is_run_dir(out):
         if resume:
             raise TrainingError(f"{out}: the run is already finished, nothing to resume; choose another run directory "
-                                "for a new run (nothing was overwritten)")
+                                "for a new run (nothing was overwritten)", param="resume")
         raise TrainingError(f"{out}: already holds a finished run; choose another run directory (nothing was "
-                            "overwritten)")
+                            "overwritten)", param="out")
     started = any(os.path.exists(os.path.join(out, m)) for m in RUN_MARKERS)
     if started and not resume:
-        raise TrainingError(f"{out}: holds an unfinished run; resume=True continues it from its last completed "
-                            "epoch, or choose another run directory (nothing was overwritten)")
-    if not resume:
-        return None
-    try:
-        return load_state(out)
-    except CheckpointError as e:
-        raise TrainingError(str(e)) from None
+        raise TrainingError(f"{out}: holds an unfinished run; resume it (from its last completed epoch) or choose "
+                            "another run directory (nothing was overwritten)", param="out")
+    return load_state(out) if resume else None
 
 
 def check_same_config(out: str, config: dict):
@@ -153,10 +163,21 @@ def check_same_config(out: str, config: dict):
     if not os.path.isfile(path):
         return
     with open(path, encoding="utf-8") as f:
-        started = json.load(f)
-    now = json.loads(json.dumps(config, default=json_default))
+        started = _entries(structured_config(json.load(f)))
+    now = _entries(json.loads(json.dumps(config, default=json_default)))
     diff = sorted(k for k in set(started) | set(now) if k not in RESUMABLE_CHANGES and started.get(k) != now.get(k))
     if diff:
         detail = ", ".join(f"{k}: {started.get(k)!r} -> {now.get(k)!r}" for k in diff[:4])
         raise TrainingError(f"{out}: cannot resume with different settings ({detail}); resume with the settings "
                             "the run started with")
+
+
+def _entries(config: dict) -> dict:
+    """``{"part.key": value}`` of a sectioned ``config.json`` (``format`` as itself)."""
+    out = {}
+    for part, values in config.items():
+        if isinstance(values, dict):
+            out.update({f"{part}.{k}": v for k, v in values.items()})
+        else:
+            out[part] = values
+    return out

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from typing import Any, Optional, Union
 
-from ..data.augment import Augment
 from ..data.cache import CachePolicy
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError
+from ..run.config import check_known, structured_config
 
 # Defaults measured on the 40 real GTZAN dev clips (2-fold artist-aware CV, benchmarks/gtzan_dev.py). From
 # scratch, models memorise 20 training clips within 30 epochs (training accuracy 0.97+) and score at the MFCC+SVM
@@ -34,6 +35,39 @@ HEAD_TRAINERS = ("keras", "logistic")
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("off", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+CHOICES = {"lr_schedule": LR_SCHEDULES, "head": HEAD_TRAINERS, "mixed_precision": PRECISIONS,
+           "strategy": STRATEGIES}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+# kind → (test, how the message names it)
+KINDS = {"int": (_is_int, "an integer"), "number": (_is_number, "a number"),
+         "bool": (lambda v: isinstance(v, bool), "true or false"), "str": (lambda v: isinstance(v, str), "a string"),
+         "dict": (lambda v: isinstance(v, dict), "a dict of hyper-parameters")}
+# setting → (kind, range test or None, the range in words); ``cache`` and ``memory_budget`` are checked where the
+# cache is chosen.
+RANGES = {
+    "epochs": ("int", lambda v: v >= 1, "≥ 1"), "batch_size": ("int", lambda v: v >= 1, "≥ 1"),
+    "learning_rate": ("number", lambda v: v > 0, "> 0"), "lr_schedule": ("str", None, ""),
+    "label_smoothing": ("number", lambda v: 0 <= v < 1, "in [0, 1)"), "seed": ("int", lambda v: v >= 0, "≥ 0"),
+    "patience": ("int", lambda v: v >= 0, "≥ 0"), "val_fraction": ("number", lambda v: 0 <= v < 1, "in [0, 1)"),
+    "window_seconds": ("number", lambda v: v > 0, "> 0"), "crops_per_clip": ("int", lambda v: v >= 1, "≥ 1"),
+    "model_kwargs": ("dict", None, ""), "pretrained": ("str", None, ""), "freeze_backbone": ("bool", None, ""),
+    "head": ("str", None, ""), "fine_tune_epochs": ("int", lambda v: v >= 0, "≥ 0"),
+    "fine_tune_learning_rate": ("number", lambda v: v > 0, "> 0"), "deterministic": ("bool", None, ""),
+    "mixed_precision": ("str", None, ""), "strategy": ("str", None, ""), "data_service": ("str", None, ""),
+    "evaluate_val": ("bool", None, ""),
+}
+# Settings whose ``None`` stands for a default resolved later.
+OPTIONAL = ("epochs", "lr_schedule", "patience", "val_fraction", "window_seconds", "crops_per_clip", "pretrained",
+            "freeze_backbone", "head", "data_service")
 
 
 @dataclasses.dataclass
@@ -105,41 +139,58 @@ class TrainConfig:
         return tuple(f.name for f in dataclasses.fields(cls))
 
     def replace(self, **changes) -> "TrainConfig":
-        """A copy with ``changes``; an unknown name raises :class:`~genrenet.errors.TrainingError`."""
-        unknown = sorted(set(changes) - set(self.fields()))
-        if unknown:
-            raise TrainingError(f"unknown training settings {unknown}; TrainConfig has {', '.join(self.fields())}")
+        """A copy with ``changes``; an unknown name raises :class:`~genrenet.errors.ConfigError` naming the
+        closest setting."""
+        check_known(changes, self.fields(), "training setting")
         return dataclasses.replace(self, **changes)
 
-    def check(self):
-        """Raise :class:`~genrenet.errors.TrainingError` for a value out of its range or a bad combination."""
-        if self.mixed_precision not in PRECISIONS:
-            raise TrainingError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
-        if self.lr_schedule is not None and self.lr_schedule not in LR_SCHEDULES:
-            raise TrainingError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise TrainingError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.strategy not in STRATEGIES:
-            raise TrainingError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.head is not None and self.head not in HEAD_TRAINERS:
-            raise TrainingError(f"head must be one of {', '.join(HEAD_TRAINERS)}, got {self.head!r}")
-        if self.head is not None and not self.head_only:
-            raise TrainingError("head chooses how a frozen pretrained backbone's head trains: it needs "
-                                "pretrained=TAG with the backbone frozen")
-        if self.label_smoothing and self.head == "logistic":
-            raise TrainingError("label_smoothing applies to training with Adam, not to the logistic head")
-        if self.freeze_backbone and not self.pretrained:
-            raise TrainingError("freeze_backbone needs pretrained weights (pretrained=TAG)")
-        if self.head_only and (self.strategy != "default" or self.data_service):
-            used = ["strategy" if self.strategy != "default" else "", "data_service" if self.data_service else ""]
-            raise TrainingError("a frozen pretrained backbone trains its head on cached features: "
-                                f"{', '.join(filter(None, used))} not supported there (the head trains in seconds)")
+    def check(self) -> "TrainConfig":
+        """Raise :class:`~genrenet.errors.ConfigError` (``param`` = the setting) for a value of the wrong type,
+        out of its range, or in a bad combination, before any work starts."""
+        for name, (kind, test, wanted) in RANGES.items():
+            value = getattr(self, name)
+            if value is None and name in OPTIONAL:
+                continue
+            if not KINDS[kind][0](value):
+                raise ConfigError(f"must be {KINDS[kind][1]}, got {value!r}", param=name)
+            if test is not None and not test(value):
+                raise ConfigError(f"must be {wanted}, got {value!r}", param=name)
+        self._check_choices()
+        self._check_model_kwargs()
+        self._check_combinations()
+        from ..data.augment import Augment  # TensorFlow: only once settings are checked for training
+
         Augment.resolve(None if self.augment == "default" else self.augment)  # raises AugmentError when unknown
-        try:
-            CachePolicy.of(self.cache)
-        except ConfigError as e:
-            raise TrainingError(str(e)) from None
+        CachePolicy.of(self.cache)  # raises ConfigError (param cache) for anything else
         return self
+
+    def _check_choices(self):
+        for name, choices in CHOICES.items():
+            value = getattr(self, name)
+            if value is not None and value not in choices:
+                raise ConfigError(f"must be one of {', '.join(choices)}, got {value!r}", param=name)
+
+    def _check_model_kwargs(self):
+        """Hyper-parameters only: what the model sees and how many classes it has are set by training itself."""
+        from ..registry import BUILDER_INPUTS
+
+        taken = sorted(set(self.model_kwargs) & set(BUILDER_INPUTS))
+        if taken:
+            raise ConfigError(f"{', '.join(taken)}: not a model hyper-parameter (the window is window_seconds, the "
+                              "classes come from the data, features and SpecAugment from the model and augment)",
+                              param="model_kwargs")
+
+    def _check_combinations(self):
+        if self.head is not None and not self.head_only:
+            raise ConfigError("chooses how a frozen pretrained backbone's head trains: it needs pretrained "
+                              "weights with the backbone frozen", param="head")
+        if self.label_smoothing and self.head == "logistic":
+            raise ConfigError("applies to training with Adam, not to the logistic head", param="label_smoothing")
+        if self.freeze_backbone and not self.pretrained:
+            raise ConfigError("needs pretrained weights (a pretrained tag such as msd)", param="freeze_backbone")
+        if self.head_only and (self.strategy != "default" or self.data_service):
+            raise ConfigError("not supported for a frozen pretrained backbone: its head trains on cached features "
+                              "in seconds", param="strategy" if self.strategy != "default" else "data_service")
 
     @property
     def head_only(self) -> bool:
@@ -152,6 +203,8 @@ class TrainConfig:
         augment = self.augment
         if isinstance(augment, str) and augment == "default":
             augment = None if head else DEFAULT_AUGMENT
+        from ..data.augment import Augment  # TensorFlow: reading settings does not need it
+
         return dataclasses.replace(
             self, epochs=self.epochs if self.epochs is not None else (HEAD_EPOCHS if head else DEFAULT_EPOCHS),
             lr_schedule=self.lr_schedule or (HEAD_LR_SCHEDULE if head else DEFAULT_LR_SCHEDULE),
@@ -176,5 +229,26 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        """The settings in ``values`` (e.g. a run's ``config.json``); other keys are ignored."""
-        return cls(**{k: v for k, v in values.items() if k in cls.fields()})
+        """The settings in ``values`` (e.g. the ``training`` part of a run's ``config.json``); a key that is not
+        a setting raises :class:`~genrenet.errors.ConfigError` naming the closest one, so a typo never passes
+        for a default."""
+        check_known(values, cls.fields(), "training setting")
+        return cls(**values)
+
+
+def load_run_config(path) -> tuple:
+    """``(model name, data spec, TrainConfig)`` of a saved run's ``config.json`` (either layout), to train the
+    same run again: ``genrenet train --config RUN/config.json``."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            raw = json.load(f)
+        except ValueError as e:
+            raise ConfigError(f"{path}: not JSON ({e})") from None
+    try:
+        config = structured_config(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e.message}", param=e.param) from None
+    if "training" not in config:
+        raise ConfigError(f"{path}: {config['model']['name']} was not trained (no training part): nothing to "
+                          "train again")
+    return config["model"]["name"], config.get("data", {}).get("spec"), TrainConfig.from_dict(config["training"])

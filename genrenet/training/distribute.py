@@ -34,11 +34,11 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
         try:
             config = json.loads(os.environ.get("TF_CONFIG") or "null")
         except json.JSONDecodeError as e:
-            raise StrategyError(f"strategy=multi_worker: TF_CONFIG is not valid JSON ({e})") from None
+            raise StrategyError(f"multi_worker: TF_CONFIG is not valid JSON ({e})", param="strategy") from None
         if not isinstance(config, dict) or not config.get("cluster") or not config.get("task"):
-            raise StrategyError("strategy=multi_worker needs TF_CONFIG with 'cluster' and 'task', e.g. "
+            raise StrategyError("multi_worker needs TF_CONFIG with 'cluster' and 'task', e.g. "
                                 '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                                '"task": {"type": "worker", "index": 0}}')
+                                '"task": {"type": "worker", "index": 0}}', param="strategy")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         try:
@@ -47,9 +47,10 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
             tf.tpu.experimental.initialize_tpu_system(resolver)
             return tf.distribute.TPUStrategy(resolver)
         except Exception as e:  # no TPU here: say so in one line
-            raise StrategyError(f"strategy=tpu: no TPU available ({type(e).__name__}: "
-                                f"{str(e).strip().splitlines()[0] if str(e).strip() else 'not found'})") from None
-    raise StrategyError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+            raise StrategyError(f"tpu: no TPU available ({type(e).__name__}: "
+                                f"{str(e).strip().splitlines()[0] if str(e).strip() else 'not found'})",
+                                param="strategy") from None
+    raise StrategyError(f"must be one of {', '.join(STRATEGIES)}, got {name!r}", param="strategy")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -16,7 +16,7 @@ import shutil
 import sys
 import warnings
 from importlib.metadata import version as package_version
-from typing import Optional
+from typing import Optional, Union
 
 import keras
 import numpy as np
@@ -28,15 +28,17 @@ from ..data.augment import Augment
 from ..data.cache import CachePolicy
 from ..data.service import check as check_data_service, training_epochs as service_epochs
 from ..data.training import TrainingSpec, training_epochs, validation_dataset
-from ..errors import ConfigError, DataServiceError, DatasetError, StrategyError, TrainingError
+from ..errors import ConfigError, DatasetError
 from ..infer.evaluate import evaluate_clips
 from ..keras_compat import keras_workarounds, op_determinism
 from ..registry import ModelSpec
 from ..run import LOGS_DIR, Run, RunWriter, run_lock
 from ..run.card import CARD_FILE, model_card
 from . import transfer
-from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state
+from .checkpoint import (CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state,
+                         run_dir_and_resume)
 from .config import TrainConfig
+from ..run.config import FORMAT
 from .distribute import (is_chief, make_strategy, reads_record_shards, shard_by_data, shard_by_file,
                          sync_non_trainable_callback, zero_batch)
 from .splits import resolve_splits
@@ -102,7 +104,7 @@ class _Data:
 
 
 def train(model: str, data="synthetic", out: Optional[str] = None, *, config: Optional[TrainConfig] = None,
-          resume: bool = False, verbose: int = 1, **fields) -> Optional[Run]:
+          resume: Union[bool, str] = False, verbose: int = 1, **fields) -> Optional[Run]:
     """Train ``model`` (a registered name) on ``data`` (a spec or a :class:`~genrenet.data.ClipDataset`) into
     ``out`` (default ``runs/<model>-<time>``). Returns the :class:`~genrenet.run.Run` (``None`` on the
     non-chief workers of a multi-worker run).
@@ -114,28 +116,29 @@ def train(model: str, data="synthetic", out: Optional[str] = None, *, config: Op
     keeps the best epoch's weights. ``config.json`` records every resolved setting, so ``genrenet train
     --config RUN/config.json`` trains the same run again.
 
-    Every epoch end leaves a checkpoint in ``out/checkpoint``: ``resume=True`` continues an interrupted run from
-    its last completed epoch with the same results as an uninterrupted one. TensorBoard events go to
+    Every epoch end leaves a checkpoint in ``out/checkpoint``: ``resume=True`` continues an interrupted run
+    ``out`` from its last completed epoch with the same results as an uninterrupted one (``resume="RUN"`` names
+    the run directory itself). Errors keep their class: a bad setting raises :class:`ConfigError` (its
+    ``param`` names it), bad data :class:`DatasetError`, before anything is written. TensorBoard events go to
     ``out/logs``, the model card to ``out/README.md``. ``verbose``: 0 silent, 1 Keras progress bars on a
     terminal or in a notebook (one line per epoch elsewhere), 2 one line per epoch.
     """
     cfg = (config or TrainConfig()).replace(**fields).check()
     spec = registry.get_spec(model)
+    registry.check_hyperparameters(model, cfg.model_kwargs)
+    default_out = os.path.join("runs", f"{model}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    out, resume = run_dir_and_resume(out, resume, default_out)
     if cfg.pretrained and cfg.pretrained not in spec.pretrained:
-        raise TrainingError(f"{model} has no pretrained weights {cfg.pretrained!r}"
-                            f" (available: {', '.join(spec.pretrained) or 'none'})")
+        raise ConfigError(f"{model} has no pretrained weights {cfg.pretrained!r}"
+                          f" (available: {', '.join(spec.pretrained) or 'none'})", param="pretrained")
     if cfg.head_only and resume:
-        raise TrainingError("a frozen pretrained backbone trains its head on cached features in seconds to "
-                            "minutes: resume is not supported there")
+        raise ConfigError("not supported for a frozen pretrained backbone: its head trains on cached features in "
+                          "seconds to minutes", param="resume")
     cfg = cfg.resolved()
-    try:
-        if cfg.data_service:
-            cfg.data_service = check_data_service(cfg.data_service, strategy=cfg.strategy, cache=cfg.cache)
-        dist = make_strategy(cfg.strategy)  # first: multi-worker collectives must be set up before any TF op
-    except (DataServiceError, StrategyError) as e:
-        raise TrainingError(str(e)) from None
+    if cfg.data_service:
+        cfg.data_service = check_data_service(cfg.data_service, strategy=cfg.strategy, cache=cfg.cache)
+    dist = make_strategy(cfg.strategy)  # first: multi-worker collectives must be set up before any TF op
     chief = is_chief(dist)
-    out = out or os.path.join("runs", f"{model}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     # Only the chief locks and checks the run dir: the others may start after it has begun writing there.
     with run_lock(out) if chief else contextlib.nullcontext():
         state = check_run_dir(out, resume) if chief else (load_state(out) if resume else None)
@@ -193,11 +196,8 @@ def _build(s: _Session, d: _Data) -> keras.Model:
     if cfg.pretrained:
         kwargs.update(pretrained=cfg.pretrained, freeze_backbone=cfg.freeze_backbone)
     with s.dist.scope(), _precision_policy(cfg.mixed_precision):
-        try:
-            net = registry.build_model(s.spec.name, num_classes=len(d.labels), window_seconds=cfg.window_seconds,
-                                       spec_augment=spec_augment, **kwargs)
-        except ConfigError as e:
-            raise TrainingError(str(e)) from None
+        net = registry.build_model(s.spec.name, num_classes=len(d.labels), window_seconds=cfg.window_seconds,
+                                   spec_augment=spec_augment, **kwargs)
         _compile(net, cfg.learning_rate, cfg.label_smoothing)
     replicas = s.dist.num_replicas_in_sync
     s.say(f"training {s.spec.name} ({net.count_params():,} parameters) on {len(d.train_clips)} clips, "
@@ -216,19 +216,23 @@ def _compile(net: keras.Model, learning_rate: float, label_smoothing: float = 0.
 
 
 def _run_config(s: _Session, d: _Data, net: keras.Model) -> dict:
-    """``config.json``: the resolved settings, the model's resolved hyper-parameters, data, versions."""
+    """``config.json`` (:mod:`~genrenet.run.config`): the model with every resolved hyper-parameter,
+    the resolved settings, the data, and the facts of this run."""
     cfg = s.cfg
     hyper = {**s.spec.defaults(), **cfg.model_kwargs}
     if cfg.pretrained:
         hyper.update(pretrained=cfg.pretrained, freeze_backbone=cfg.freeze_backbone)
     return {
-        "model": s.spec.name, **cfg.to_dict(), "hyperparameters": hyper, "data": d.dataset.spec,
-        "features": s.spec.features.to_dict(), "window_seconds": cfg.window_seconds or s.spec.window_seconds,
-        "window_samples": int(net.input_shape[-1]), "num_classes": len(d.labels),
-        "train_clips": len(d.train_clips), "val_clips": len(d.val_clips), "notes": d.notes,
-        "replicas": s.dist.num_replicas_in_sync, "global_batch_size": s.global_batch,
-        "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("genrenet") else None,
-        "versions": _versions(),
+        "format": FORMAT,
+        "model": {"name": s.spec.name, "hyperparameters": hyper, "features": s.spec.features.to_dict(),
+                  "window_seconds": cfg.window_seconds or s.spec.window_seconds,
+                  "window_samples": int(net.input_shape[-1]), "num_classes": len(d.labels)},
+        "training": cfg.to_dict(),
+        "data": {"spec": d.dataset.spec, "train_clips": len(d.train_clips), "val_clips": len(d.val_clips),
+                 "notes": d.notes},
+        "run": {"replicas": s.dist.num_replicas_in_sync, "global_batch_size": s.global_batch,
+                "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("genrenet") else None,
+                "versions": _versions()},
     }
 
 
@@ -274,12 +278,12 @@ def _save_skips(s: _Session) -> str:
 
 @contextlib.contextmanager
 def _no_usable_audio_stops_training(s: _Session):
-    """A :class:`DatasetError` from building the training data (e.g. every training file skipped) becomes a
-    :class:`TrainingError` that says what was skipped and where the reasons are."""
+    """A :class:`DatasetError` from building the training data (e.g. every training file skipped) also says what
+    was skipped and where the reasons are."""
     try:
         yield
     except DatasetError as e:
-        raise TrainingError(f"{e}{_skip_note(s)}") from None
+        raise DatasetError(f"{e.message}{_skip_note(s)}", param=e.param) from None
 
 
 def _skip_note(s: _Session) -> str:
@@ -411,7 +415,7 @@ class _SkipReport(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         _save_skips(self.session)
         if not self.batches:  # every training file failed to decode (silent, NaN, corrupt...)
-            raise TrainingError("no usable training audio: all training files were skipped"
+            raise DatasetError("no usable training audio: all training files were skipped"
                                 + _skip_note(self.session))
 
 

@@ -98,8 +98,7 @@ def import_tensorflow_quietly():
 def cmd_train(args):
     """Parse, call :func:`~genrenet.train`, print: the rules of a run (its directory, resuming, reading a saved
     ``config.json``) are the library's."""
-    from .training.config import TrainConfig
-    from .training.config import load_run_config
+    from .training.config import TrainConfig, load_run_config
     from .training.trainer import train
 
     given = vars(args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 
@@ -370,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_evaluate_parser, _add_predict_parser, _add_export_parser, _add_ensemble_parser,
                 _add_embed_parser, _add_download_parser, _add_app_parser, _add_prepare_parser, _add_cache_parser):
         add(sub)
+    p.commands = sub.choices  # {command: its parser}: where an error's parameter finds its flag
     return p
 
 
@@ -533,10 +535,9 @@ def flag_of(param: str, parser: argparse.ArgumentParser, command: str) -> str:
     name, _, key = param.partition(".")
     if name == "model_kwargs":
         return f"--set {key}" if key else "--set"
-    sub = next((a.choices[command] for a in parser._actions if isinstance(a.choices, dict) and command in a.choices),
-               parser)
-    flags = [o for a in sub._actions if a.dest == name for o in a.option_strings if o.startswith("--")]
-    return flags[0] if flags else param
+    flag = "--" + name.replace("_", "-")
+    usage = parser.commands[command].format_usage() if command in parser.commands else ""
+    return flag if re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", usage) else param
 
 
 def _version():
@@ -558,10 +559,10 @@ def main(argv=None) -> int:
     for stream in (sys.stdout, sys.stderr):  # print file names that are not valid UTF-8 as their bytes
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
+    parser = build_parser()
+    args = _parse(parser, argv)  # before TensorFlow loads: --help and usage errors answer at once
     if not os.environ.get("GENRENET_DEBUG"):
         import_tensorflow_quietly()
-    parser = build_parser()
-    args = _parse(parser, argv)
     try:
         args.fn(args)
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny synthetic data, a trained tiny run, real GTZAN clips from ../shared when present."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,6 +14,20 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 GTZAN_DEV = SHARED_DATA / "gtzan_dev"
 TINY = "synthetic:classes=3,clips=4,seconds=3.5"
+needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
+                                   reason="needs `pip install --no-deps musicnn==0.1.0` (pretrained weights)")
+
+
+@pytest.fixture(scope="module")
+def preset_cache(tmp_path_factory):
+    """A private cache root for a test module (the CLI subprocesses inherit it)."""
+    old = os.environ.get("GENRENET_CACHE")
+    os.environ["GENRENET_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield os.environ["GENRENET_CACHE"]
+    if old is None:
+        os.environ.pop("GENRENET_CACHE")
+    else:
+        os.environ["GENRENET_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """``genrenet.Classifier``: every kind of model source opens through one constructor, gives the same answers,
 and works wherever a source is taken (predict, timelines, the app, Beam); paths that are not models are refused
 with the reason, never swapped for the default preset."""
-import importlib.util
 import json
 import os
 import shutil
@@ -9,26 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import GTZAN_DEV, run_cli, write_tone
+from conftest import GTZAN_DEV, needs_musicnn, run_cli, write_tone
 
 import genrenet
 from genrenet import Classifier
 from genrenet.presets import DEFAULT_PRESET
 
-needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
-                                   reason="needs `pip install --no-deps musicnn==0.1.0` (pretrained weights)")
-
-
-@pytest.fixture(scope="module")
-def preset_cache(tmp_path_factory):
-    """A private cache root for this module (the CLI subprocesses inherit it)."""
-    old = os.environ.get("GENRENET_CACHE")
-    os.environ["GENRENET_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield os.environ["GENRENET_CACHE"]
-    if old is None:
-        os.environ.pop("GENRENET_CACHE")
-    else:
-        os.environ["GENRENET_CACHE"] = old
 
 
 @pytest.fixture(scope="module")

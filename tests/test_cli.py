@@ -172,3 +172,14 @@ def test_errors_raised_on_purpose_end_in_one_line_and_bugs_keep_their_traceback(
     monkeypatch.setattr(cli, "cmd_models", bug)
     with pytest.raises(ZeroDivisionError):
         cli.main(["models"])
+
+
+def test_help_answers_without_loading_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom genrenet.cli import main\ntry:\n    main(['predict', '--help'])\nexcept SystemExit:\n"
+            "    pass\nprint('TF LOADED' if 'tensorflow' in sys.modules else 'TF NOT LOADED')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "--top-k" in out and out.strip().endswith("TF NOT LOADED")
+

@@ -1,29 +1,14 @@
 """Presets: ready-to-run models shipped with genrenet (`genrenet presets`, `predict FILE` with no model)."""
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
 
-from conftest import GTZAN_DEV, run_cli, write_tone
+from conftest import GTZAN_DEV, needs_musicnn, run_cli, write_tone
 
 DEFAULT = "musicnn-msd-gtzan"
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
-needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
-                                   reason="needs `pip install --no-deps musicnn==0.1.0` (pretrained weights)")
-
-
-@pytest.fixture(scope="module")
-def preset_cache(tmp_path_factory):
-    """A private preset cache for this module (the CLI subprocesses inherit it)."""
-    old = os.environ.get("GENRENET_CACHE")
-    os.environ["GENRENET_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield os.environ["GENRENET_CACHE"]
-    if old is None:
-        os.environ.pop("GENRENET_CACHE")
-    else:
-        os.environ["GENRENET_CACHE"] = old
 
 
 @pytest.fixture(scope="module")

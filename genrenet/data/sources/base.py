@@ -163,24 +163,53 @@ SCAN_THREADS = 16
 SCAN_REPORT_MIN = 1000
 
 
-def walk_files(root: str, unreadable: Optional[list] = None):
-    """Every file below ``root``, hidden ones included (sorted; links to folders already read are not read
-    again). Folders that cannot be read are appended to ``unreadable`` as (path, reason)."""
-    seen = set()
+def walk_files(root: str, left_out: Optional[list] = None, dataset: Optional[str] = None,
+               seen: Optional[set] = None):
+    """Every file below ``root``, hidden ones included (sorted), each real file once. Links are followed (users
+    link their music in), except a link to a folder inside ``dataset`` or to a folder or file already read
+    (``seen``, shared by the walks of one dataset): those, and folders that cannot be read, are appended to
+    ``left_out`` as (path, reason), so that no audio is counted twice or under a second label."""
+    seen = set() if seen is None else seen
+    left_out = [] if left_out is None else left_out
+    inside = os.path.realpath(dataset) if dataset else None
 
     def failed(error: OSError):
-        if unreadable is not None:
-            unreadable.append((error.filename, f"cannot read the folder ({error.strerror or error})"))
+        left_out.append((error.filename, f"cannot read the folder ({error.strerror or error})"))
 
+    if os.path.realpath(root) in seen:
+        left_out.append((root, repeat_reason(os.path.realpath(root))))
+        return
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=failed):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames.sort()
+        seen.add(os.path.realpath(dirpath))
+        dirnames[:] = [d for d in sorted(dirnames) if walked_link(os.path.join(dirpath, d), inside, seen, left_out)]
         for f in sorted(filenames):
-            yield os.path.join(dirpath, f)
+            path = os.path.join(dirpath, f)
+            real = os.path.realpath(path)
+            if real in seen:
+                left_out.append((path, repeat_reason(real)))
+                continue
+            seen.add(real)
+            yield path
+
+
+def walked_link(path: str, inside: Optional[str], seen: set, left_out: list) -> bool:
+    """True when the folder ``path`` is to be walked: not a link back into the dataset nor to a folder read."""
+    if not os.path.islink(path):
+        return True
+    real = os.path.realpath(path)
+    if inside and (real == inside or real.startswith(inside.rstrip(os.sep) + os.sep)):
+        left_out.append((path, f"a link to a folder already in the dataset ({real}): not read twice"))
+        return False
+    if real in seen:
+        left_out.append((path, repeat_reason(real)))
+        return False
+    return True
+
+
+def repeat_reason(real: str) -> str:
+    """Why a second path to a file or folder already read is left out."""
+    kind = "folder" if os.path.isdir(real) else "file"
+    return f"a second path to a {kind} already read ({real}): not read twice"
 
 
 def file_reason(path: str, root: str) -> Optional[str]:

@@ -11,7 +11,7 @@ from typing import Optional
 
 from ...errors import DatasetError
 from .base import (Clip, ClipDataset, check_dir, empty_class_notes, file_reason, finish, scan, unsupported_reason,
-                   walk_files)
+                   walk_files, walked_link)
 
 OUTSIDE_CLASSES = "outside the class folders (PATH/<label>/<file>)"
 
@@ -21,13 +21,16 @@ def class_folder_files(path: str) -> tuple[list, list, list, list]:
     folder, id = path relative to ``path``), files skipped now (unreadable folders, unsupported formats) and
     ignored files, each as (path, reason)."""
     candidates, skipped, ignored, notes = [], [], [], []
+    seen = set()  # real folders and files read: each is read once, under one label
     for label in sorted(os.listdir(path)):
         sub = os.path.join(path, label)
         if not os.path.isdir(sub):
             ignored.append((sub, file_reason(sub, path) or f"audio file {OUTSIDE_CLASSES}"))
             continue
+        if not walked_link(sub, os.path.realpath(path), seen, skipped):
+            continue
         found = 0
-        for f in walk_files(sub, skipped):
+        for f in walk_files(sub, skipped, dataset=path, seen=seen):
             reason = file_reason(f, path)
             if reason:
                 ignored.append((f, reason))

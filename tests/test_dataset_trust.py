@@ -1,0 +1,42 @@
+"""A dataset never counts a file twice or under a wrong label, and never trains on a file that is not what its
+header says: links, truncated and very short files, with the files the tests write."""
+import os
+
+
+from conftest import write_tone
+from genrenet.data import load_dataset
+
+
+def _three_classes(root):
+    for label, freq in (("blues", 200), ("classical", 300), ("jazz", 400)):
+        for n in range(2):
+            write_tone(root / label / f"{label}.{n:05d}.wav", seconds=1.5, freq=freq + n)
+    return root
+
+
+def test_a_link_back_into_the_dataset_is_reported_not_read_twice(tmp_path):
+    root = _three_classes(tmp_path / "ds")
+    os.symlink("..", root / "classical" / "uplink")
+    os.symlink("../blues", root / "jazz" / "blues_again")
+    ds = load_dataset(str(root))
+    assert len(ds) == 6 and ds.labels == ["blues", "classical", "jazz"]
+    assert sorted(c.label for c in ds.clips) == ["blues"] * 2 + ["classical"] * 2 + ["jazz"] * 2
+    assert not any("uplink" in c.id or "blues_again" in c.id for c in ds.clips)
+    reasons = dict(ds.skipped)
+    assert "a link to a folder already in the dataset" in reasons[str(root / "classical" / "uplink")]
+    assert "not read twice" in reasons[str(root / "jazz" / "blues_again")]
+
+
+def test_two_paths_to_one_file_make_one_clip_and_a_link_to_music_outside_works(tmp_path):
+    root = _three_classes(tmp_path / "ds")
+    outside = tmp_path / "music"
+    write_tone(outside / "album" / "song.wav", seconds=1.5, freq=500)
+    os.symlink(outside / "album", root / "jazz" / "album")
+    os.symlink(outside / "album", root / "blues" / "album")
+    os.symlink(outside / "album" / "song.wav", root / "classical" / "song.wav")
+    ds = load_dataset(str(root))
+    linked = [c for c in ds.clips if c.id.endswith("song.wav")]
+    assert len(ds) == 7 and [c.id for c in linked] == ["blues/album/song.wav"]
+    reasons = dict(ds.skipped)
+    assert "already read" in reasons[str(root / "jazz" / "album")]
+    assert "already read" in reasons[str(root / "classical" / "song.wav")]

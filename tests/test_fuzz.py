@@ -166,7 +166,9 @@ def _non_audio(folder):
 
 
 def _files_below(root):
-    return sorted(os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
+    """Every file below ``root``, and every link to a folder (a dataset reports the links it does not follow)."""
+    return sorted(os.path.join(d, f) for d, dirs, files in os.walk(root)
+                  for f in files + [n for n in dirs if os.path.islink(os.path.join(d, n))])
 
 
 def _accounted(ds):

@@ -40,3 +40,12 @@ def test_two_paths_to_one_file_make_one_clip_and_a_link_to_music_outside_works(t
     reasons = dict(ds.skipped)
     assert "already read" in reasons[str(root / "jazz" / "album")]
     assert "already read" in reasons[str(root / "classical" / "song.wav")]
+
+
+def test_a_truncated_file_is_skipped_with_what_its_header_promised(tmp_path):
+    root = _three_classes(tmp_path / "ds")
+    cut = write_tone(root / "jazz" / "cut.wav", seconds=30, freq=450)
+    os.truncate(cut, 3000)
+    ds = load_dataset(str(root))
+    assert len(ds) == 6 and not any(c.id == "jazz/cut.wav" for c in ds.clips)
+    assert dict(ds.skipped)[str(cut)] == "truncated: the header promises 30 s, the file holds 0.07 s"

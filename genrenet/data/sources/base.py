@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
@@ -248,7 +249,31 @@ def probe(path: str) -> tuple[Optional[str], Optional[float]]:
         return "contains no audio (zero length)", None
     if info.channels < 1:
         return "the file has no channels", None
-    return None, info.frames / info.samplerate if info.samplerate > 0 else None
+    seconds = info.frames / info.samplerate if info.samplerate > 0 else None
+    return truncation_reason(info.extra_info, seconds), seconds
+
+
+# A file whose audio data is shorter than its header declares by more than this is truncated, not just padded
+# by the writer to a block boundary.
+TRUNCATION_TOLERANCE = 0.1  # seconds
+DECLARED_DATA = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def truncation_reason(extra_info: str, seconds: Optional[float]) -> Optional[str]:
+    """Why a file whose data chunk is shorter than its header declares is skipped (libsndfile reads what is there
+    and notes the declared size), or None."""
+    found = DECLARED_DATA.search(extra_info or "")
+    if not found or not seconds or int(found.group(2)) <= 0:
+        return None
+    declared = seconds * int(found.group(1)) / int(found.group(2))
+    if declared - seconds <= TRUNCATION_TOLERANCE:
+        return None
+    return f"truncated: the header promises {format_seconds(declared)} s, the file holds {format_seconds(seconds)} s"
+
+
+def format_seconds(seconds: float) -> str:
+    """Seconds for messages: two decimals at most (``30``, ``0.07``, ``1.5``)."""
+    return f"{seconds:.2f}".rstrip("0").rstrip(".") or "0"
 
 
 def scan(candidates, threads: int = SCAN_THREADS) -> tuple[list, list]:

@@ -16,13 +16,11 @@ from ..data.files import holds_audio
 from ..errors import ConfigError, RunError
 from ..features import FeatureConfig
 from ..presets import DEFAULT_PRESET, is_preset, list_presets, materialise
-from ..run import LOCK_FILE, Run, is_run_dir
+from ..run import LOCK_FILE, Run, is_started_run
 from .tflite_metadata import read_metadata
 
 EXPORT_META_FILE = "genrenet.json"  # assets/genrenet.json of an exported SavedModel
 SAVED_MODEL_FILE = "saved_model.pb"
-# Files only genrenet writes into a run directory: a folder holding one is a run, finished or not.
-RUN_MARKERS = ("config.json", "labels.json", "model.keras", LOCK_FILE, "checkpoint", "history.csv")
 KINDS = ("preset", "run", "savedmodel", "tflite")
 
 
@@ -74,7 +72,7 @@ def directory_source(path: str) -> ModelSource:
         raise SourceError(f"{path}: cannot read the folder (permission denied)")
     if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
         return savedmodel_source(path)
-    if any(os.path.exists(os.path.join(path, name)) for name in RUN_MARKERS):
+    if is_started_run(path) or os.path.exists(os.path.join(path, LOCK_FILE)):
         return run_source(path, "run", Run(path))  # Run says which file an unfinished run lacks
     versions = export_versions(path)
     if versions:
@@ -185,9 +183,9 @@ def names_model(path) -> bool:
         return is_preset(path)
     if not os.path.isdir(path):
         return path.lower().endswith(".tflite")
-    if is_run_dir(path) or os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
-        return True
-    if any(os.path.exists(os.path.join(path, name)) for name in RUN_MARKERS):
+    if is_started_run(path) or os.path.exists(os.path.join(path, LOCK_FILE)):
+        return True  # a run, finished or not
+    if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
         return True
     return os.access(path, os.R_OK | os.X_OK) and bool(export_versions(path))
 

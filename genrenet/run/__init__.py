@@ -41,6 +41,14 @@ def atomic_path(path, suffix=""):
 
 
 LOCK_FILE = "train.lock"
+CHECKPOINT_DIR = "checkpoint"  # the epoch-boundary checkpoint of a run in progress
+# What training writes into a run directory before model.keras: a folder holding one is a run, finished or not.
+STARTED_RUN_FILES = ("config.json", "labels.json", "history.csv", "metrics.json", CHECKPOINT_DIR)
+
+
+def is_started_run(path) -> bool:
+    """Whether training has written into ``path`` (a run directory, finished or not)."""
+    return any(os.path.exists(os.path.join(path, name)) for name in STARTED_RUN_FILES)
 
 
 @contextlib.contextmanager

@@ -18,16 +18,14 @@ import keras
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, TrainingError
-from ..run import RunWriter, atomic_path, is_run_dir, json_default, write_json
+from ..run import CHECKPOINT_DIR, RunWriter, atomic_path, is_run_dir, is_started_run, json_default, write_json
 from ..run.config import structured_config
 
-CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
 # config.json entries (part.key) that may differ when a run is resumed (everything else must match the started
 # run; where decoded audio is cached does not change what is computed).
 RESUMABLE_CHANGES = ("training.epochs", "run.command", "run.versions", "data.notes", "training.data_service",
                      "training.cache", "training.memory_budget")
-RUN_MARKERS = ("config.json", "labels.json", "history.csv", "metrics.json", CHECKPOINT_DIR)
 
 
 def run_dir_and_resume(out, resume, default: str) -> tuple:
@@ -150,7 +148,7 @@ def check_run_dir(out: str, resume: bool) -> Optional[dict]:
                                 "for a new run (nothing was overwritten)", param="resume")
         raise TrainingError(f"{out}: already holds a finished run; choose another run directory (nothing was "
                             "overwritten)", param="out")
-    started = any(os.path.exists(os.path.join(out, m)) for m in RUN_MARKERS)
+    started = is_started_run(out)
     if started and not resume:
         raise TrainingError(f"{out}: holds an unfinished run; resume it (from its last completed epoch) or choose "
                             "another run directory (nothing was overwritten)", param="out")

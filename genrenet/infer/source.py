@@ -112,22 +112,20 @@ def load_export_meta(path: str) -> dict:
 
 def savedmodel_source(path: str) -> ModelSource:
     """The facts of an exported SavedModel version directory, from its ``assets/genrenet.json``."""
-    meta = load_export_meta(path)
-    features = meta.get("features")
-    return ModelSource(source=path, kind="savedmodel", path=path, labels=list(meta["labels"]),
-                       sample_rate=int(meta["sample_rate"]), window_samples=int(meta["window_samples"]),
-                       features=FeatureConfig.from_dict(features) if features
-                       else FeatureConfig(sample_rate=int(meta["sample_rate"])),
-                       multi_label=bool(meta.get("multi_label", False)), model_name=meta.get("model"))
+    return meta_source(path, "savedmodel", load_export_meta(path))
 
 
 def tflite_source(path: str) -> ModelSource:
     """The facts of a ``.tflite`` file: from the JSON beside it, else from its embedded TFLite Model Metadata
     (the window is then the model's input length, the front-end librosa-style at the model's rate)."""
-    meta = tflite_meta(path)
+    return meta_source(path, "tflite", tflite_meta(path))
+
+
+def meta_source(path: str, kind: str, meta: dict) -> ModelSource:
+    """The facts an export's metadata records (the front-end librosa-style at the model's rate when absent)."""
     rate = int(meta["sample_rate"])
     features = meta.get("features")
-    return ModelSource(source=path, kind="tflite", path=path, labels=list(meta["labels"]), sample_rate=rate,
+    return ModelSource(source=path, kind=kind, path=path, labels=list(meta["labels"]), sample_rate=rate,
                        window_samples=int(meta["window_samples"]),
                        features=FeatureConfig.from_dict(features) if features else FeatureConfig(sample_rate=rate),
                        multi_label=bool(meta.get("multi_label", False)), model_name=meta.get("model"))

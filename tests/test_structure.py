@@ -42,7 +42,8 @@ def _imports(name, path, tree):
 def test_at_most_eight_modules_at_the_top_and_role_folders_below():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(top) <= 8, top
-    assert {"nn", "models", "data", "training", "infer", "serve", "run"} <= {p.name for p in PACKAGE.iterdir() if p.is_dir()}
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir()}
+    assert {"nn", "models", "data", "training", "infer", "serve", "run", "presets"} <= folders
 
 
 def test_no_function_is_longer_than_sixty_lines():

@@ -73,7 +73,8 @@ def test_plot_timeline_shares_one_time_axis_over_the_song(tiny_run, tmp_path):
     lo, hi = genre_ax.get_xlim()
     assert lo <= 0 and 10.0 <= hi < 10.5
     assert genre_ax.get_ylim() == (0, 1)
-    assert {t.get_text() for t in genre_ax.get_legend().get_texts()} == set(Classifier.from_preset(str(tiny_run)).labels)
+    labels = Classifier.from_preset(str(tiny_run)).labels
+    assert {t.get_text() for t in genre_ax.get_legend().get_texts()} == set(labels)
     assert spec_ax.images and spec_ax.images[0].get_array().shape[0] == 128  # mel bands of the run's front-end
 
 

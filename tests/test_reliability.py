@@ -77,7 +77,8 @@ def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(reference
     assert [len(row.split(",")) for row in history[1:]] == [len(history[0].split(","))] * (len(history) - 1)
 
     r = run_cli("train", *ARGS, "--out", run)  # the same command without --resume is refused
-    assert r.returncode == 2 and "--resume continues it" in r.stderr, r.stderr
+    assert r.returncode == 2 and "--resume: " in r.stderr and "holds an unfinished run: set it to continue" \
+        in r.stderr, r.stderr
     r = run_cli("train", *ARGS, "--out", run, "--resume")
     assert r.returncode == 0, r.stderr
     assert _metrics(run) == _metrics(reference)
@@ -113,7 +114,7 @@ def test_crash_at_an_epoch_boundary_then_resume_restores_everything(reference, t
     state = resume.load_state(str(run))
     assert state["epoch"] == 3 and len(state["history"]) == 3 and state["best_weights"]
     assert set(state["early_stopping"]) == {"wait", "best", "best_epoch", "stopped_epoch"}
-    with pytest.raises(TrainingError, match="holds an unfinished run; resume it"):
+    with pytest.raises(TrainingError, match="resume: .* holds an unfinished run: set it to continue"):
         train("cnn", TINY, str(run), epochs=5, **kw)
     train("cnn", TINY, str(run), epochs=5, resume=True, **kw)
     assert _metrics(run) == _metrics(reference)
@@ -130,7 +131,7 @@ def test_refuses_unfinished_run_without_resume_and_changed_settings(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"model": "cnn", "seed": 1}))
-    with pytest.raises(TrainingError, match="holds an unfinished run; resume it"):
+    with pytest.raises(TrainingError, match="resume: .* holds an unfinished run: set it to continue"):
         train("cnn", TINY, str(run), epochs=1, verbose=0, model_kwargs=SMALL)
     with pytest.raises(TrainingError, match="cannot resume with different settings"):
         train("cnn", TINY, str(run), epochs=1, verbose=0, model_kwargs=SMALL, resume=True)

@@ -150,8 +150,8 @@ def check_run_dir(out: str, resume: bool) -> Optional[dict]:
                             "overwritten)", param="out")
     started = is_started_run(out)
     if started and not resume:
-        raise TrainingError(f"{out}: holds an unfinished run; resume it (from its last completed epoch) or choose "
-                            "another run directory (nothing was overwritten)", param="out")
+        raise TrainingError(f"{out} holds an unfinished run: set it to continue from the last completed epoch, or "
+                            "choose another run directory (nothing was overwritten)", param="resume")
     return load_state(out) if resume else None
 
 

@@ -1,10 +1,17 @@
-"""A dataset never counts a file twice or under a wrong label, and never trains on a file that is not what its
-header says: links, truncated and very short files, with the files the tests write."""
+"""A dataset never counts a file twice or under a wrong label, and training never uses a file that is not what
+its header says, a clip too short to learn from or a class with no usable clip; with the files the tests write."""
+import json
 import os
 
+import numpy as np
+import pytest
+import soundfile as sf
 
 from conftest import write_tone
 from genrenet.data import load_dataset
+from genrenet.errors import DatasetError
+
+SR = 22050
 
 
 def _three_classes(root):
@@ -49,3 +56,39 @@ def test_a_truncated_file_is_skipped_with_what_its_header_promised(tmp_path):
     ds = load_dataset(str(root))
     assert len(ds) == 6 and not any(c.id == "jazz/cut.wav" for c in ds.clips)
     assert dict(ds.skipped)[str(cut)] == "truncated: the header promises 30 s, the file holds 0.07 s"
+
+
+def _train(data, out):
+    from genrenet.training.trainer import train
+
+    return train("cnn", str(data), str(out), epochs=1, verbose=0, batch_size=4,
+                 model_kwargs={"filters": [8, 16], "dense_units": [16]})
+
+
+def _skips(run_dir):
+    rows = (run_dir / "skipped.tsv").read_text().splitlines()[1:]
+    return dict(row.split("\t", 1) for row in rows)
+
+
+def test_a_class_that_decodes_to_no_usable_clip_is_left_out_of_the_model(tmp_path):
+    root = _three_classes(tmp_path / "ds")
+    for name in ("jazz.00000.wav", "jazz.00001.wav"):  # headers read, the audio is all zeros
+        sf.write(root / "jazz" / name, np.zeros(SR * 2, np.float32), SR)
+    write_tone(root / "blues" / "short.wav", seconds=0.5, freq=250)
+    run = _train(root, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "labels.json").read_text()) == ["blues", "classical"]
+    assert run.config["data"]["train_clips"] == 4
+    skips = _skips(tmp_path / "run")
+    assert skips[str(root / "jazz" / "jazz.00000.wav")] == "is silent (all samples are zero)"
+    assert skips[str(root / "blues" / "short.wav")] == "too short (0.5 s; at least 1 s)"
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "4 clips for training" in card
+
+
+def test_training_refuses_when_fewer_than_two_classes_have_usable_clips(tmp_path):
+    root = _three_classes(tmp_path / "ds")
+    for label in ("jazz", "classical"):
+        for n in range(2):
+            sf.write(root / label / f"{label}.{n:05d}.wav", np.zeros(SR * 2, np.float32), SR)
+    with pytest.raises(DatasetError, match="no usable training audio in at least two classes.*usable clips: blues;"):
+        _train(root, tmp_path / "run")

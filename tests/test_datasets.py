@@ -263,10 +263,10 @@ def test_training_continues_over_good_files_and_reports_skips(tmp_path, capsys):
           model_kwargs={"filters": [4], "dense_units": [4]})
     out = capsys.readouterr().out
     assert "skipped 5 files" in out and "class 'empty' has no usable files" in out
-    assert "skipped 8 files" in out  # after training: + silent, NaN and inf found while decoding
-    assert "is silent" in out and "padded 1 clips" in out
+    assert "skipped 9 files" in out  # + silent, NaN, inf and too short, found decoding before training
+    assert "is silent" in out and "short.wav: too short (0.4 s; at least 1 s)" in out
     rows = (run / "skipped.tsv").read_text().splitlines()
-    assert rows[0] == "file\treason" and any("nan.wav\t" in r for r in rows) and any("padded" in r for r in rows)
+    assert rows[0] == "file\treason" and any("nan.wav\t" in r for r in rows)
     assert (run / "model.keras").exists()
 
     silent = tmp_path / "silent"

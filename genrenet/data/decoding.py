@@ -1,10 +1,12 @@
 """Clips into tf.data: decode (soundfile, ``tf.numpy_function``) → resample → cache, for training and inference.
 
 Files that fail to decode, are silent or hold non-finite samples are skipped and logged (never the end of a
-run); clips shorter than a window are zero-padded and logged.
+run); clips shorter than a window are zero-padded and logged. Training checks its clips here first
+(:func:`trainable_clips`), so that what it cannot learn from is known before a model is built.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import numpy as np
@@ -14,8 +16,13 @@ from .audio import AudioError
 from .cache import CachePolicy
 from .memory import AudioCache, cache_key
 from .skips import SkipLog
+from .sources.base import format_seconds
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Training needs at least this much real audio per clip: shorter clips would be mostly padding.
+MIN_TRAINING_SECONDS = 1.0
+RESAMPLING_SLACK = 0.01  # seconds: a 1-s file resampled may come out a few samples short
+CHECK_THREADS = 4  # decoding releases the GIL: a few threads overlap it
 
 
 def cached_loader(sample_rate: int, cache_dir: Optional[str]):
@@ -98,3 +105,23 @@ def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, ca
     ds = ds.map(tf_load, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.filter(lambda audio, i: tf.size(audio) > 0)
     return ds.cache() if policy.memory else ds
+
+
+def trainable_clips(clips, sample_rate: int, log: SkipLog, *, cache_dir: Optional[str] = None,
+                    min_seconds: float = MIN_TRAINING_SECONDS) -> list:
+    """The clips that decode to usable audio of at least ``min_seconds``; the others are skipped in ``log``
+    with their reason. Known before a model is built, so a class that loses every clip can be left out; with a
+    disk cache the audio decoded here is what the epochs read back."""
+    load = cached_loader(sample_rate, cache_dir)
+
+    def usable(clip) -> bool:
+        audio = usable_audio(clip, load, 0, log)
+        if audio.size == 0:
+            return False
+        if audio.size / sample_rate < min_seconds - RESAMPLING_SLACK:
+            log.skip(clip.name, f"too short ({format_seconds(audio.size / sample_rate)} s; at least {min_seconds:g} s)")
+            return False
+        return True
+
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        return [clip for clip, ok in zip(clips, pool.map(usable, clips)) if ok]

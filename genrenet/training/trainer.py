@@ -26,6 +26,7 @@ from .. import registry
 from ..data import ClipDataset, SkipLog, load_dataset
 from ..data.augment import Augment
 from ..data.cache import CachePolicy
+from ..data.decoding import trainable_clips
 from ..data.service import check as check_data_service, training_epochs as service_epochs
 from ..data.training import TrainingSpec, training_epochs, validation_dataset
 from ..errors import ConfigError, DatasetError
@@ -178,6 +179,8 @@ def _prepare(s: _Session, data) -> _Data:
             train_clips + val_clips, s.spec.features.sample_rate, memory_budget=s.cfg.memory_budget)
         s.cfg = s.cfg.replace(cache=cache)  # resolved once: every pipeline and config.json use this policy
         notes += [cache_note] if cache_note else []
+    dataset, train_clips, val_clips, dropped = _trainable(s, dataset, train_clips, val_clips)
+    notes += dropped
     if s.cfg.data_service:
         notes.append("data_service: each epoch has the batches it would have locally, in the order the service's "
                      "workers make them (with several workers: not bit-identical, resuming not exact)")
@@ -185,6 +188,29 @@ def _prepare(s: _Session, data) -> _Data:
     for n in notes:
         s.say(f"note: {n}")
     return _Data(dataset, train_clips, val_clips, notes)
+
+
+def _trainable(s: _Session, dataset: ClipDataset, train_clips: list, val_clips: list) -> tuple:
+    """``(dataset, train clips, validation clips, notes)`` without the clips that do not decode to at least a
+    second of usable audio, and without the classes left with no training clip (a model would claim a class it
+    never saw). Fewer than two classes left is a :class:`DatasetError`."""
+    if reads_record_shards(train_clips):  # prepared shards hold audio decoded and checked by `genrenet prepare`
+        return dataset, train_clips, val_clips, []
+    check = functools.partial(trainable_clips, sample_rate=s.spec.features.sample_rate, log=s.log,
+                              cache_dir=CachePolicy.of(s.cfg.cache).directory)
+    train_clips, val_clips = check(train_clips), check(val_clips)
+    kept = [label for label in dataset.labels if any(c.label == label for c in train_clips)]
+    if len(kept) < 2:
+        raise DatasetError(f"{dataset.spec}: no usable training audio in at least two classes after decoding "
+                           f"(classes with usable clips: {', '.join(kept) or 'none'}; see the skipped files)")
+    lost = [label for label in dataset.labels if label not in kept]
+    for clip in dataset.clips:
+        if clip.label in lost and clip.name not in s.log.skipped:
+            s.log.skip(clip.name, f"its class {clip.label!r} has no usable training clip: left out")
+    notes = [f"class {label!r} has no usable training clip after decoding: it is left out" for label in lost]
+    if lost:
+        dataset = dataclasses.replace(dataset, labels=kept, clips=[c for c in dataset.clips if c.label in kept])
+    return dataset, train_clips, [c for c in val_clips if c.label in kept], notes
 
 
 def _build(s: _Session, d: _Data) -> keras.Model:

@@ -2,6 +2,7 @@
 its header says, a clip too short to learn from or a class with no usable clip; with the files the tests write."""
 import json
 import os
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -58,11 +59,11 @@ def test_a_truncated_file_is_skipped_with_what_its_header_promised(tmp_path):
     assert dict(ds.skipped)[str(cut)] == "truncated: the header promises 30 s, the file holds 0.07 s"
 
 
-def _train(data, out):
+def _train(data, out, **settings):
     from genrenet.training.trainer import train
 
     return train("cnn", str(data), str(out), epochs=1, verbose=0, batch_size=4,
-                 model_kwargs={"filters": [8, 16], "dense_units": [16]})
+                 model_kwargs={"filters": [8, 16], "dense_units": [16]}, **settings)
 
 
 def _skips(run_dir):
@@ -70,12 +71,18 @@ def _skips(run_dir):
     return dict(row.split("\t", 1) for row in rows)
 
 
-def test_a_class_that_decodes_to_no_usable_clip_is_left_out_of_the_model(tmp_path):
+def test_a_class_that_decodes_to_no_usable_clip_is_left_out_of_the_model(tmp_path, monkeypatch):
+    from genrenet.data.sources import base
+
     root = _three_classes(tmp_path / "ds")
     for name in ("jazz.00000.wav", "jazz.00001.wav"):  # headers read, the audio is all zeros
         sf.write(root / "jazz" / name, np.zeros(SR * 2, np.float32), SR)
     write_tone(root / "blues" / "short.wav", seconds=0.5, freq=250)
-    run = _train(root, tmp_path / "run")
+    decodes = Counter()
+    original = base.load_audio
+    monkeypatch.setattr(base, "load_audio", lambda path, sr: decodes.update([path]) or original(path, sr))
+    run = _train(root, tmp_path / "run", cache="memory")
+    assert decodes and set(decodes.values()) == {1}  # the check before training is the memory cache
     assert json.loads((tmp_path / "run" / "labels.json").read_text()) == ["blues", "classical"]
     assert run.config["data"]["train_clips"] == 4
     skips = _skips(tmp_path / "run")

@@ -164,9 +164,11 @@ def _count_loads(monkeypatch):
     return calls
 
 
-def test_memory_cache_decodes_each_clip_once(monkeypatch):
+def test_memory_cache_decodes_each_clip_once(monkeypatch, tmp_path):
+    for n, label in enumerate(("a", "a", "b", "b")):
+        write_tone(tmp_path / "d" / label / f"{n}.wav", seconds=1.5, freq=200 + 50 * n)
     calls = _count_loads(monkeypatch)
-    ds = load_dataset(TINY)
+    ds = load_dataset(str(tmp_path / "d"))
     spec = TrainingSpec(ds.labels, sample_rate=SR, window_samples=SR, batch_size=8, seed=0, cache="memory")
     batches, _ = training_epochs(ds.clips, spec, epochs=3)
     list(batches)

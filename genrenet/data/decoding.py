@@ -6,6 +6,7 @@ run); clips shorter than a window are zero-padded and logged. Training checks it
 """
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
@@ -104,24 +105,34 @@ def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, ca
         ds = ds.shuffle(max(1, len(clips)), seed=shuffle_seed, reshuffle_each_iteration=False)
     ds = ds.map(tf_load, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.filter(lambda audio, i: tf.size(audio) > 0)
-    return ds.cache() if policy.memory else ds
+    return ds.cache() if policy.memory and not held_in_memory(clips, sample_rate) else ds
 
 
-def trainable_clips(clips, sample_rate: int, log: SkipLog, *, cache_dir: Optional[str] = None,
+def held_in_memory(clips, sample_rate: int) -> bool:
+    """Whether every clip already holds its audio at ``sample_rate``: such clips need no memory cache (a cache
+    would be a second copy of the same audio)."""
+    return all(c.audio is not None and c.sample_rate == sample_rate for c in clips)
+
+
+def trainable_clips(clips, sample_rate: int, log: SkipLog, *, cache,
                     min_seconds: float = MIN_TRAINING_SECONDS) -> list:
     """The clips that decode to usable audio of at least ``min_seconds``; the others are skipped in ``log``
-    with their reason. Known before a model is built, so a class that loses every clip can be left out; with a
-    disk cache the audio decoded here is what the epochs read back."""
-    load = cached_loader(sample_rate, cache_dir)
+    with their reason. Known before a model is built, so a class that loses every clip can be left out.
 
-    def usable(clip) -> bool:
+    Each clip is decoded once: under a memory ``cache`` the clips come back holding their decoded audio (that
+    is the memory cache, see :func:`held_in_memory`); under a disk cache the audio decoded here is what the
+    epochs read back; with no cache the epochs decode again, as that setting asks."""
+    policy = CachePolicy.of(cache)
+    load = cached_loader(sample_rate, policy.directory)
+
+    def usable(clip):
         audio = usable_audio(clip, load, 0, log)
         if audio.size == 0:
-            return False
+            return None
         if audio.size / sample_rate < min_seconds - RESAMPLING_SLACK:
             log.skip(clip.name, f"too short ({format_seconds(audio.size / sample_rate)} s; at least {min_seconds:g} s)")
-            return False
-        return True
+            return None
+        return dataclasses.replace(clip, audio=audio, sample_rate=sample_rate) if policy.memory else clip
 
     with ThreadPoolExecutor(CHECK_THREADS) as pool:
-        return [clip for clip, ok in zip(clips, pool.map(usable, clips)) if ok]
+        return [clip for clip in pool.map(usable, clips) if clip is not None]

@@ -17,7 +17,7 @@ import tensorflow as tf
 from ..errors import DatasetError
 from .augment import Augment
 from .cache import CachePolicy
-from .decoding import AUTOTUNE, clip_audio
+from .decoding import AUTOTUNE, clip_audio, held_in_memory
 from .skips import SkipLog
 from .windows import window_dataset
 
@@ -226,4 +226,5 @@ def validation_dataset(clips, labels, *, sample_rate: int, window_samples: int, 
     ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size,
                         log=log, cache="none" if policy.memory else policy).unbatch()
     ds = ds.map(lambda w, i: (w, tf.gather(targets, i))).batch(batch_size)
-    return (ds.cache() if policy.memory else ds).prefetch(AUTOTUNE)
+    cached = policy.memory and not held_in_memory(clips, sample_rate)
+    return (ds.cache() if cached else ds).prefetch(AUTOTUNE)

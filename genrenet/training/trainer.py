@@ -197,7 +197,7 @@ def _trainable(s: _Session, dataset: ClipDataset, train_clips: list, val_clips: 
     if reads_record_shards(train_clips):  # prepared shards hold audio decoded and checked by `genrenet prepare`
         return dataset, train_clips, val_clips, []
     check = functools.partial(trainable_clips, sample_rate=s.spec.features.sample_rate, log=s.log,
-                              cache_dir=CachePolicy.of(s.cfg.cache).directory)
+                              cache=s.cfg.cache)
     train_clips, val_clips = check(train_clips), check(val_clips)
     kept = [label for label in dataset.labels if any(c.label == label for c in train_clips)]
     if len(kept) < 2:

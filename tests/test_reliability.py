@@ -131,6 +131,7 @@ def test_refuses_unfinished_run_without_resume_and_changed_settings(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"model": "cnn", "seed": 1}))
+    (run / "labels.json").write_text(json.dumps(["ambient", "disco", "rock"]))
     with pytest.raises(TrainingError, match="resume: .* holds an unfinished run: set it to continue"):
         train("cnn", TINY, str(run), epochs=1, verbose=0, model_kwargs=SMALL)
     with pytest.raises(TrainingError, match="cannot resume with different settings"):

@@ -4,7 +4,8 @@
 layout of :mod:`genrenet.run.config`), ``history.csv``, ``metrics.json``, ``skipped.tsv``, the model card ``README.md``
 and TensorBoard events under ``logs/``. Every file is written to a temporary name and renamed, so a crash never
 leaves a file that looks complete but is not; ``train.lock`` exists while a training process writes the
-directory (:func:`run_lock`), so two cannot write it at once.
+directory (:func:`run_lock`), so two cannot write it at once. ``.genrenet-run`` marks a folder genrenet created
+(:func:`claim_run_dir`): genrenet writes only into such folders or empty ones.
 """
 from __future__ import annotations
 
@@ -51,6 +52,41 @@ def is_started_run(path) -> bool:
     return any(os.path.exists(os.path.join(path, name)) for name in STARTED_RUN_FILES)
 
 
+# Written when genrenet creates a run directory: genrenet writes only into folders that hold it (or are empty).
+RUN_MARKER = ".genrenet-run"
+
+
+def is_genrenet_dir(path) -> bool:
+    """Whether genrenet made ``path``: it holds the marker, or (a run written before the marker existed) a
+    genrenet ``config.json`` beside ``labels.json``."""
+    path = os.fspath(path)
+    if os.path.isfile(os.path.join(path, RUN_MARKER)):
+        return True
+    if not os.path.isfile(os.path.join(path, "labels.json")):
+        return False
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            return "name" in structured_config(json.load(f)).get("model", {})
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+
+
+def claim_run_dir(path, param: str = "out"):
+    """Make ``path`` a run directory genrenet may write: a missing or empty folder gets the marker, a folder
+    genrenet made is kept; any other folder is a :class:`RunError` (``param`` names the setting), so no file
+    of the user's is ever replaced."""
+    path = os.fspath(path)
+    os.makedirs(path, exist_ok=True)
+    if is_genrenet_dir(path):
+        return
+    theirs = sorted(set(os.listdir(path)) - {LOCK_FILE})
+    if theirs:
+        shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
+        raise RunError(f"{path}: not a genrenet run directory (it holds {shown}); choose a new or empty folder "
+                       "(nothing was changed)", param=param)
+    write_text(os.path.join(path, RUN_MARKER), "genrenet run directory\n")
+
+
 @contextlib.contextmanager
 def run_lock(path):
     """Hold ``path/train.lock`` while a process writes the run directory ``path``; a second process gets a
@@ -72,6 +108,8 @@ def run_lock(path):
             os.close(fd)
         if created:
             with contextlib.suppress(OSError):
+                if os.listdir(path) == [RUN_MARKER]:  # claimed, then nothing written
+                    os.remove(os.path.join(path, RUN_MARKER))
                 os.rmdir(path)
 
 
@@ -168,6 +206,7 @@ def write_run(path, model, *, labels: list, config: dict, metrics: Optional[dict
     """A complete run directory in one call: ``labels.json``, ``config.json``, ``metrics.json``, then
     ``model.keras``. ``config`` (either layout; written sectioned) needs at least the model's ``name``,
     ``features`` and ``window_samples``."""
+    claim_run_dir(path)
     writer = RunWriter(path)
     writer.json("labels.json", list(labels))
     writer.json("config.json", structured_config(config))

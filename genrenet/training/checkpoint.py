@@ -18,7 +18,8 @@ import keras
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, TrainingError
-from ..run import CHECKPOINT_DIR, RunWriter, atomic_path, is_run_dir, is_started_run, json_default, write_json
+from ..run import (CHECKPOINT_DIR, RunWriter, atomic_path, claim_run_dir, is_run_dir, is_started_run, json_default,
+                   write_json)
 from ..run.config import structured_config
 
 STATE_FILE = "state.json"
@@ -148,6 +149,7 @@ def check_run_dir(out: str, resume: bool) -> Optional[dict]:
                                 "for a new run (nothing was overwritten)", param="resume")
         raise TrainingError(f"{out}: already holds a finished run; choose another run directory (nothing was "
                             "overwritten)", param="out")
+    claim_run_dir(out, param="resume" if resume else "out")
     started = is_started_run(out)
     if started and not resume:
         raise TrainingError(f"{out} holds an unfinished run: set it to continue from the last completed epoch, or "

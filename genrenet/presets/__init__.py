@@ -21,7 +21,7 @@ from importlib.metadata import version as package_version
 import numpy as np
 
 from ..errors import MissingDependencyError, PresetError
-from ..run import Run, is_run_dir, write_run
+from ..run import Run, claim_run_dir, is_run_dir, write_run
 from ..run.config import structured_config
 
 PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -115,6 +115,7 @@ def materialise(name: str) -> str:
     os.makedirs(cache_dir(), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir())
     try:
+        claim_run_dir(tmp)  # before the preset's own files go in: the folder is a run genrenet writes
         for name in ("README.md", "preset.json", HEAD_FILE):
             shutil.copyfile(os.path.join(folder, name), os.path.join(tmp, name))
         write_run(tmp, model, labels=_read_json(os.path.join(folder, "labels.json")),

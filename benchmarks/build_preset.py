@@ -12,7 +12,7 @@ Three steps, all with seed 0 and deterministic TF ops:
 2. the preset's head: the same command on all 40 clips;
 3. packaging: the run's ``config.json``, ``labels.json`` and ``metrics.json`` (with the CV accuracy added), its
    ``probabilities`` layer as ``head.npz``, ``preset.json`` and the model card ``README.md``. The packaged
-   preset is then rebuilt from the musicnn package's weights and checked against the trained run's model.
+   preset is then rebuilt from the shipped musicnn weights and checked against the trained run's model.
 
 Two builds give identical files.
 """
@@ -79,10 +79,10 @@ FILES`, `genrenet.load_preset("{NAME}")`.
 **Labels**: {", ".join(labels)}.
 
 **Model.** `musicnn` (Pons & Serra 2019) with its weights pretrained on the Million Song Dataset (50 Last.fm
-tags), frozen, from the `musicnn` package (ISC licence; `pip install --no-deps musicnn==0.1.0`), plus a new
+tags), frozen (the musicnn 0.1.0 weights shipped with genrenet, ISC licence), plus a new
 softmax head ({config["model"]["hyperparameters"].get("dropout", 0.5)} dropout → Dense 200 → 10) trained by genrenet
-(`head = {config["training"]["head"]}`). {parameters:,} parameters; only the head (2,010 weights) ships with genrenet, the
-backbone is rebuilt from the `musicnn` package when the preset is first used. Input: audio at any rate and
+(`head = {config["training"]["head"]}`). {parameters:,} parameters; the preset adds only the head (2,010 weights); the
+backbone is rebuilt from genrenet's shipped musicnn weights when the preset is first used. Input: audio at any rate and
 length, resampled to 16 kHz, cut into non-overlapping 2.976-s windows; a file's genre is the mean of its
 windows' probabilities.
 
@@ -132,7 +132,7 @@ def package(run, out: str, cv: dict):
         "training_data": "the 40 GTZAN clips of gtzan_dev (4 per genre, 10 genres; a research dataset with known "
                          "faults, Sturm 2013)",
         "accuracy": cv["clip_accuracy"], "accuracy_protocol": cv["protocol"],
-        "parameters": int(model.count_params()), "requires": "pip install --no-deps musicnn==0.1.0",
+        "parameters": int(model.count_params()), "weights": "shipped with genrenet (genrenet/models/weights/msd_musicnn.npz, ISC licence)",
         "rebuild": "python -m benchmarks.build_preset"})
     writer.text("README.md", model_card(config, run.labels, cv, int(model.count_params())))
     with open(writer.file("head.npz"), "wb") as f:

@@ -51,12 +51,16 @@ def cmd_presets(args):
     for i in infos:
         print(f"{i['name']}{'  (default)' if i['default'] else ''}: {i['summary']}")
         print(f"  backbone:   {i['model']}, pretrained {i['pretrained']} ({i['parameters']:,} parameters; weights "
-              f"from: {i['requires']})")
-        print(f"  labels:     {', '.join(i['labels'])}")
+              f"{i['weights']})")
+        print(f"  {'tags' if i['multi_label'] else 'labels'}:{' ' * (6 if i['multi_label'] else 4)}"
+              f"{', '.join(i['labels'])}")
         print(f"  trained on: {i['training_data']}")
-        print(f"  accuracy:   {i['accuracy']:.3f} clip accuracy, {i['accuracy_protocol']}")
-        print(f"  size:       {i['shipped_bytes'] / 1024:.0f} kB shipped (the trained head; the backbone's weights "
-              "come from the package above)")
+        if i.get("accuracy") is not None:
+            print(f"  accuracy:   {i['accuracy']:.3f} clip accuracy, {i['accuracy_protocol']}")
+        if i.get("scores"):
+            print(f"  scores:     {i['scores']}")
+        print(f"  size:       {i['shipped_bytes'] / 1024:.0f} kB shipped with the preset, beside the backbone's "
+              "weights")
 
 
 def _model_kwargs(pairs):

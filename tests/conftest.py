@@ -14,8 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 GTZAN_DEV = SHARED_DATA / "gtzan_dev"
 TINY = "synthetic:classes=3,clips=4,seconds=3.5"
+#: For comparisons with the original ``musicnn`` package; genrenet's presets and pretrained models use the
+#: weights shipped in genrenet/models/weights and need no such mark.
 needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
-                                   reason="needs `pip install --no-deps musicnn==0.1.0` (pretrained weights)")
+                                   reason="needs the original package: pip install --no-deps musicnn==0.1.0")
 
 
 @pytest.fixture(scope="module")

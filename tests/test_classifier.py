@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import GTZAN_DEV, needs_musicnn, run_cli, write_tone
+from conftest import GTZAN_DEV, run_cli, write_tone
 
 import genrenet
 from genrenet import Classifier
@@ -30,7 +30,6 @@ def preset_export(preset_cache, tmp_path_factory):
     return genrenet.export(DEFAULT_PRESET, str(tmp_path_factory.mktemp("export")), tflite=True, verbose=0)
 
 
-@needs_musicnn
 def test_the_four_kinds_open_alike_and_give_the_label_genrenet_predict_gives(preset_cache, preset_export, song):
     r = run_cli("predict", DEFAULT_PRESET, song, "--json")
     assert r.returncode == 0, r.stderr
@@ -50,7 +49,6 @@ def test_the_four_kinds_open_alike_and_give_the_label_genrenet_predict_gives(pre
             assert abs(row["probabilities"][label] - p) <= 1e-4, (kind, label)
 
 
-@needs_musicnn
 def test_a_preset_draws_timelines_from_python_and_the_command_line(preset_cache, song, tmp_path):
     fig = genrenet.plot_timeline(DEFAULT_PRESET, song)
     spectrogram = fig.axes[0].images[0].get_array()
@@ -61,7 +59,6 @@ def test_a_preset_draws_timelines_from_python_and_the_command_line(preset_cache,
     assert (tmp_path / "timelines" / f"{song.stem}.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@needs_musicnn
 def test_a_preset_serves_the_app_classify_endpoint(preset_cache, song):
     pytest.importorskip("gradio")
     pytest.importorskip("gradio_client")
@@ -79,7 +76,6 @@ def test_a_preset_serves_the_app_classify_endpoint(preset_cache, song):
     assert abs(result["probabilities"][expected["label"]] - expected["probabilities"][expected["label"]]) < 1e-5
 
 
-@needs_musicnn
 def test_a_preset_runs_on_beam_from_python_and_the_command_line(preset_cache, song, tmp_path):
     pytest.importorskip("apache_beam")
     from genrenet.infer.beam import predict_pipeline

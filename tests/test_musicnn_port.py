@@ -1,12 +1,14 @@
-"""The Keras musicnn / vgg_musicnn ports against the ORIGINAL TF1 graphs of the musicnn package.
+"""The Keras musicnn / vgg_musicnn ports, with the weights shipped in genrenet/models/weights, against the
+ORIGINAL TF1 graphs of the musicnn package.
 
 ``tests/data/musicnn_reference.npz`` holds the original graph's 50-tag outputs on 5 real 3-s GTZAN patches,
-recorded by ``benchmarks/record_musicnn_reference.py`` (see its docstring). Needs the musicnn wheel for the
-weights (``pip install --no-deps musicnn==0.1.0``); the audio checks also need ``../shared/data/gtzan_dev``
-(override with ``GENRENET_GTZAN_DEV``). Nothing is downloaded.
+recorded by ``benchmarks/record_musicnn_reference.py`` (see its docstring). When the musicnn wheel is installed
+(``pip install --no-deps musicnn==0.1.0``), the shipped arrays are also compared with its checkpoints. The audio
+checks need ``../shared/data/gtzan_dev`` (override with ``GENRENET_GTZAN_DEV``). Nothing is downloaded.
 """
 import dataclasses
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,7 +33,7 @@ except ImportError:
     HAVE_MUSICNN = False
 
 needs_musicnn = pytest.mark.skipif(
-    not HAVE_MUSICNN, reason=f"the musicnn package (pretrained weights) is not installed: {mn.INSTALL_COMMAND}")
+    not HAVE_MUSICNN, reason="the musicnn package is not installed: pip install --no-deps musicnn==0.1.0")
 needs_audio = pytest.mark.skipif(
     not GTZAN_DEV.is_dir(), reason=f"real GTZAN clips not found at {GTZAN_DEV} (set GENRENET_GTZAN_DEV)")
 
@@ -75,10 +77,37 @@ def windows(ref):
     return out
 
 
-def test_missing_package_says_how_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "musicnn", None)  # import musicnn now fails
-    with pytest.raises(ImportError, match=r"pip install --no-deps musicnn==0\.1\.0"):
-        genrenet.build_model("musicnn", pretrained="msd")
+def test_shipped_weights_load_without_the_musicnn_package():
+    """A fresh interpreter in which ``import musicnn`` fails still builds both pretrained tag models."""
+    script = ("import sys; sys.modules['musicnn'] = None\n"
+              "import genrenet\n"
+              "for arch in ('musicnn', 'vgg_musicnn'):\n"
+              "    m = genrenet.build_model(arch, num_classes=None, pretrained='mtt')\n"
+              "    print(arch, m.output.shape[-1])\n"
+              "print('musicnn' in sys.modules and sys.modules['musicnn'] is not None)\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["musicnn", "50", "vgg_musicnn", "50", "False"]
+
+
+@needs_musicnn
+@pytest.mark.parametrize("key", ["msd_musicnn", "mtt_musicnn", "msd_vgg", "mtt_vgg"])
+def test_shipped_weights_equal_the_package_checkpoints(key):
+    """Every shipped array is the musicnn wheel's checkpoint variable, bit for bit; no model variable is left out."""
+    import importlib.resources
+
+    import tensorflow as tf
+
+    tag, arch = key.split("_")
+    reader = tf.compat.v1.train.NewCheckpointReader(
+        os.path.join(str(importlib.resources.files("musicnn")), f"{tag.upper()}_{arch}", ""))
+    model_vars = {n for n in reader.get_variable_to_shape_map() if "Adam" not in n and not n.endswith("_power")}
+    with np.load(mn.weights_path(arch, tag)) as shipped:
+        assert set(shipped.files) == model_vars
+        for name in shipped.files:
+            assert shipped[name].dtype == np.float32
+            np.testing.assert_array_equal(shipped[name], reader.get_tensor(name), err_msg=name)
 
 
 def test_labels_and_info():
@@ -100,7 +129,6 @@ def test_labels_match_the_package():
     assert mn.MSD_LABELS == configuration.MSD_LABELS and mn.MTT_LABELS == configuration.MTT_LABELS
 
 
-@needs_musicnn
 @pytest.mark.parametrize("arch,key,tag", VARIANTS)
 def test_weights_match_original_graph_on_its_exact_input(ref, arch, key, tag):
     """Same input as the original graph (the extractor's float16-quantised mel): the port is exact."""
@@ -110,7 +138,6 @@ def test_weights_match_original_graph_on_its_exact_input(ref, arch, key, tag):
     assert np.abs(got - want).max() <= TOL
 
 
-@needs_musicnn
 @needs_audio
 @pytest.mark.parametrize("arch,key,tag", VARIANTS)
 def test_waveform_model_matches_original_graph(ref, windows, arch, key, tag):
@@ -124,7 +151,6 @@ def test_waveform_model_matches_original_graph(ref, windows, arch, key, tag):
     assert np.abs(got - ref[f"{tag.upper()}_{key}_f16"]).max() <= 1e-3
 
 
-@needs_musicnn
 @needs_audio
 @pytest.mark.parametrize("tag", ["msd", "mtt"])
 def test_penultimate_embedding_matches(ref, windows, tag):
@@ -133,7 +159,6 @@ def test_penultimate_embedding_matches(ref, windows, tag):
     assert np.abs(emb - ref[f"{tag.upper()}_musicnn_penultimate_f32"]).max() <= 1e-4  # unbounded ReLU+BN scale
 
 
-@needs_musicnn
 @needs_audio
 @pytest.mark.parametrize("arch,key,tag", [("musicnn", "musicnn", "mtt"), ("musicnn", "musicnn", "msd")])
 def test_song_level_top_tags_like_the_readme(ref, arch, key, tag):
@@ -171,7 +196,6 @@ def clip_patches(ref):
     return _patches
 
 
-@needs_musicnn
 @pytest.mark.parametrize("arch", ["musicnn", "vgg_musicnn"])
 def test_new_head_on_pretrained_backbone(ref, arch):
     frozen = genrenet.build_model(arch, num_classes=7, pretrained="msd", freeze_backbone=True)
@@ -189,7 +213,6 @@ def test_new_head_on_pretrained_backbone(ref, arch):
     assert len(full.trainable_weights) > len(frozen.trainable_weights)
 
 
-@needs_musicnn
 def test_pretrained_needs_the_original_front_end():
     with pytest.raises(ValueError, match="features"):
         genrenet.build_model("musicnn", pretrained="msd", features=dataclasses.replace(mn.MUSICNN_FEATURES, n_mels=128))

@@ -1,13 +1,8 @@
 """Transfer learning through `train`: a frozen pretrained backbone, a new head, then fine-tuning."""
-import importlib.util
-
 import numpy as np
-import pytest
 
 from conftest import run_cli
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
-                                reason="needs `pip install --no-deps musicnn==0.1.0` (pretrained weights)")
 DATA = "synthetic:classes=3,clips=4,seconds=6.5"  # two musicnn windows per clip
 
 

@@ -21,13 +21,6 @@ ZOO = {  # name: (family, max parameters at defaults with 7 classes)
 }
 NUM_CLASSES = 7
 
-try:
-    import musicnn as _musicnn_pkg  # noqa: F401
-    HAVE_MUSICNN = True
-except ImportError:
-    HAVE_MUSICNN = False
-
-
 @functools.lru_cache(maxsize=None)
 def built(name):
     return genrenet.build_model(name, num_classes=NUM_CLASSES)
@@ -140,7 +133,6 @@ def test_musicnn_from_scratch_has_the_checkpoint_layout():
         genrenet.build_model("musicnn", freeze_backbone=True)
 
 
-@pytest.mark.skipif(not HAVE_MUSICNN, reason="musicnn not installed: pip install --no-deps musicnn==0.1.0")
 def test_pretrained_musicnn_round_trips_and_embeds(tmp_path):
     from genrenet.nn import penultimate_model
 

@@ -6,9 +6,9 @@ the frequency axis, *temporal* convolutions of 128/64/32 frames, each max-pooled
 1-D CNN mid-end; max and mean pooling over time; a 200-unit penultimate layer. Every block is
 conv → ReLU → BN → pool, as in the original (``musicnn/models.py``). BatchNorm uses the original epsilon 1e-3.
 
-``build_model("musicnn", num_classes=10, pretrained="msd", freeze_backbone=True)`` loads the weights from the
-installed ``musicnn`` wheel (``pip install --no-deps musicnn==0.1.0``) and puts a new softmax head on the 200-d
-penultimate features; ``num_classes=None`` keeps the original 50 sigmoid tags (:data:`MSD_LABELS`,
+``build_model("musicnn", num_classes=10, pretrained="msd", freeze_backbone=True)`` loads the weights shipped with
+genrenet (``genrenet/models/weights/``: the ``musicnn`` 0.1.0 checkpoints converted by
+``tools/convert_musicnn_weights.py``, ISC licence) and puts a new softmax head on the 200-d penultimate features; ``num_classes=None`` keeps the original 50 sigmoid tags (:data:`MSD_LABELS`,
 :data:`MTT_LABELS`). :func:`genrenet.nn.penultimate_model` gives the penultimate features (the ``penultimate`` layer).
 Parity with the original graph is checked by ``tests/test_musicnn_port.py``.
 """
@@ -20,15 +20,15 @@ import keras
 import numpy as np
 from keras import layers
 
-from ..errors import ConfigError, MissingDependencyError
+from ..errors import ConfigError
 from ..nn.blocks import BN_MOMENTUM, classifier, waveform_input
 from ..features import FeatureConfig
 from ..nn.frontend import LogMelSpectrogram
 from ..registry import register_model
 
-INSTALL_COMMAND = "pip install --no-deps musicnn==0.1.0"
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 REFERENCE = ("Pons & Serra, 'musicnn: pre-trained convolutional neural networks for music audio tagging', "
-             "ISMIR 2019 late-breaking demo (arXiv:1909.06654); weights from the musicnn package (ISC licence).")
+             "ISMIR 2019 late-breaking demo (arXiv:1909.06654); weights from the musicnn 0.1.0 package (ISC licence).")
 
 #: musicnn's input: 16 kHz, 512-point STFT, hop 256, 96 slaney mels, log10(1 + 10000·mel).
 MUSICNN_FEATURES = FeatureConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, mel_scale="slaney",
@@ -64,21 +64,13 @@ def _check_tag(tag: str) -> str:
     return t
 
 
-def checkpoint_dir(arch: str, tag: str) -> str:
-    """Folder of the TF1 checkpoint ``<MSD|MTT>_<musicnn|vgg>`` inside the installed ``musicnn`` package."""
-    try:
-        import importlib.resources
-
-        root = importlib.resources.files("musicnn")
-    except ImportError:
-        raise MissingDependencyError(
-            "pretrained musicnn weights come from the musicnn package, which is not installed; install it with: "
-            f"{INSTALL_COMMAND}"
-        ) from None
-    path = os.path.join(str(root), f"{_check_tag(tag).upper()}_{arch}")
-    if not os.path.exists(os.path.join(path, ".index")):
-        raise FileNotFoundError(f"no musicnn checkpoint in {path}; reinstall with: {INSTALL_COMMAND}")
-    return path + os.sep
+def weights_path(arch: str, tag: str) -> str:
+    """The shipped weight file ``<msd|mtt>_<musicnn|vgg>.npz``: the model variables of musicnn's TF1 checkpoint
+    under their TF1 names (see ``genrenet/models/weights/README.md``)."""
+    path = os.path.join(WEIGHTS_DIR, f"{_check_tag(tag)}_{arch}.npz")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: the shipped musicnn weights are missing; reinstall genrenet")
+    return path
 
 
 def _bn(name):
@@ -134,8 +126,9 @@ def _check_pretrained(pretrained, freeze_backbone, features, given, defaults):
 def _finish(model, pretrained, arch, num_classes, freeze_backbone, mapping):
     if pretrained is None:
         return model
-    load_musicnn_checkpoint(model, checkpoint_dir(arch, pretrained), mapping,
-                            skip_head=num_classes is not None)
+    with np.load(weights_path(arch, pretrained)) as variables:
+        load_musicnn_weights(model, dict(variables), mapping, skip_head=num_classes is not None,
+                             source=weights_path(arch, pretrained))
     if freeze_backbone:
         for layer in model.layers:
             if layer.name not in ("probabilities", "head_dropout"):
@@ -163,12 +156,10 @@ for _i in range(1, 6):
     _VGG_MAP.update({f"conv{_i}": f"{_i}CNN", f"conv{_i}_bn": f"batch_normalization_{_i}"})
 
 
-def load_musicnn_checkpoint(model: keras.Model, ckpt_dir: str, mapping: dict, *, skip_head: bool = False):
-    """Copy TF1 checkpoint variables onto the Keras layers named in ``mapping`` (shapes are checked)."""
-    import tensorflow as tf
-
-    reader = tf.compat.v1.train.NewCheckpointReader(ckpt_dir)
-    available = reader.get_variable_to_shape_map()
+def load_musicnn_weights(model: keras.Model, variables: dict, mapping: dict, *, skip_head: bool = False,
+                         source: str = "weights"):
+    """Copy musicnn's variables (TF1 name → array) onto the Keras layers named in ``mapping``; shapes are
+    checked, and every variable must find its layer."""
     used = set()
     for layer_name, scope in mapping.items():
         if skip_head and layer_name == "probabilities":
@@ -182,27 +173,26 @@ def load_musicnn_checkpoint(model: keras.Model, ckpt_dir: str, mapping: dict, *,
         values = []
         for n, target in zip(names, layer.get_weights()):
             key = f"{scope}/{n}"
-            if key not in available:
-                raise ConfigError(f"{ckpt_dir}: variable {key} is missing")
-            v = reader.get_tensor(key)
+            if key not in variables:
+                raise ConfigError(f"{source}: variable {key} is missing")
+            v = variables[key]
             if isinstance(layer, layers.Conv1D) and v.ndim == 4:
                 v = v[:, :, 0, :]  # [7, width, 1, filters] 'valid' Conv2D over the whole width = Conv1D
             if v.shape != target.shape:
-                raise ConfigError(f"{key}: checkpoint shape {v.shape} != {layer_name} shape {target.shape}")
-            values.append(v.astype(np.float32))
+                raise ConfigError(f"{key}: {source} shape {v.shape} != {layer_name} shape {target.shape}")
+            values.append(np.asarray(v, dtype=np.float32))
             used.add(key)
         layer.set_weights(values)
-    left = {k for k in available if "Adam" not in k and not k.endswith("_power")} - used
+    left = set(variables) - used
     if left:
-        raise ConfigError(f"{ckpt_dir}: variables not mapped onto the model: {sorted(left)}")
+        raise ConfigError(f"{source}: variables not mapped onto the model: {sorted(left)}")
     return model
 
 
 @register_model(
     "musicnn",
     description="musicnn: timbral (7×38, 7×67) + temporal (128/64/32×1) front-end, dense-residual 1-D CNN "
-    "mid-end, max‖mean pooling, 200-d penultimate. Pretrained MSD/MTT weights (pip install --no-deps "
-    "musicnn==0.1.0).",
+    "mid-end, max‖mean pooling, 200-d penultimate. Pretrained MSD/MTT weights (shipped, ISC licence).",
     reference=REFERENCE,
     features=MUSICNN_FEATURES,
     window_seconds=MUSICNN_WINDOW_SECONDS,

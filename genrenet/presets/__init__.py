@@ -2,9 +2,10 @@
 training.
 
 A preset is a run directory in all but its model file: ``config.json``, ``labels.json``, ``metrics.json``, a
-model card ``README.md``, ``preset.json`` (what ``genrenet presets`` lists) and ``head.npz``, the trained
-``probabilities`` layer. Only the head is shipped (a few kB): the frozen backbone's weights come from the package
-that carries them (``musicnn``). :func:`materialise` rebuilds the full model once, writes it as an ordinary run
+model card ``README.md``, ``preset.json`` (what ``genrenet presets`` lists) and, for a preset with a head of its
+own, ``head.npz``, the trained ``probabilities`` layer (a few kB). The pretrained backbone's weights ship once
+with genrenet (``genrenet/models/weights``) and are shared by every preset; a tagger preset
+(``"multi_label": true``) keeps the backbone's own 50-tag sigmoid head and ships no ``head.npz``. :func:`materialise` rebuilds the full model once, writes it as an ordinary run
 directory into the per-user cache (:func:`cache_dir`), and returns that directory; ``Classifier.from_preset``
 opens it, so everything that takes a model source (``predict``, ``evaluate``, ``embed``, ``export``, the app,
 Beam) takes a preset too.
@@ -20,7 +21,7 @@ from importlib.metadata import version as package_version
 
 import numpy as np
 
-from ..errors import MissingDependencyError, PresetError
+from ..errors import PresetError
 from ..run import Run, claim_run_dir, is_run_dir, write_run
 from ..run.config import structured_config
 
@@ -29,6 +30,11 @@ PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PRESET = "musicnn-msd-gtzan"
 HEAD_FILE = "head.npz"
 SHIPPED_FILES = ("config.json", "labels.json", "metrics.json", "README.md", "preset.json", HEAD_FILE)
+
+
+def shipped_files(folder: str) -> list:
+    """The shipped files present in a preset folder (a tagger preset has no ``head.npz``)."""
+    return [name for name in SHIPPED_FILES if os.path.isfile(os.path.join(folder, name))]
 
 
 def list_presets() -> list:
@@ -54,14 +60,15 @@ def _read_json(path):
 
 
 def preset_info(name: str) -> dict:
-    """What ``genrenet presets`` shows: name, summary, backbone, labels, training data, measured accuracy,
-    parameters, shipped size, whether it is the default."""
+    """What ``genrenet presets`` shows: name, summary, backbone, labels, whether it tags (``multi_label``),
+    training data, measured accuracy (``None`` for a tagger: there is no validation data), parameters, shipped
+    size, whether it is the default."""
     folder = preset_dir(name)
     info = _read_json(os.path.join(folder, "preset.json"))
     model = _model_part(folder)
-    return {"name": name, **info, "model": model["name"], "pretrained": model["hyperparameters"].get("pretrained"),
+    return {"name": name, "multi_label": False, **info, "model": model["name"], "pretrained": model["hyperparameters"].get("pretrained"),
             "labels": _read_json(os.path.join(folder, "labels.json")),
-            "shipped_bytes": sum(os.path.getsize(os.path.join(folder, f)) for f in SHIPPED_FILES),
+            "shipped_bytes": sum(os.path.getsize(os.path.join(folder, f)) for f in shipped_files(folder)),
             "default": name == DEFAULT_PRESET}
 
 
@@ -81,23 +88,24 @@ def cache_dir() -> str:
 def _fingerprint(folder: str) -> str:
     """A hash of the shipped files and the genrenet version: a changed preset gets a new run directory."""
     digest = hashlib.sha256(package_version("genrenet").encode())
-    for name in SHIPPED_FILES:
+    for name in shipped_files(folder):
         with open(os.path.join(folder, name), "rb") as f:
             digest.update(name.encode() + b"\0" + f.read())
     return digest.hexdigest()[:12]
 
 
 def build_preset_model(name: str):
-    """The full Keras model of preset ``name``: the pretrained backbone with the shipped head weights."""
+    """The full Keras model of preset ``name``: the pretrained backbone with the shipped head weights (a tagger
+    preset keeps the backbone's own tag head)."""
     from ..registry import build_model
 
     folder = preset_dir(name)
     part = _model_part(folder)
-    try:
-        model = build_model(part["name"], num_classes=part["num_classes"],
-                            pretrained=part["hyperparameters"]["pretrained"], freeze_backbone=True)
-    except MissingDependencyError as e:
-        raise MissingDependencyError(f"preset {name}: {e}") from None
+    tagger = part.get("multi_label", False)
+    model = build_model(part["name"], num_classes=None if tagger else part["num_classes"],
+                        pretrained=part["hyperparameters"]["pretrained"], freeze_backbone=not tagger)
+    if tagger:
+        return model
     with np.load(os.path.join(folder, HEAD_FILE)) as head:
         model.get_layer("probabilities").set_weights([head["kernel"], head["bias"]])
     return model
@@ -105,8 +113,7 @@ def build_preset_model(name: str):
 
 def materialise(name: str) -> str:
     """The run directory of preset ``name`` in :func:`cache_dir`, written on first use (atomically: a
-    half-written one is never used). Raises :class:`MissingDependencyError` when the backbone's weights are
-    not installed."""
+    half-written one is never used)."""
     folder = preset_dir(name)
     target = os.path.join(cache_dir(), f"{name}-{_fingerprint(folder)}")
     if is_run_dir(target):
@@ -116,7 +123,7 @@ def materialise(name: str) -> str:
     tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir())
     try:
         claim_run_dir(tmp)  # before the preset's own files go in: the folder is a run genrenet writes
-        for name in ("README.md", "preset.json", HEAD_FILE):
+        for name in set(shipped_files(folder)) & {"README.md", "preset.json", HEAD_FILE}:
             shutil.copyfile(os.path.join(folder, name), os.path.join(tmp, name))
         write_run(tmp, model, labels=_read_json(os.path.join(folder, "labels.json")),
                   config=_read_json(os.path.join(folder, "config.json")),

@@ -4,8 +4,9 @@ Public API: the registry (``build_model``, ``list_models``, ``model_info``, ``re
 (``FeatureConfig``, ``LogMelSpectrogram``), data (``load_dataset``), the workflow (``train`` with its
 ``TrainConfig`` into a ``Run``, ``evaluate``, ``export``), a model you can run (``Classifier.from_preset`` for a
 preset, a run, an export or a ``.tflite`` file; ``predict``, ``plot_timeline`` and ``embed`` as one-call
-conveniences), ready-to-run presets (``list_presets``, ``preset_info``, ``load_preset``), and with the ``[beam]``
-extra ``ClassifyAudio``, the Apache Beam transform of :mod:`genrenet.infer.beam`. Every error raised on purpose is a
+conveniences), ready-to-run presets (``list_presets``, ``preset_info``, ``load_preset``), genres written into
+audio files' tags (``tag_files``, ``undo_tags``; extra ``[library]``), and with the ``[beam]`` extra
+``ClassifyAudio``, the Apache Beam transform of :mod:`genrenet.infer.beam`. Every error raised on purpose is a
 :class:`~genrenet.errors.GenrenetError`.
 
 The names are imported on first use (PEP 562), so ``import genrenet`` does not import TensorFlow: the command
@@ -22,6 +23,7 @@ _HOMES = {
     "TrainConfig": "training.config", "train": "training.trainer", "Run": "run", "plot_timeline": "infer.classifier",
     "Classifier": "infer.classifier", "embed": "infer.classifier",
     "ClassifyAudio": "infer.beam", "list_presets": "presets", "preset_info": "presets", "load_preset": "presets",
+    "tag_files": "library", "undo_tags": "library",
 }
 
 __all__ = sorted(_HOMES) + ["__version__"]

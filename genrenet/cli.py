@@ -268,6 +268,43 @@ def cmd_predict(args):
             print(f"wrote {path}", file=sys.stderr)
 
 
+def cmd_tag(args) -> int:
+    from .library import tag_files, undo_tags
+    from .infer.source import split_source
+
+    if args.undo:
+        if args.inputs:
+            raise UsageError("--undo JOURNAL takes no model or audio files (the journal names the files)")
+        report = undo_tags(args.undo)
+    else:
+        if not args.inputs:
+            raise UsageError("give audio files or folders to tag (or --undo JOURNAL)")
+        source, paths = split_source(args.inputs)
+        report = tag_files(source, paths, write=args.write, field=args.field, mode=args.mode,
+                           min_confidence=args.min_confidence, journal=args.journal, batch_size=args.batch_size)
+    if args.json:
+        _print_json({"journal": report.journal, "files": report.as_dicts()})
+    else:
+        print(report.table())
+    return tag_outcome(report, args)
+
+
+def tag_outcome(report, args) -> int:
+    """Say what was done on stderr; exit code 0 when every file was handled, 1 when some were skipped, 2 when
+    none could be."""
+    if args.undo:
+        print(f"restored {report.count('restored')} files", file=sys.stderr)
+    elif report.journal:
+        print(f"wrote {report.count('written')} files; journal {report.journal} "
+              f"(undo: genrenet tag --undo {report.journal})", file=sys.stderr)
+    elif not args.write:
+        print(f"dry run: {report.count('to write')} files would be written; add --write to write them",
+              file=sys.stderr)
+    if report.skipped:
+        print(report.skipped_summary(), file=sys.stderr)
+    return 2 if len(report.skipped) == len(report.changes) and report.changes else int(bool(report.skipped))
+
+
 def cmd_app(args):
     from .serve.app import serve
 
@@ -373,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_models_parser, _add_presets_parser, _add_demo_parser, _add_train_parser, _add_data_service_parser,
                 _add_evaluate_parser, _add_predict_parser, _add_export_parser, _add_ensemble_parser,
-                _add_embed_parser, _add_download_parser, _add_app_parser, _add_prepare_parser, _add_cache_parser):
+                _add_embed_parser, _add_tag_parser, _add_download_parser, _add_app_parser, _add_prepare_parser, _add_cache_parser):
         add(sub)
     p.commands = sub.choices  # {command: its parser}: where an error's parameter finds its flag
     return p
@@ -504,6 +541,28 @@ def _add_embed_parser(sub):
     s.set_defaults(fn=cmd_embed)
 
 
+def _add_tag_parser(sub):
+    s = sub.add_parser("tag", help="write predicted genres into audio files' tags (a dry run unless --write; "
+                       "extra [library])")
+    s.add_argument("inputs", nargs="*", metavar="[SOURCE] FILE",
+                   help="SOURCE: a run directory, an exported SavedModel version directory, a .tflite file or a "
+                        "preset name (default: the default preset); then audio files or folders")
+    s.add_argument("--write", action="store_true", help="write the tags (default: only show what would change)")
+    s.add_argument("--field", default="genre", choices=("genre", "grouping", "comment"),
+                   help="the tag to write (default genre: ID3 TCON, Vorbis GENRE, MP4 ©gen)")
+    s.add_argument("--mode", default="replace", choices=("replace", "append", "keep"),
+                   help="replace the value, append to it, or keep a value already there (fill empty ones only)")
+    s.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                   help="leave files whose predicted probability is below P as they are")
+    s.add_argument("--journal", default=None, metavar="FILE",
+                   help="where the old values are recorded (default: a new file in "
+                        "$XDG_STATE_HOME/genrenet/journals/, path printed)")
+    s.add_argument("--undo", default=None, metavar="JOURNAL", help="restore the old values a journal recorded")
+    s.add_argument("--batch-size", type=int, default=None, help="windows per model call, across files")
+    s.add_argument("--json", action="store_true", help="print {journal, files: [...]} as JSON")
+    s.set_defaults(fn=cmd_tag)
+
+
 def _add_download_parser(sub):
     s = sub.add_parser("download", help="download, verify (published checksums) and extract a public dataset")
     s.add_argument("dataset", choices=("gtzan", "fma_small", "fma_medium", "fma_metadata"))
@@ -568,7 +627,7 @@ def main(argv=None) -> int:
     if not os.environ.get("GENRENET_DEBUG"):
         import_tensorflow_quietly()
     try:
-        args.fn(args)
+        code = args.fn(args)
     except KeyboardInterrupt:
         print("genrenet: interrupted", file=sys.stderr)
         return 130
@@ -579,7 +638,7 @@ def main(argv=None) -> int:
             raise
         print(f"genrenet: error: {error_line(e, parser, args.command)}", file=sys.stderr)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ class TagReport:
             return ""
         reasons = collections.Counter(c.reason.split(" (")[0] for c in skipped)
         return (f"{len(skipped)} of {len(self.changes)} files skipped: "
-                + ", ".join(f"{n} {reason}" for reason, n in reasons.most_common()))
+                + ", ".join(f"{reason} ×{n}" if n > 1 else reason for reason, n in reasons.most_common()))
 
 
 def show(values) -> str:
@@ -96,13 +96,14 @@ def tag_files(source, paths, *, write: bool = False, field: str = "genre", mode:
     changes = [current_value(f, field) for f in dict.fromkeys(audio_paths(paths, verbose))]
     todo = [c for c in changes if not c.status]
     if todo:
-        rows = Classifier.from_preset(source, verbose=verbose).predict(
-            [c.file for c in todo], batch_size=batch_size, verbose=verbose)
+        classifier = Classifier.from_preset(source, verbose=verbose)
+        source = classifier.source
+        rows = classifier.predict([c.file for c in todo], batch_size=batch_size, verbose=verbose)
         for change, row in zip(todo, rows):
             plan_change(change, row, mode, min_confidence)
     report = TagReport(changes)
     if write and any(c.status == "to write" for c in changes):
-        with Journal(journal, source=str(source), field=field, mode=mode, min_confidence=min_confidence) as log:
+        with Journal(journal, source=source, field=field, mode=mode, min_confidence=min_confidence) as log:
             report.journal = log.path
             if verbose:
                 print(f"journal: {log.path}", file=sys.stderr)

@@ -460,7 +460,8 @@ def _add_evaluate_parser(sub):
                    "directory or a .tflite file (results of exports go to ./eval-<model>-<data>-<split>/)")
     s.add_argument("--data", required=True)
     s.add_argument("--split", default=None, choices=("all", "train", "val", "test"),
-                   help="default: test when the dataset has a split, else all")
+                   help="train/val: the clips the run trained/validated on; default: the dataset's test split, "
+                        "else the run's validation clips when --data is its data, else all")
     s.add_argument("--aggregate", default="mean", choices=("mean", "vote"),
                    help="clip = mean of window probabilities, or majority vote of windows")
     s.add_argument("--batch-size", type=int, default=None,

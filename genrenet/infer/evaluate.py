@@ -9,14 +9,17 @@ import csv
 import os
 import re
 import shutil
+import sys
 import tempfile
 from typing import Optional
 
 import numpy as np
 
 from ..data import ClipDataset, DatasetError, SkipLog, load_dataset
+from ..data.sources.base import SPLIT_ALIASES
 from ..run import LOGS_DIR, Run, atomic_path, write_json
 from ..run.card import write_run_card
+from ..run.split import RunSplit, read_split
 from .classifier import Classifier
 from .windows import Progress, clip_outputs, default_batch_size, model_forward
 
@@ -145,14 +148,27 @@ def evaluate(source, data="synthetic", split: Optional[str] = None, *, batch_siz
     :class:`~genrenet.run.Run` or a :class:`~genrenet.infer.Classifier`) on ``data``; writes ``metrics.json``,
     ``predictions.csv`` and ``confusion.png``.
 
-    ``split`` defaults to ``test`` for datasets with their own split and ``all`` otherwise. Clips whose label
+    ``split``: ``train`` and ``val`` of a run are the clips it trained and validated on (``split.json``); it
+    defaults to the dataset's ``test`` split, else the run's validation clips when ``data`` holds them, else
+    ``all``. Clips the run trained on are counted in ``training_clips`` with a warning: such figures are not a
+    test, and the model card says so. Clips whose label
     the model does not know are reported and left out. ``batch_size`` (windows per model call) defaults to
     :func:`default_batch_size`. Returns the metrics dict (with ``out`` added).
     """
     clf = Classifier.from_preset(source.path if isinstance(source, Run) else source)
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
-    split = split or ("test" if dataset.has_splits and dataset.split("test") else "all")
-    clips = known_clips(dataset, split, clf.labels, verbose)
+    remembered = read_split(clf.run.path) if clf.run else None
+    if remembered and not remembered.is_data_of(dataset.spec):
+        if SPLIT_ALIASES.get(split, split) in ("train", "val"):
+            raise DatasetError(f"{dataset.spec}: not the data this run trained on ({remembered.data}); its "
+                               "train and val splits are clips of that data", param="split")
+        remembered = None
+    split, clips = split_clips(dataset, split, remembered, verbose)
+    clips = known_clips(dataset, split, clips, clf.labels, verbose)
+    trained_on = sum(c.id in remembered.train for c in clips) if remembered else 0
+    if trained_on:
+        print(f"warning: {trained_on} of the {len(clips)} clips evaluated trained this run: these figures are on "
+              "training clips, not a test (--split val scores the clips it held out)", file=sys.stderr)
     log = SkipLog(dataset.skipped, dataset.ignored)
     hop = int(round(hop_seconds * clf.sample_rate)) if hop_seconds else None
     metrics, mean, y_pred, counts = evaluate_forward(
@@ -161,7 +177,8 @@ def evaluate(source, data="synthetic", split: Optional[str] = None, *, batch_siz
         batch_size=batch_size or default_batch_size(clf.window_samples, clf.sample_rate), return_predictions=True)
     run = clf.run
     name = f"eval-{_slug(dataset.name)}-{split}"
-    metrics.update({"data": dataset.spec, "split": split, "run": run.path if run else clf.path})
+    metrics.update({"data": dataset.spec, "split": split, "run": run.path if run else clf.path,
+                    "training_clips": trained_on})
     out = out or (os.path.join(run.path, name) if run else f"eval-{_slug(source_stem(clf))}-{name[5:]}")
     os.makedirs(out, exist_ok=True)
     write_predictions(os.path.join(out, "predictions.csv"), clips, clf.labels, y_pred, mean, counts)
@@ -181,9 +198,32 @@ def evaluate(source, data="synthetic", split: Optional[str] = None, *, batch_siz
     return metrics
 
 
-def known_clips(dataset: ClipDataset, split: str, labels, verbose: int) -> list:
-    """The clips of ``split`` whose label the model knows; the others are left out with a note."""
-    clips = dataset.split(split)
+def split_clips(dataset: ClipDataset, split: Optional[str], remembered: Optional[RunSplit], verbose: int) -> tuple:
+    """``(split, clips)`` to evaluate. ``train`` and ``val`` of a run that recorded its split are the clips it
+    trained and validated on. By default: the dataset's ``test`` split; else the run's validation clips when the
+    data holds them (the run's own data); else ``all``."""
+    split = SPLIT_ALIASES.get(split, split)
+    if split is None:
+        held_out = remembered and any(c.id in remembered.val for c in dataset.clips)
+        split = "test" if dataset.has_splits and dataset.split("test") else "val" if held_out else "all"
+        if split == "val" and verbose:
+            print(f"note: evaluating the {len(remembered.val)} clips this run held out for validation "
+                  "(--split all for every clip)")
+    if remembered is None or split not in ("train", "val"):
+        return split, dataset.split(split)
+    clips = [c for c in dataset.clips if c.id in remembered.ids(split)]
+    if not remembered.ids(split):
+        raise DatasetError("the run held out no validation clips (it trained on every clip): evaluate it on "
+                           "other data", param="split")
+    if not clips:
+        what = "training" if split == "train" else "validation"
+        raise DatasetError(f"{dataset.spec}: holds none of the run's {len(remembered.ids(split))} {what} clips "
+                           "(was the run trained on other data?)", param="split")
+    return split, clips
+
+
+def known_clips(dataset: ClipDataset, split: str, clips: list, labels, verbose: int) -> list:
+    """The ``clips`` (of ``split``) whose label the model knows; the others are left out with a note."""
     if not clips:
         raise DatasetError(f"{dataset.spec}: split {split!r} has no clips")
     unknown = sorted({c.label for c in clips} - set(labels))

@@ -1,7 +1,8 @@
 """The run directory: what training leaves behind and everything after it reads.
 
 ``model.keras``, ``labels.json``, ``config.json`` (model, training settings, data and run facts, in the
-layout of :mod:`genrenet.run.config`), ``history.csv``, ``metrics.json``, ``skipped.tsv``, the model card ``README.md``
+layout of :mod:`genrenet.run.config`), ``split.json`` (the clips trained and validated on,
+:mod:`genrenet.run.split`), ``history.csv``, ``metrics.json``, ``skipped.tsv``, the model card ``README.md``
 and TensorBoard events under ``logs/``. Every file is written to a temporary name and renamed, so a crash never
 leaves a file that looks complete but is not; ``train.lock`` exists while a training process writes the
 directory (:func:`run_lock`), so two cannot write it at once. ``.genrenet-run`` marks a folder genrenet created

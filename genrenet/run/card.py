@@ -76,8 +76,17 @@ def model_index_result(data: str, split: str, metrics: dict, prefix: str = "") -
 def results(config: dict, metrics: dict, evaluations: list) -> list:
     """Every result of a run: the validation part of its training data, then each evaluation."""
     found = [model_index_result(config.get("data", {}).get("spec", ""), "validation", metrics, prefix="val_")]
-    found += [model_index_result(e.get("data", ""), e.get("split", "all"), e) for e in evaluations]
+    found += [model_index_result(e.get("data", ""), split_label(e), e) for e in evaluations]
     return [r for r in found if r]
+
+
+def split_label(evaluation: dict) -> str:
+    """How a result's split is named: ``training clips`` when the run trained on any of the clips scored (such
+    a figure is never a test result), else the split."""
+    split = evaluation.get("split", "all")
+    if evaluation.get("training_clips"):
+        return f"training clips ({evaluation['training_clips']} of {evaluation.get('num_clips')}, split {split})"
+    return split
 
 
 def front_matter(config: dict, labels: list, metrics: dict, evaluations: list) -> dict:
@@ -145,6 +154,9 @@ def results_section(config: dict, metrics: dict, evaluations: list) -> list:
         values = {m["name"]: f"{m['value']:.3f}" for m in r["metrics"]}
         lines.append(f"| `{r['dataset']['name']}` | {r['dataset']['split']} | "
                      + " | ".join(values.get(name, "") for _, _, name in RESULT_METRICS) + " |")
+    if any(r["dataset"]["split"].startswith("training clips") for r in rows):
+        lines += ["", "A row on *training clips* scores clips the model was trained on: it says how well the model "
+                      "fits them, not how it does on music it has not heard."]
     return lines + [""]
 
 

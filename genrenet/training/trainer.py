@@ -34,6 +34,7 @@ from ..infer.evaluate import evaluate_clips
 from ..keras_compat import keras_workarounds, op_determinism
 from ..registry import ModelSpec
 from ..run import LOGS_DIR, Run, RunWriter, run_lock
+from ..run.split import SPLIT_FILE, split_record
 from ..run.card import CARD_FILE, model_card
 from . import transfer
 from .checkpoint import (CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state,
@@ -157,6 +158,7 @@ def _run(s: _Session, data) -> Optional[Run]:
         if s.resume:
             check_same_config(s.out, config)
         s.writer.json("labels.json", d.labels)
+        s.writer.json(SPLIT_FILE, split_record(d.dataset.spec, d.train_clips, d.val_clips))
         s.writer.json("config.json", config)
         _save_skips(s)  # what the dataset skipped and ignored is on disk from the start
     checkpoint = _fit(s, d, net)

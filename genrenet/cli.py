@@ -410,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_models_parser, _add_presets_parser, _add_demo_parser, _add_train_parser, _add_data_service_parser,
                 _add_evaluate_parser, _add_predict_parser, _add_export_parser, _add_ensemble_parser,
-                _add_embed_parser, _add_tag_parser, _add_download_parser, _add_app_parser, _add_prepare_parser, _add_cache_parser):
+                _add_embed_parser, _add_tag_parser, _add_download_parser, _add_app_parser, _add_prepare_parser,
+                _add_cache_parser):
         add(sub)
     p.commands = sub.choices  # {command: its parser}: where an error's parameter finds its flag
     return p

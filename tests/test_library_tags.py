@@ -123,14 +123,19 @@ def test_write_sets_the_genre_keeps_audio_and_other_tags_and_undo_restores_every
     assert [c.status for c in undo_tags(report.journal, verbose=0).changes] == ["unchanged"] * 3
 
 
-@pytest.mark.parametrize("ext", ["mp3", "flac", "ogg", "wav", "aiff"])
+@pytest.mark.parametrize("ext", ["mp3", "flac", "ogg", "opus", "wav", "aiff"])
 def test_a_field_is_written_and_removed_without_changing_the_decoded_audio(tmp_path, ext):
-    path = str(write_tone(tmp_path / f"tone.{ext}", seconds=1.5))
+    if ext == "opus":
+        path = str(tmp_path / "tone.opus")
+        sf.write(path, np.sin(np.arange(36000) / 10.0).astype(np.float32), 24000, format="OGG", subtype="OPUS")
+        assert type(filetags.open_tags(path)).__name__ == "OggOpus"
+    else:
+        path = str(write_tone(tmp_path / f"tone.{ext}", seconds=1.5))
     samples = sf.read(path)[0]
     filetags.write_field(path, "genre", ["Jazz", "Blues"], expected=None)
     assert player_genre(path) == ["Jazz", "Blues"]
     assert np.array_equal(sf.read(path)[0], samples)
-    filetags.write_field(path, "genre", None, expected=["Jazz", "Blues"], remove_if_empty=ext != "ogg")
+    filetags.write_field(path, "genre", None, expected=["Jazz", "Blues"], remove_if_empty=ext in ("mp3", "wav", "aiff"))
     assert genre(path) is None and np.array_equal(sf.read(path)[0], samples)
     assert os.listdir(tmp_path) == [f"tone.{ext}"]
 
@@ -152,6 +157,14 @@ def test_a_copy_whose_audio_differs_never_replaces_the_original(tmp_path, monkey
     with pytest.raises(filetags.AudioError, match="decod"):
         filetags.write_field(path, "genre", ["Jazz"], expected=None)
     assert sha(path) == original and os.listdir(tmp_path) == ["tone.flac"]
+
+
+def test_a_linked_file_is_written_through_its_link(tmp_path):
+    target = str(write_tone(tmp_path / "store" / "tone.flac", seconds=1.0))
+    os.symlink(target, tmp_path / "link.flac")
+    filetags.write_field(tmp_path / "link.flac", "genre", ["Jazz"], expected=None)
+    assert os.path.islink(tmp_path / "link.flac") and genre(target) == ["Jazz"]
+    assert os.listdir(tmp_path / "store") == ["tone.flac"]
 
 
 def test_a_field_changed_meanwhile_is_left_as_it_is(tmp_path):

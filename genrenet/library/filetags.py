@@ -135,10 +135,10 @@ def audio_digest(path) -> str:
 def write_field(path, field: str, values: Optional[list], *, expected: Optional[list],
                 remove_if_empty: bool = False) -> None:
     """Set one field of ``path`` safely: the copy written beside it must decode to the same samples and read
-    back ``values`` before it replaces the original (same permission bits and, when allowed, owner). Raises
-    :class:`~genrenet.errors.AudioError` and leaves the original untouched when the field no longer holds
-    ``expected`` or a check fails."""
-    path = os.fspath(path)
+    back ``values`` before it replaces the original (same permission bits and, when allowed, owner; a symbolic
+    link's target is written, the link stays). Raises :class:`~genrenet.errors.AudioError` and leaves the
+    original untouched when the field no longer holds ``expected`` or a check fails."""
+    path = os.path.realpath(path)
     current = read_field(open_tags(path), field)
     if current != expected:
         raise AudioError(path, f"its {field} changed meanwhile (now {current}); left as it is")

@@ -139,7 +139,7 @@ def current_value(path: str, field: str) -> TagChange:
 def read_only(path: str) -> Optional[str]:
     """Why ``path`` must not be written: a file without its owner's write permission (respected even where
     this process could write it anyway), or a file or folder this process cannot write."""
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(os.path.realpath(path))
     if not os.stat(path).st_mode & stat.S_IWUSR or not os.access(path, os.W_OK):
         return "read-only file"
     if not os.access(folder, os.W_OK | os.X_OK):

@@ -292,14 +292,12 @@ def cmd_tag(args) -> int:
 def tag_outcome(report, args) -> int:
     """Say what was done on stderr; exit code 0 when every file was handled, 1 when some were skipped, 2 when
     none could be."""
-    if args.undo:
-        print(f"restored {report.count('restored')} files", file=sys.stderr)
-    elif report.journal:
-        print(f"wrote {report.count('written')} files; journal {report.journal} "
-              f"(undo: genrenet tag --undo {report.journal})", file=sys.stderr)
-    elif not args.write:
-        print(f"dry run: {report.count('to write')} files would be written; add --write to write them",
-              file=sys.stderr)
+    line = ", ".join(f"{n} {status}" for status, n in report.counts().items() if status != "skipped")
+    if report.journal and not args.undo:
+        line += f"; journal {report.journal} (undo: genrenet tag --undo {report.journal})"
+    elif report.count("to write"):
+        line += "; a dry run: add --write to write them"
+    print(line or "nothing written", file=sys.stderr)
     if report.skipped:
         print(report.skipped_summary(), file=sys.stderr)
     return 2 if len(report.skipped) == len(report.changes) and report.changes else int(bool(report.skipped))
@@ -557,7 +555,7 @@ def _add_tag_parser(sub):
     s.add_argument("--min-confidence", type=float, default=None, metavar="P",
                    help="leave files whose predicted probability is below P as they are")
     s.add_argument("--journal", default=None, metavar="FILE",
-                   help="where the old values are recorded (default: a new file in "
+                   help="with --write: where the old values are recorded (default: a new file in "
                         "$XDG_STATE_HOME/genrenet/journals/, path printed)")
     s.add_argument("--undo", default=None, metavar="JOURNAL", help="restore the old values a journal recorded")
     s.add_argument("--batch-size", type=int, default=None, help="windows per model call, across files")

@@ -48,6 +48,10 @@ class TagReport:
     def count(self, status: str) -> int:
         return sum(c.status == status for c in self.changes)
 
+    def counts(self) -> dict:
+        """``{status: number of files}``, the most frequent first."""
+        return dict(collections.Counter(c.status for c in self.changes).most_common())
+
     @property
     def skipped(self) -> list:
         """The files that could not be tagged, with their reasons."""

@@ -218,6 +218,8 @@ def test_the_command_skips_read_only_and_unsupported_files_and_counts_them(tiny_
     assert str(journal) in err and oct(os.stat(locked).st_mode & 0o777) == "0o444"
 
     assert cli.main(["tag", str(tiny_run), locked, other]) == 2
+    assert cli.main(["tag", str(tiny_run), ok, "--write", "--journal", str(journal)]) == 2  # never overwritten
+    assert "--journal: " in capsys.readouterr().err
     assert cli.main(["tag", "--undo", str(journal), ok]) == 2
     assert cli.main(["tag", "--undo", str(journal), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["files"][0]["status"] == "restored"

@@ -34,12 +34,9 @@ class Journal:
             os.makedirs(journal_folder(), exist_ok=True)
             self.file, self.path = new_journal_file(journal_folder())
         else:
+            check_new_journal(path)
             self.path = os.path.abspath(os.fspath(path))
-            try:
-                self.file = open(self.path, "x", encoding="utf-8")
-            except FileExistsError:
-                raise ConfigError(f"{path} exists; a journal is never overwritten (name a new file)",
-                                  param="journal") from None
+            self.file = open(self.path, "x", encoding="utf-8")
         self.append({"journal": FORMAT, "created": utc_now(), **run})
 
     def append(self, record: dict) -> None:
@@ -66,6 +63,16 @@ class Journal:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def check_new_journal(path) -> None:
+    """Raise a :class:`~genrenet.errors.ConfigError` unless a journal can be created at ``path``: it must not
+    exist (a journal is never overwritten) and its folder must."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.lexists(path):
+        raise ConfigError(f"{path} exists; a journal is never overwritten (name a new file)", param="journal")
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{folder} is not a folder; the journal goes into an existing one", param="journal")
 
 
 def new_journal_file(folder: str):

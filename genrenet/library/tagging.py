@@ -18,7 +18,7 @@ from typing import Optional
 from ..data.audio import unusable_path
 from ..errors import AudioError, ConfigError, GenrenetError
 from .filetags import FIELDS, open_tags, read_field, require_mutagen, write_field
-from .journal import Journal, read_journal
+from .journal import Journal, check_new_journal, read_journal
 
 MODES = ("replace", "append", "keep")
 
@@ -94,10 +94,12 @@ def tag_files(source, paths, *, write: bool = False, field: str = "genre", mode:
     ``min_confidence`` are left alone. Nothing is written unless ``write``; then the old values go to the
     ``journal`` (default: a new file in the per-user journal folder) first."""
     check_settings(field, mode, min_confidence)
+    if write and journal is not None:
+        check_new_journal(journal)
     require_mutagen()
     from ..infer.classifier import Classifier, audio_paths
 
-    changes = [current_value(f, field) for f in dict.fromkeys(audio_paths(paths, verbose))]
+    changes = [current_value(f, field) for f in distinct_files(audio_paths(paths, verbose))]
     todo = [c for c in changes if not c.status]
     if todo:
         classifier = Classifier.from_preset(source, verbose=verbose)
@@ -122,6 +124,16 @@ def check_settings(field: str, mode: str, min_confidence: Optional[float]) -> No
         raise ConfigError(f"must be one of {', '.join(MODES)}, got {mode!r}", param="mode")
     if min_confidence is not None and not 0 <= min_confidence <= 1:
         raise ConfigError(f"must be a probability in [0, 1], got {min_confidence}", param="min_confidence")
+
+
+def distinct_files(files: list) -> list:
+    """``files`` without second names (links, ``./``) for a file already listed."""
+    seen, distinct = set(), []
+    for f in files:
+        if os.path.realpath(f) not in seen:
+            seen.add(os.path.realpath(f))
+            distinct.append(f)
+    return distinct
 
 
 def current_value(path: str, field: str) -> TagChange:

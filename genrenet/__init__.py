@@ -23,7 +23,7 @@ _HOMES = {
     "TrainConfig": "training.config", "train": "training.trainer", "Run": "run", "plot_timeline": "infer.classifier",
     "Classifier": "infer.classifier", "embed": "infer.classifier",
     "ClassifyAudio": "infer.beam", "list_presets": "presets", "preset_info": "presets", "load_preset": "presets",
-    "tag_files": "library", "undo_tags": "library",
+    "tag_files": "library", "undo_tags": "library", "build_index": "library.index", "similar": "library.index",
 }
 
 __all__ = sorted(_HOMES) + ["__version__"]

@@ -355,6 +355,28 @@ def cmd_embed(args):
         raise FileNotFoundError("none of the files could be embedded")
 
 
+def cmd_index(args):
+    from .infer.source import split_source
+    from .library.index import build_index, print_report
+
+    source, paths = split_source(args.inputs)
+    print_report(build_index(source, paths, args.out, batch_size=args.batch_size, runner=args.runner,
+                             beam_args=args.beam_args, verbose=1))
+
+
+def cmd_similar(args):
+    from .library.index import similar, similar_table
+
+    rows = similar(args.index, args.files, k=args.k, batch_size=args.batch_size, verbose=1)
+    if args.json:
+        for row in rows:
+            _print_json(row)
+    else:
+        print(similar_table(rows))
+    if all("error" in r for r in rows):
+        raise FileNotFoundError("none of the files could be compared")
+
+
 def cmd_demo(args):
     from .infer.evaluate import evaluate
     from .serve.export import export
@@ -408,8 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_models_parser, _add_presets_parser, _add_demo_parser, _add_train_parser, _add_data_service_parser,
                 _add_evaluate_parser, _add_predict_parser, _add_export_parser, _add_ensemble_parser,
-                _add_embed_parser, _add_tag_parser, _add_download_parser, _add_app_parser, _add_prepare_parser,
-                _add_cache_parser):
+                _add_embed_parser, _add_tag_parser, _add_index_parser, _add_similar_parser,
+                _add_download_parser, _add_app_parser, _add_prepare_parser, _add_cache_parser):
         add(sub)
     p.commands = sub.choices  # {command: its parser}: where an error's parameter finds its flag
     return p
@@ -563,6 +585,30 @@ def _add_tag_parser(sub):
     s.set_defaults(fn=cmd_tag)
 
 
+def _add_index_parser(sub):
+    s = sub.add_parser("index", help="an index of clip embeddings of audio files for `genrenet similar`; run again "
+                       "to update it (only new and changed files are embedded)")
+    s.add_argument("inputs", nargs="+", metavar="[SOURCE] PATH",
+                   help="SOURCE: a run directory or a preset (default: the default preset); then audio files, "
+                        "folders or patterns")
+    s.add_argument("--out", required=True, metavar="INDEX", help="the index folder (created, or updated)")
+    s.add_argument("--batch-size", type=int, default=32, help="windows per model call")
+    s.add_argument("--runner", default=None, help="embed on Apache Beam (DirectRunner, DataflowRunner, ...); "
+                   "other flags go to Beam's pipeline options (--flag=value)")
+    s.set_defaults(fn=cmd_index)
+
+
+def _add_similar_parser(sub):
+    s = sub.add_parser("similar", help="the most similar songs of an index to audio files (in the index or not)")
+    s.add_argument("index", metavar="INDEX", help="an index folder written by `genrenet index`")
+    s.add_argument("files", nargs="+", metavar="FILE", help="audio files, folders or patterns")
+    s.add_argument("--k", type=int, default=10, help="neighbours per file (default 10)")
+    s.add_argument("--json", action="store_true", help='one JSON row per file: {"file", "neighbours": [{"file", '
+                   '"score"}]}')
+    s.add_argument("--batch-size", type=int, default=32, help="windows per model call (files not in the index)")
+    s.set_defaults(fn=cmd_similar)
+
+
 def _add_download_parser(sub):
     s = sub.add_parser("download", help="download, verify (published checksums) and extract a public dataset")
     s.add_argument("dataset", choices=("gtzan", "fma_small", "fma_medium", "fma_metadata"))
@@ -612,7 +658,7 @@ def _version():
 def _parse(parser, argv):
     """Parse ``argv``; the flags genrenet does not know go to Beam for ``prepare`` and ``predict --runner``."""
     args, extra = parser.parse_known_args(argv)
-    if extra and not (args.command == "prepare" or (args.command == "predict" and args.runner)):
+    if extra and not (args.command == "prepare" or (args.command in ("predict", "index") and args.runner)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.beam_args = extra
     return args

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import needs_musicnn, run_cli, write_tone
+from conftest import write_tone
 from genrenet.library.index import LibraryIndexError, build_index, read_index, similar
 from genrenet.library.search import EXACT_MAX, Neighbours, build_graph, exact_search
 
@@ -24,15 +24,24 @@ def library(tmp_path):
     return _library(tmp_path / "music")
 
 
-def test_index_then_similar_gives_k_scored_neighbours_without_the_query(tiny_run, library, tmp_path):
+def _cli(capsys, *args):
+    """``genrenet ARGS`` in this process: ``(exit code, stdout, stderr)``."""
+    from genrenet.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_index_then_similar_gives_k_scored_neighbours_without_the_query(tiny_run, library, tmp_path, capsys):
     idx = tmp_path / "idx"
-    first = run_cli("index", tiny_run, library, "--out", idx)
-    assert first.returncode == 0, first.stderr
-    assert "embedded 7 new, 0 changed, removed 0, kept 0" in first.stdout
+    code, out, err = _cli(capsys, "index", tiny_run, library, "--out", idx)
+    assert code == 0, err
+    assert "embedded 7 new, 0 changed, removed 0, kept 0" in out
     query = library / "song3.wav"
-    out = run_cli("similar", idx, query, "--k", "5", "--json")
-    assert out.returncode == 0, out.stderr
-    row = json.loads(out.stdout.strip().splitlines()[-1])
+    code, out, err = _cli(capsys, "similar", idx, query, "--k", "5", "--json")
+    assert code == 0, err
+    row = json.loads(out.strip().splitlines()[-1])
     assert row["file"] == str(query)
     assert len(row["neighbours"]) == 5
     names = [n["file"] for n in row["neighbours"]]
@@ -40,12 +49,12 @@ def test_index_then_similar_gives_k_scored_neighbours_without_the_query(tiny_run
     scores = [n["score"] for n in row["neighbours"]]
     assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 + 1e-6 for s in scores)
 
-    again = run_cli("index", tiny_run, library, "--out", idx)
-    assert again.returncode == 0, again.stderr
-    assert "embedded 0 new, 0 changed, removed 0, kept 7" in again.stdout
-    text = run_cli("similar", idx, query, "--k", "2")
-    assert text.returncode == 0 and text.stdout.splitlines()[0] == str(query)
-    assert [line.split()[0] for line in text.stdout.splitlines()[1:]] == ["1", "2"]
+    code, out, err = _cli(capsys, "index", tiny_run, library, "--out", idx)
+    assert code == 0, err
+    assert "embedded 0 new, 0 changed, removed 0, kept 7" in out
+    code, out, _ = _cli(capsys, "similar", idx, query, "--k", "2")
+    assert code == 0 and out.splitlines()[0] == str(query)
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["1", "2"]
 
 
 def test_an_update_embeds_changed_and_new_files_and_drops_removed_ones(tiny_run, library, tmp_path):
@@ -69,7 +78,7 @@ def test_an_update_embeds_changed_and_new_files_and_drops_removed_ones(tiny_run,
                                   after.vectors[after.files.index(unchanged)])
 
 
-def test_an_index_made_by_another_model_is_refused_and_left_as_it_was(tiny_run, library, tmp_path):
+def test_an_index_made_by_another_model_is_refused_and_left_as_it_was(tiny_run, library, tmp_path, capsys):
     from genrenet.run import Run, write_run
 
     run = Run(str(tiny_run))
@@ -82,8 +91,8 @@ def test_an_index_made_by_another_model_is_refused_and_left_as_it_was(tiny_run, 
     with pytest.raises(LibraryIndexError, match="built with .*model differ"):
         build_index(other.path, [library], idx, verbose=0)
     assert (idx / "index.npz").read_bytes() == data
-    out = run_cli("index", other.path, library, "--out", idx)
-    assert out.returncode == 2 and "--out:" in out.stderr and "cannot be compared" in out.stderr
+    code, _, err = _cli(capsys, "index", other.path, library, "--out", idx)
+    assert code == 2 and "--out:" in err and "cannot be compared" in err
 
 
 def test_a_file_outside_the_index_is_embedded_with_the_index_model(tiny_run, library, tmp_path):
@@ -116,8 +125,8 @@ def test_large_indexes_are_searched_on_an_hnsw_graph_that_finds_the_exact_neighb
     centres = rng.standard_normal((50, 32))
     x = (centres[rng.integers(0, 50, 3000)] + 0.5 * rng.standard_normal((3000, 32))).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    build_graph(x, str(tmp_path / "graph.usearch"))
-    hnsw = Neighbours(x, str(tmp_path / "graph.usearch"))
+    build_graph(x, str(tmp_path / "graph.faiss"))
+    hnsw = Neighbours(x, str(tmp_path / "graph.faiss"))
     assert hnsw.method.startswith("hnsw") and EXACT_MAX > 3000
     queries = x[:100]
     exact_ids, exact_scores = exact_search(x, queries, 10)
@@ -127,15 +136,33 @@ def test_large_indexes_are_searched_on_an_hnsw_graph_that_finds_the_exact_neighb
     np.testing.assert_allclose(scores[:, 0], exact_scores[:, 0], atol=1e-5)
 
 
-@needs_musicnn
-def test_the_default_preset_indexes_and_finds_a_copied_song(preset_cache, tmp_path):
+@pytest.mark.slow
+def test_the_default_preset_indexes_and_finds_a_copied_song(preset_cache, tmp_path, capsys):
     library = _library(tmp_path / "music", n=4, seconds=3.5)
     idx = tmp_path / "idx"
-    out = run_cli("index", library, "--out", idx)  # no source: the default preset
-    assert out.returncode == 0, out.stderr
-    assert "embedded 4 new" in out.stdout
+    code, out, err = _cli(capsys, "index", library, "--out", idx)  # no source: the default preset
+    assert code == 0, err
+    assert "embedded 4 new" in out
     meta, entries = read_index(idx)
     assert meta["source"] == "musicnn-msd-gtzan" and entries.vectors.shape == (4, 200)
     shutil.copy(library / "song1.wav", tmp_path / "query.wav")
     row = similar(idx, [tmp_path / "query.wav"], k=2, verbose=0)[0]
     assert row["neighbours"][0]["file"] == str(library / "song1.wav")
+
+
+def test_an_index_above_the_exact_size_is_written_and_searched_with_its_graph(tiny_run, library, tmp_path,
+                                                                             monkeypatch):
+    import genrenet.library.index as index_module
+
+    monkeypatch.setattr(index_module, "EXACT_MAX", 3)
+    idx = tmp_path / "idx"
+    report = build_index(str(tiny_run), [library], idx, verbose=0)
+    assert report["search"] == "hnsw (faiss)"
+    first_graph = [n for n in os.listdir(idx) if n.startswith("graph-")]
+    os.remove(library / "song6.wav")
+    build_index(str(tiny_run), [library], idx, verbose=0)
+    graphs = [n for n in os.listdir(idx) if n.startswith("graph-")]
+    assert len(first_graph) == 1 and len(graphs) == 1 and graphs != first_graph
+    row = similar(idx, [library / "song0.wav"], k=5, verbose=0)[0]
+    assert len(row["neighbours"]) == 5
+    assert str(library / "song0.wav") not in [n["file"] for n in row["neighbours"]]

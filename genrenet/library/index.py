@@ -144,7 +144,7 @@ def write_index(path: str, meta: dict, entries: Entries):
     meta = dict(meta, format=FORMAT, count=len(entries), dim=int(entries.vectors.shape[1]), graph=None,
                 updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     if len(entries) > EXACT_MAX:
-        meta["graph"] = f"graph-{uuid.uuid4().hex[:12]}.usearch"
+        meta["graph"] = f"graph-{uuid.uuid4().hex[:12]}.faiss"
         with atomic_path(os.path.join(path, meta["graph"])) as tmp:
             build_graph(entries.vectors, tmp)
     with atomic_path(os.path.join(path, DATA_FILE)) as tmp:
@@ -268,7 +268,7 @@ def build_index(source, paths, out, *, batch_size: int = 32, runner: Optional[st
     return {"index": out, "new": sum(f in embedded for f in work["new"]),
             "changed": sum(f in embedded for f in work["changed"]), "removed": work["removed"],
             "kept": len(work["keep"]), "count": len(entries), "skipped": skipped + failed,
-            "search": "hnsw (usearch)" if meta["graph"] else "exact", "pipeline_version": meta["pipeline_version"]}
+            "search": "hnsw (faiss)" if meta["graph"] else "exact", "pipeline_version": meta["pipeline_version"]}
 
 
 def embedder(runner: Optional[str], beam_args, batch_size: int, verbose: int):
@@ -359,8 +359,9 @@ def similar(index, files, k: int = 10, *, batch_size: int = 32, verbose: int = 1
     return rows
 
 
-def print_report(report: dict, out=sys.stdout):
-    """The lines ``genrenet index`` prints."""
+def print_report(report: dict, out=None):
+    """The lines ``genrenet index`` prints (to ``out``, default stdout)."""
+    out = out or sys.stdout
     for name, reason in report["skipped"]:
         print(f"skipped {name}: {reason}", file=out)
     print(f"embedded {report['new']} new, {report['changed']} changed, removed {report['removed']}, kept "

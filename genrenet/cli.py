@@ -52,8 +52,7 @@ def cmd_presets(args):
         print(f"{i['name']}{'  (default)' if i['default'] else ''}: {i['summary']}")
         print(f"  backbone:   {i['model']}, pretrained {i['pretrained']} ({i['parameters']:,} parameters; weights "
               f"{i['weights']})")
-        print(f"  {'tags' if i['multi_label'] else 'labels'}:{' ' * (6 if i['multi_label'] else 4)}"
-              f"{', '.join(i['labels'])}")
+        print(f"  {'tags:' if i['multi_label'] else 'labels:':<12}{', '.join(i['labels'])}")
         print(f"  trained on: {i['training_data']}")
         if i.get("accuracy") is not None:
             print(f"  accuracy:   {i['accuracy']:.3f} clip accuracy, {i['accuracy_protocol']}")
@@ -252,15 +251,12 @@ def cmd_predict(args):
         return _beam_predict(args, source, paths)
     classifier = Classifier.from_preset(source)  # loaded once, also for --timeline
     results = classifier.predict(paths, top_k=args.top_k, batch_size=args.batch_size, hop_seconds=args.hop,
-                                 verbose=1)  # progress and notes on stderr
+                                 verbose=1, labels_map=args.labels_map)  # progress and notes on stderr
     if args.json:
         _print_json(results)
     else:
         for r in results:
-            if "error" in r:
-                print(f"{r['file']}: error: {r['error']}")
-            else:
-                print(f"{r['file']}: " + ", ".join(f"{l} {p:.3f}" for l, p in r["top"]))
+            print(f"{r['file']}: {result_text(r)}")
     if all("error" in r for r in results):
         raise FileNotFoundError("none of the files could be classified")
     if args.timeline:
@@ -303,6 +299,18 @@ def tag_outcome(report, args) -> int:
     return 2 if len(report.skipped) == len(report.changes) and report.changes else int(bool(report.skipped))
 
 
+def result_text(r: dict) -> str:
+    """One predict row as text: the top labels, or a multi-label source's tags (independent probabilities)."""
+    if "error" in r:
+        return f"error: {r['error']}"
+    scores = lambda pairs: ", ".join(f"{l} {p:.3f}" for l, p in pairs)  # noqa: E731
+    if "tags" not in r:
+        return scores(r["top"])
+    if r["uncertain"]:
+        return f"no tag passes its threshold (best: {scores(r['top'])})"
+    return f"tags {scores(r['tags'])} (independent probabilities)"
+
+
 def cmd_app(args):
     from .serve.app import serve
 
@@ -316,7 +324,7 @@ def _beam_predict(args, source, patterns):
     from .infer.beam import predict_pipeline
 
     counts = predict_pipeline(source, patterns, args.output, runner=args.runner, beam_args=args.beam_args,
-                              top_k=args.top_k, batch_size=args.batch_size)
+                              top_k=args.top_k, batch_size=args.batch_size, labels_map=args.labels_map)
     print(f"classified {counts['classified']} files, {counts['errors']} errors: {args.output}-*.jsonl")
     if counts["errors"] and not counts["classified"]:
         raise FileNotFoundError("none of the files could be classified (reasons in the output)")
@@ -498,7 +506,9 @@ def _add_predict_parser(sub):
                    help="SOURCE: a run directory, an exported SavedModel version directory, a .tflite file or a "
                         "preset name (default: the default preset, see `genrenet presets`); then audio files or "
                         "folders")
-    s.add_argument("--top-k", type=int, default=3)
+    s.add_argument("--top-k", type=int, default=3, help="labels in `top` (default 3); for a tagger without "
+                   "per-tag thresholds, also the number of tags")
+    _add_labels_map(s)
     s.add_argument("--batch-size", type=int, default=None, help="windows per model call, across files (default: "
                    "64 windows of 3 s, fewer when windows are longer)")
     s.add_argument("--json", action="store_true")
@@ -523,6 +533,12 @@ def _add_prepare_parser(sub):
     s.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner); other flags go "
                    "to Beam's pipeline options (--flag=value)")
     s.set_defaults(fn=cmd_prepare)
+
+
+def _add_labels_map(s):
+    s.add_argument("--labels-map", default=None, metavar="FILE",
+                   help="JSON or YAML {model label: your label}: many labels may share one of yours, unmapped "
+                        "labels are dropped (e.g. genrenet/presets/maps/msd-to-gtzan.json)")
 
 
 def _add_hop(s):

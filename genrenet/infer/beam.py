@@ -3,7 +3,8 @@
 ``patterns | ClassifyAudio(source)`` matches file patterns, decodes, resamples and windows every file on the
 workers (genrenet's decoder and windows, as ``predict``), batches the windows of many files through
 ``RunInference`` with :class:`GenrenetModelHandler` (the model loaded once per worker process) and gives one
-result per file: the mean of its windows' probabilities, with the fields of ``predict --json``, or ``error``.
+result per file: the mean of its windows' probabilities, with the fields of ``predict --json`` (``tags`` for a
+multi-label source, the user's labels with a label map), or ``error``.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from ..data import Clip, SkipLog, streamed_window_batches
 from ..data.beamio import beam, local_file, match_pattern, pipeline_options
 from .classifier import Classifier
-from .predict import file_result
+from .predict import outputs_result
+from .tags import Outputs
 from .windows import default_batch_size
 
 METRICS = "genrenet"
@@ -30,7 +32,7 @@ class GenrenetModelHandler(ModelHandler[np.ndarray, PredictionResult, Classifier
     def __init__(self, source, max_batch_size: Optional[int] = None):
         super().__init__()
         clf = Classifier.from_preset(source)
-        self.source = clf.source
+        self.source, self.info = clf.source, clf.info
         self.labels, self.sample_rate, self.window_samples = clf.labels, clf.sample_rate, clf.window_samples
         self.max_batch_size = max_batch_size or default_batch_size(self.window_samples, self.sample_rate)
 
@@ -104,21 +106,23 @@ class MeanProbabilities(beam.CombineFn):
         return acc
 
 
-def _result(path, acc, labels, top_k: int) -> dict:
+def _result(path, acc, outputs: Outputs, top_k: int) -> dict:
     total, count, error = acc
     if error or not count:
         return {"file": path, "error": error or "could not be decoded"}
-    return file_result(path, total / count, labels, top_k, count)
+    return outputs_result(outputs, path, total / count, top_k, count)
 
 
 class ClassifyAudio(beam.PTransform):
     """File patterns (paths, globs, local folders) → one ``predict --json`` dict per matched file: ``file``,
-    ``label``, ``top``, ``probabilities``, ``windows``, or ``file`` and ``error``. ``source``: any model source
-    or a :class:`~genrenet.infer.Classifier` (``None``: the default preset)."""
+    ``label``, ``top``, ``probabilities``, ``windows`` (``tags`` and ``uncertain`` for a multi-label source), or
+    ``file`` and ``error``. ``source``: any model source or a :class:`~genrenet.infer.Classifier` (``None``: the
+    default preset); ``labels_map``: a label map file (:mod:`genrenet.infer.labelmap`)."""
 
-    def __init__(self, source=None, top_k: int = 3, batch_size: Optional[int] = None):
+    def __init__(self, source=None, top_k: int = 3, batch_size: Optional[int] = None, labels_map=None):
         super().__init__()
         self.handler = GenrenetModelHandler(source, max_batch_size=batch_size)
+        self.outputs = Outputs.of(self.handler.info, labels_map)
         self.top_k = top_k
 
     def expand(self, patterns):
@@ -131,18 +135,18 @@ class ClassifyAudio(beam.PTransform):
                  | "Probabilities" >> beam.MapTuple(lambda f, r: (f, ("probs", np.asarray(r.inference)))))
         errors = ((matched.errors, cut.errors) | "Errors" >> beam.Flatten()
                   | "ErrorItems" >> beam.MapTuple(lambda f, reason: (f, ("error", reason))))
-        labels, top_k = h.labels, self.top_k
+        outputs, top_k = self.outputs, self.top_k
         return ((probs, errors) | "PerFile" >> beam.Flatten() | "Mean" >> beam.CombinePerKey(MeanProbabilities())
-                | "Result" >> beam.MapTuple(lambda f, acc: _result(f, acc, labels, top_k)))
+                | "Result" >> beam.MapTuple(lambda f, acc: _result(f, acc, outputs, top_k)))
 
 
 def predict_pipeline(source, patterns, output: str, *, runner: str = "DirectRunner", beam_args=(),
-                     top_k: int = 3, batch_size: Optional[int] = None) -> dict:
+                     top_k: int = 3, batch_size: Optional[int] = None, labels_map=None) -> dict:
     """Run :class:`ClassifyAudio` on ``patterns`` and write JSON Lines ``OUTPUT-SSSSS-of-NNNNN.jsonl``.
     Returns the counts of classified and failed files (from the pipeline's metrics)."""
     with beam.Pipeline(options=pipeline_options(runner, beam_args)) as p:
         (p | "Patterns" >> beam.Create([str(x) for x in patterns])
-         | "Classify" >> ClassifyAudio(source, top_k=top_k, batch_size=batch_size)
+         | "Classify" >> ClassifyAudio(source, top_k=top_k, batch_size=batch_size, labels_map=labels_map)
          | "Count" >> beam.Map(_count)
          | "Json" >> beam.Map(json.dumps)
          | "Write" >> beam.io.WriteToText(output, file_name_suffix=".jsonl"))

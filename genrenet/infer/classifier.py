@@ -95,13 +95,15 @@ class Classifier:
         return self.loaded().fused_for(num_clips) or self.forward
 
     def predict(self, inputs, *, top_k: int = 3, batch_size: Optional[int] = None,
-                hop_seconds: Optional[float] = None, verbose: int = 1) -> list[dict]:
+                hop_seconds: Optional[float] = None, verbose: int = 1, labels_map=None) -> list[dict]:
         """Classify files, folders (their audio files) and glob patterns: one dict per file with ``file``,
-        ``label``, ``top`` [[label, p]] (``top_k`` best), ``probabilities`` and ``windows``, or ``file`` and
-        ``error``. Notes about files a folder held besides audio go to stderr when ``verbose``."""
+        ``label``, ``top`` [[label, p]] (``top_k`` best), ``probabilities`` and ``windows`` (a multi-label
+        source adds ``tags`` and ``uncertain``), or ``file`` and ``error``. ``labels_map``: a JSON/YAML file
+        {model label: your label} (:mod:`genrenet.infer.labelmap`). Notes about files a folder held besides
+        audio go to stderr when ``verbose``."""
         paths = audio_paths(inputs, verbose)
         return predict_files(self, paths, top_k=top_k, batch_size=batch_size, hop_seconds=hop_seconds,
-                             verbose=verbose)
+                             verbose=verbose, labels_map=labels_map)
 
     def window_probabilities(self, file):
         """``(times [n], probs [n, C])``: the model on each window of ``file`` (their mean is ``predict``'s)."""
@@ -143,12 +145,13 @@ def saved_embeddings(result: dict, out: Optional[str], verbose: int) -> dict:
 
 
 def predict(source, files, *, top_k: int = 3, batch_size: Optional[int] = None,
-            hop_seconds: Optional[float] = None, verbose: int = 1) -> list[dict]:
+            hop_seconds: Optional[float] = None, verbose: int = 1, labels_map=None) -> list[dict]:
     """Classify files, folders and patterns with a preset, a run directory, an exported SavedModel version
     directory or a ``.tflite`` file (``None``: the default preset):
     ``genrenet.predict("musicnn-msd-gtzan", ["song.mp3", "album/"])``."""
     return Classifier.from_preset(source, verbose=verbose).predict(
-        files, top_k=top_k, batch_size=batch_size, hop_seconds=hop_seconds, verbose=verbose)
+        files, top_k=top_k, batch_size=batch_size, hop_seconds=hop_seconds, verbose=verbose,
+        labels_map=labels_map)
 
 
 def plot_timeline(source, file, *, title: Optional[str] = None):

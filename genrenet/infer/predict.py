@@ -12,15 +12,18 @@ from typing import Optional
 import numpy as np
 
 from ..data import Clip, SkipLog
+from .tags import Outputs, tag_fields
 from .windows import Progress, clip_outputs, default_batch_size
 
 
 def predict_files(classifier, files, *, top_k: int = 3, batch_size: Optional[int] = None,
-                  hop_seconds: Optional[float] = None, verbose: int = 1) -> list[dict]:
-    """One dict per file (:func:`file_result`, or ``file`` and ``error``) from a loaded classifier. Windows of
-    consecutive files share batches of ``batch_size`` (default: 64 windows of 3 s, fewer when windows are
+                  hop_seconds: Optional[float] = None, verbose: int = 1, labels_map=None) -> list[dict]:
+    """One dict per file (:func:`outputs_result`, or ``file`` and ``error``) from a loaded classifier. Windows
+    of consecutive files share batches of ``batch_size`` (default: 64 windows of 3 s, fewer when windows are
     longer; see :func:`~genrenet.infer.windows.default_batch_size`); ``hop_seconds`` spaces the windows
-    (default: one window, no overlap)."""
+    (default: one window, no overlap); ``labels_map`` (a file or a
+    :class:`~genrenet.infer.labelmap.LabelMap`) turns the model's labels into the user's."""
+    outputs = Outputs.of(classifier, labels_map)
     files = [str(f) for f in files]
     clips = [Clip(id=f, label="", path=f) for f in files]
     log = SkipLog()
@@ -31,9 +34,19 @@ def predict_files(classifier, files, *, top_k: int = 3, batch_size: Optional[int
                        hop_samples=int(round(hop_seconds * rate)) if hop_seconds else None,
                        batch_size=batch_size or default_batch_size(window, rate), log=log, progress=progress)
     progress.close()
-    return [file_result(clip.path, probs, classifier.labels, top_k, n) if n else
+    return [outputs_result(outputs, clip.path, probs, top_k, n) if n else
             {"file": clip.path, "error": log.skipped.get(clip.name, "could not be decoded")}
             for clip, probs, n in zip(clips, out.mean, out.counts)]
+
+
+def outputs_result(outputs: Outputs, path, probs, top_k: int, windows: int) -> dict:
+    """:func:`file_result` over the labels the user sees (:class:`~genrenet.infer.tags.Outputs`); a multi-label
+    source's row also has ``tags`` and ``uncertain`` (:func:`~genrenet.infer.tags.tag_fields`)."""
+    labels, probs, passed = outputs.view(probs)
+    row = file_result(path, probs, labels, top_k, windows)
+    if outputs.multi_label:
+        row.update(tag_fields(labels, probs, passed, top_k))
+    return row
 
 
 def file_result(path, probs, labels, top_k: int, windows: int) -> dict:

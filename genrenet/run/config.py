@@ -3,7 +3,8 @@
 ``config.json`` has one part per subject, so a reader never guesses which key belongs to what::
 
     {"format": 2,
-     "model": {"name", "hyperparameters", "features", "window_seconds", "window_samples", "num_classes"},
+     "model": {"name", "hyperparameters", "features", "window_seconds", "window_samples", "num_classes",
+               "multi_label"},
      "training": TrainConfig.to_dict(),
      "data": {"spec", "train_clips", "val_clips", "notes"},
      "run": {"replicas", "global_batch_size", "command", "versions"}}
@@ -23,7 +24,8 @@ from ..errors import ConfigError
 
 FORMAT = 2
 SECTIONS = ("format", "model", "training", "data", "run")
-MODEL_KEYS = ("name", "hyperparameters", "features", "window_seconds", "window_samples", "num_classes")
+MODEL_KEYS = ("name", "hyperparameters", "features", "window_seconds", "window_samples", "num_classes",
+              "multi_label")
 ENSEMBLE_KEYS = ("name", "method", "weights", "members", "features", "window_seconds", "window_samples",
                  "num_classes")
 DATA_KEYS = ("spec", "train_clips", "val_clips", "notes")

@@ -277,7 +277,8 @@ def cmd_tag(args) -> int:
             raise UsageError("give audio files or folders to tag (or --undo JOURNAL)")
         source, paths = split_source(args.inputs)
         report = tag_files(source, paths, write=args.write, field=args.field, mode=args.mode,
-                           min_confidence=args.min_confidence, journal=args.journal, batch_size=args.batch_size)
+                           min_confidence=args.min_confidence, journal=args.journal, labels_map=args.labels_map,
+                           batch_size=args.batch_size)
     if args.json:
         _print_json({"journal": report.journal, "files": report.as_dicts()})
     else:
@@ -596,6 +597,7 @@ def _add_tag_parser(sub):
                    help="with --write: where the old values are recorded (default: a new file in "
                         "$XDG_STATE_HOME/genrenet/journals/, path printed)")
     s.add_argument("--undo", default=None, metavar="JOURNAL", help="restore the old values a journal recorded")
+    _add_labels_map(s)
     s.add_argument("--batch-size", type=int, default=None, help="windows per model call, across files")
     s.add_argument("--json", action="store_true", help="print {journal, files: [...]} as JSON")
     s.set_defaults(fn=cmd_tag)

@@ -10,7 +10,7 @@ import soundfile as sf
 
 mutagen = pytest.importorskip("mutagen")
 
-from conftest import needs_musicnn, write_tone  # noqa: E402
+from conftest import REPO, write_tone  # noqa: E402
 from genrenet import cli  # noqa: E402
 from genrenet.library import filetags, tag_files, undo_tags  # noqa: E402
 from genrenet.library.journal import read_journal  # noqa: E402
@@ -80,13 +80,19 @@ def preset(preset_cache):
 
 
 @pytest.fixture(scope="module")
+def tagger(preset_cache):
+    from genrenet import Classifier
+
+    return Classifier.from_preset("musicnn-msd-tags", verbose=0)
+
+
+@pytest.fixture(scope="module")
 def tiny(tiny_run):
     from genrenet import Classifier
 
     return Classifier.from_preset(str(tiny_run), verbose=0)
 
 
-@needs_musicnn
 def test_the_dry_run_changes_no_byte_and_shows_each_predicted_genre(preset, songs, state_home):
     files = sorted(str(p) for p in songs.iterdir())
     before = {f: sha(f) for f in files}
@@ -99,7 +105,6 @@ def test_the_dry_run_changes_no_byte_and_shows_each_predicted_genre(preset, song
     assert {c.file: c.old for c in report.changes}[str(songs / "classical.ogg")] == ["Orchestral"]
 
 
-@needs_musicnn
 def test_write_sets_the_genre_keeps_audio_and_other_tags_and_undo_restores_every_tag(preset, songs, state_home):
     files = sorted(str(p) for p in songs.iterdir())
     samples = {f: sf.read(f)[0] for f in files}
@@ -121,6 +126,19 @@ def test_write_sets_the_genre_keeps_audio_and_other_tags_and_undo_restores_every
     assert {f: all_tags(f) for f in files} == tags
     assert all(np.array_equal(sf.read(f)[0], samples[f]) for f in files)
     assert [c.status for c in undo_tags(report.journal, verbose=0).changes] == ["unchanged"] * 3
+
+
+def test_a_tagger_writes_every_tag_it_predicts_and_a_label_map_writes_your_labels(tagger, songs):
+    files = sorted(str(p) for p in songs.iterdir())
+    report = tag_files(tagger, files, verbose=0)
+    assert all(len(c.new) > 1 and set(c.new) <= set(tagger.labels) for c in report.changes)
+
+    gtzan_map = REPO / "genrenet" / "presets" / "maps" / "msd-to-gtzan.json"
+    report = tag_files(tagger, files, write=True, labels_map=str(gtzan_map), verbose=0)
+    user_labels = set(json.loads(gtzan_map.read_text()).values())
+    for change in report.changes:
+        assert change.status == "written" and change.new and set(change.new) <= user_labels
+        assert player_genre(change.file) == change.new
 
 
 @pytest.mark.parametrize("ext", ["mp3", "flac", "ogg", "opus", "wav", "aiff"])

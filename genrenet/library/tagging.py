@@ -86,13 +86,15 @@ def show(values) -> str:
 
 def tag_files(source, paths, *, write: bool = False, field: str = "genre", mode: str = "replace",
               min_confidence: Optional[float] = None, journal: Optional[str] = None,
-              batch_size: Optional[int] = None, verbose: int = 1) -> TagReport:
+              labels_map=None, batch_size: Optional[int] = None, verbose: int = 1) -> TagReport:
     """Classify ``paths`` (files, folders, patterns) with ``source`` (a preset, run, export or ``.tflite``;
     ``None``: the default preset) and set each file's ``field`` (genre, grouping or comment) to the predicted
     genre, or to the tags that pass their thresholds for multi-label sources. ``mode``: ``replace`` the value,
     ``append`` to it, or ``keep`` a value already there (only empty fields are filled). Predictions below
-    ``min_confidence`` are left alone. Nothing is written unless ``write``; then the old values go to the
-    ``journal`` (default: a new file in the per-user journal folder) first."""
+    ``min_confidence`` are left alone. ``labels_map`` (a JSON/YAML file {model label: your label},
+    :mod:`genrenet.infer.labelmap`) turns the model's labels into the ones written. Nothing is written unless
+    ``write``; then the old values go to the ``journal`` (default: a new file in the per-user journal folder)
+    first."""
     check_settings(field, mode, min_confidence)
     if write and journal is not None:
         check_new_journal(journal)
@@ -104,7 +106,8 @@ def tag_files(source, paths, *, write: bool = False, field: str = "genre", mode:
     if todo:
         classifier = Classifier.from_preset(source, verbose=verbose)
         source = classifier.source
-        rows = classifier.predict([c.file for c in todo], batch_size=batch_size, verbose=verbose)
+        rows = classifier.predict([c.file for c in todo], batch_size=batch_size, verbose=verbose,
+                                  labels_map=labels_map)
         for change, row in zip(todo, rows):
             plan_change(change, row, mode, min_confidence)
     report = TagReport(changes)
@@ -180,8 +183,8 @@ def plan_change(change: TagChange, row: dict, mode: str, min_confidence: Optiona
 
 def predicted_values(row: dict, min_confidence: Optional[float]) -> tuple:
     """``(values, confidence, why_not)`` of a predict row: its label, or its tags for a multi-label source;
-    ``why_not`` says why nothing is written (no music to classify, confidence too low). The one place that
-    turns model labels into tag values."""
+    ``why_not`` says why nothing is written (no music to classify, confidence too low). The labels are the
+    model's, or the user's when predict applied a label map."""
     if row.get("label") is None and "tags" not in row:
         return [], None, row.get("reason", "no label predicted")
     if "tags" in row:

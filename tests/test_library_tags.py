@@ -206,6 +206,8 @@ def row(label, p, **extra):
     (["Jazz"], "keep", row("rock", 0.9), "left alone", None),
     ([""], "keep", row("rock", 0.9), "to write", ["rock"]),
     (None, "replace", row("rock", 0.4), "left alone", None),
+    (None, "replace", row("rock", 0.9, uncertain=True), "left alone", None),
+    (None, "replace", row("rock", 0.9, uncertain=False), "to write", ["rock"]),
     (None, "replace", row(None, 0.0, reason="silent"), "left alone", None),
     (None, "replace", row("rock", 0.9, tags=[["rock", 0.9], ["guitar", 0.6], ["live", 0.3]]), "to write",
      ["rock", "guitar"]),

@@ -183,8 +183,8 @@ def plan_change(change: TagChange, row: dict, mode: str, min_confidence: Optiona
 
 def predicted_values(row: dict, min_confidence: Optional[float]) -> tuple:
     """``(values, confidence, why_not)`` of a predict row: its label, or its tags for a multi-label source;
-    ``why_not`` says why nothing is written (no music to classify, confidence too low). The labels are the
-    model's, or the user's when predict applied a label map."""
+    ``why_not`` says why nothing is written (no music to classify, a row marked ``uncertain``, confidence too
+    low). The labels are the model's, or the user's when predict applied a label map."""
     if row.get("label") is None and "tags" not in row:
         return [], None, row.get("reason", "no label predicted")
     if "tags" in row:
@@ -193,6 +193,8 @@ def predicted_values(row: dict, min_confidence: Optional[float]) -> tuple:
             return [], None, "no tag passes its threshold" + (" and the minimum confidence" if min_confidence else "")
         return [t for t, _ in tags], min(p for _, p in tags), None
     label, p = row["top"][0]
+    if row.get("uncertain"):
+        return [], p, f"uncertain prediction (confidence {p:.2f}, below the model's minimum)"
     if min_confidence is not None and p < min_confidence:
         return [], p, f"confidence {p:.2f} below the minimum {min_confidence:.2f}"
     return [label], p, None

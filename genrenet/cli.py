@@ -187,6 +187,12 @@ def _add_transfer_options(s):
                         "available to the process)")
     s.add_argument("--evaluate-val", action=argparse.BooleanOptionalAction,
                    help="evaluate the kept model on the validation clips at the end (default: yes)")
+    s.add_argument("--multi-label", action=argparse.BooleanOptionalAction,
+                   help="tags: sigmoid outputs, binary cross-entropy, per-tag thresholds (default: on when a clip "
+                        "of the data carries more than one label)")
+    s.add_argument("--pos-weight", choices=("none", "balanced"),
+                   help="multi-label: weight each tag's positives by its negatives/positives (balanced) so rare "
+                        "tags are learnt (default none)")
 
 
 def _byte_size(text: str) -> int:

@@ -1,6 +1,6 @@
 """One registry for every architecture: ``build_model("crnn_attention")``.
 
-A builder is a plain function ``fn(num_classes, features, window_seconds, **kwargs) -> keras.Model``
+A builder is a plain function ``fn(num_classes, features, window_seconds, multi_label, **kwargs) -> keras.Model``
 decorated with :func:`register_model`; the registry-wide tests pick it up automatically.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .errors import ConfigError, ModelArgumentError, RegistryError, UnknownModel
 from .features import FeatureConfig
 
 # What build_model passes every builder (not hyper-parameters: they describe the input and training, not the body).
-BUILDER_INPUTS = ("num_classes", "features", "window_seconds", "spec_augment")
+BUILDER_INPUTS = ("num_classes", "features", "window_seconds", "multi_label", "spec_augment")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,11 @@ class ModelSpec:
     def takes_spec_augment(self) -> bool:
         """Whether the builder starts from :func:`~genrenet.nn.spectrogram_input` (so SpecAugment fits)."""
         return "spec_augment" in inspect.signature(self.builder).parameters
+
+    @property
+    def takes_multi_label(self) -> bool:
+        """Whether the builder can end in independent sigmoids (``multi_label``) instead of a softmax."""
+        return "multi_label" in inspect.signature(self.builder).parameters
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -169,9 +174,13 @@ def build_model(
     features: FeatureConfig | dict | None = None,
     window_seconds: Optional[float] = None,
     spec_augment: Optional[dict] = None,
+    multi_label: bool = False,
     **overrides,
 ) -> keras.Model:
     """Build a registered model: input ``waveform`` [batch, samples], output ``probabilities`` [batch, C].
+
+    ``multi_label=True`` ends the model in one independent sigmoid per class (tags: a clip may carry several)
+    instead of a softmax over the classes.
 
     ``features`` and ``window_seconds`` default to the model's own. ``spec_augment`` (parameters of
     :class:`~genrenet.nn.SpecAugment`) adds training-only masking after the front-end; a model with its own
@@ -187,6 +196,11 @@ def build_model(
         if not spec.takes_spec_augment:
             raise ConfigError(f"{name} has its own front-end (no spectrogram_input): SpecAugment cannot be added")
         overrides["spec_augment"] = dict(spec_augment)
+    if multi_label:
+        if not spec.takes_multi_label:
+            raise ConfigError(f"{name}'s builder takes no multi_label argument: give it one and end the model "
+                              "with genrenet.nn.blocks.classifier(x, num_classes, multi_label)")
+        overrides["multi_label"] = True
     return spec.builder(
         num_classes=num_classes,
         features=features or spec.features,

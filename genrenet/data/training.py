@@ -59,17 +59,21 @@ class TrainingSpec:
         return Augment.resolve(self.augment).input_samples(self.window_samples)
 
     def targets(self, clips):
-        """[N, C] one-hot targets of ``clips`` (:func:`one_hot_labels`)."""
-        return one_hot_labels(clips, self.labels)
+        """[N, C] targets of ``clips`` (:func:`label_targets`)."""
+        return tf.constant(label_targets(clips, self.labels))
 
 
-def one_hot_labels(clips, labels):
-    """[N, C] one-hot targets of ``clips`` in the order of ``labels``; a clip with an unknown label is an error."""
+def label_targets(clips, labels) -> np.ndarray:
+    """[N, C] float32 targets of ``clips`` in the order of ``labels``: one-hot for a clip with one label,
+    multi-hot (a 1 for each of its ``tags``) for a multi-label clip. A clip with an unknown label is an error."""
     index = {name: i for i, name in enumerate(labels)}
-    missing = sorted({c.label for c in clips} - set(index))
+    missing = sorted({l for c in clips for l in c.all_labels} - set(index))
     if missing:
         raise DatasetError(f"labels {missing} are not among the model's classes {list(labels)}")
-    return tf.one_hot([index[c.label] for c in clips], len(labels), dtype=tf.float32)
+    targets = np.zeros((len(clips), len(labels)), np.float32)
+    for row, clip in enumerate(clips):
+        targets[row, [index[l] for l in clip.all_labels]] = 1.0
+    return targets
 
 
 def epoch_seeds(seed: int, epoch: int) -> tuple:
@@ -217,12 +221,12 @@ def training_epochs(clips, spec: TrainingSpec, *, epochs: int, initial_epoch: in
 
 def validation_dataset(clips, labels, *, sample_rate: int, window_samples: int, batch_size: int = 32,
                        log: Optional[SkipLog] = None, cache="memory"):
-    """Fixed, non-overlapping windows with one-hot labels, never augmented: the same windows every epoch.
+    """Fixed, non-overlapping windows with their targets (:func:`label_targets`), never augmented: the same windows every epoch.
 
     ``cache="memory"`` keeps the windows in memory; a directory keeps decoded audio there instead (for
     validation sets larger than memory)."""
     policy = CachePolicy.of(cache).require_resolved()
-    targets = one_hot_labels(clips, labels)
+    targets = tf.constant(label_targets(clips, labels))
     ds = window_dataset(clips, sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size,
                         log=log, cache="none" if policy.memory else policy).unbatch()
     ds = ds.map(lambda w, i: (w, tf.gather(targets, i))).batch(batch_size)

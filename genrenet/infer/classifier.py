@@ -55,6 +55,8 @@ class Classifier:
     sample_rate = property(lambda self: self.info.sample_rate, doc="The rate the model listens at (Hz).")
     window_samples = property(lambda self: self.info.window_samples, doc="Samples in one model window.")
     multi_label = property(lambda self: self.info.multi_label, doc="Independent (sigmoid) probabilities.")
+    thresholds = property(lambda self: self.info.thresholds,
+                          doc="Per-tag thresholds of a tagger, in label order (None: it has none).")
     model_name = property(lambda self: self.info.model_name, doc="The registered architecture, when known.")
 
     @property

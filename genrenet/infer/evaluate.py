@@ -21,6 +21,7 @@ from ..run import LOGS_DIR, Run, atomic_path, write_json
 from ..run.card import write_run_card
 from ..run.split import RunSplit, read_split
 from .classifier import Classifier
+from .multilabel import evaluate_tags
 from .windows import Progress, clip_outputs, default_batch_size, model_forward
 
 
@@ -171,6 +172,9 @@ def evaluate(source, data="synthetic", split: Optional[str] = None, *, batch_siz
               "training clips, not a test (--split val scores the clips it held out)", file=sys.stderr)
     log = SkipLog(dataset.skipped, dataset.ignored)
     hop = int(round(hop_seconds * clf.sample_rate)) if hop_seconds else None
+    if clf.multi_label:
+        return evaluate_tagger(clf, dataset, split, clips, log, hop=hop, batch_size=batch_size, out=out,
+                               verbose=verbose, training_clips=trained_on)
     metrics, mean, y_pred, counts = evaluate_forward(
         clf.forward_for(len(clips)), clf.labels, clips, sample_rate=clf.sample_rate,
         window_samples=clf.window_samples, aggregate=aggregate, hop_samples=hop, log=log, verbose=verbose,
@@ -222,15 +226,35 @@ def split_clips(dataset: ClipDataset, split: Optional[str], remembered: Optional
     return split, clips
 
 
+def evaluate_tagger(clf: Classifier, dataset: ClipDataset, split: str, clips: list, log: SkipLog, *, hop, batch_size,
+                    out, verbose, training_clips: int = 0) -> dict:
+    """:func:`evaluate` for a multi-label source: exact ROC-AUC and PR-AUC (macro and micro), F1 at the model's
+    thresholds, ``per_tag.csv`` (:func:`~genrenet.infer.multilabel.evaluate_tags`)."""
+    run = clf.run
+    name = f"eval-{_slug(dataset.name)}-{split}"
+    out = out or (os.path.join(run.path, name) if run else f"eval-{_slug(source_stem(clf))}-{name[5:]}")
+    os.makedirs(out, exist_ok=True)
+    metrics = evaluate_tags(clf, clips, out, log=log, hop_samples=hop, verbose=verbose,
+                            batch_size=batch_size or default_batch_size(clf.window_samples, clf.sample_rate))
+    metrics.update({"data": dataset.spec, "split": split, "run": run.path if run else clf.path,
+                    "training_clips": training_clips, "skipped": [f"{n}: {r}" for n, r in sorted(log.skipped.items())],
+                    "ignored": [f"{n}: {r}" for n, r in sorted(log.ignored.items())]})
+    write_json(os.path.join(out, "metrics.json"), metrics)
+    if run is not None:
+        write_run_card(run, also=(metrics,))
+    metrics["out"] = out
+    return metrics
+
+
 def known_clips(dataset: ClipDataset, split: str, clips: list, labels, verbose: int) -> list:
     """The ``clips`` (of ``split``) whose label the model knows; the others are left out with a note."""
     if not clips:
         raise DatasetError(f"{dataset.spec}: split {split!r} has no clips")
-    unknown = sorted({c.label for c in clips} - set(labels))
+    unknown = sorted({l for c in clips for l in c.all_labels} - set(labels))
     if unknown:
         if verbose:
-            print(f"note: leaving out clips of classes the model does not know: {unknown}")
-        clips = [c for c in clips if c.label in labels]
+            print(f"note: labels the model does not know: {unknown}; clips with none of its labels are left out")
+        clips = [c for c in clips if set(c.all_labels) & set(labels)]
         if not clips:
             raise DatasetError(f"{dataset.spec}: none of its classes {unknown} are known to the model ({labels})")
     return clips

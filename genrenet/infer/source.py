@@ -17,6 +17,7 @@ from ..errors import ConfigError, RunError
 from ..features import FeatureConfig
 from ..presets import DEFAULT_PRESET, is_preset, list_presets, materialise
 from ..run import LOCK_FILE, Run, is_started_run
+from .multilabel import read_thresholds, thresholds_for
 from .tflite_metadata import read_metadata
 
 EXPORT_META_FILE = "genrenet.json"  # assets/genrenet.json of an exported SavedModel
@@ -30,7 +31,8 @@ class SourceError(RunError):
 
 @dataclasses.dataclass(frozen=True)
 class ModelSource:
-    """A model source's kind and what every consumer needs: labels, rate, window, front-end, multi-label."""
+    """A model source's kind and what every consumer needs: labels, rate, window, front-end, multi-label, and for
+    a tagger its per-tag ``thresholds`` (in label order; None when it has none: then top-k)."""
 
     source: str
     kind: str
@@ -41,6 +43,7 @@ class ModelSource:
     features: FeatureConfig
     multi_label: bool = False
     model_name: Optional[str] = None
+    thresholds: Optional[list] = None
 
 
 def open_source(source) -> ModelSource:
@@ -96,7 +99,16 @@ def run_source(source: str, kind: str, run: Run) -> ModelSource:
     return ModelSource(source=source, kind=kind, path=run.path, labels=list(run.labels),
                        sample_rate=run.sample_rate, window_samples=run.window_samples, features=run.features,
                        multi_label=bool(run.config["model"].get("multi_label", False)),
-                       model_name=run.model_name)
+                       model_name=run.model_name, thresholds=run_thresholds(run))
+
+
+def run_thresholds(run: Run) -> Optional[list]:
+    """The per-tag thresholds of a run's ``thresholds.json`` (None without one); a file that does not match the
+    run's labels raises :class:`SourceError` naming it."""
+    try:
+        return read_thresholds(run.path, run.labels)
+    except (ValueError, KeyError, TypeError) as e:
+        raise SourceError(f"{e}: write it again, or delete it to use top-k tags") from None
 
 
 def load_export_meta(path: str) -> dict:
@@ -128,7 +140,18 @@ def meta_source(path: str, kind: str, meta: dict) -> ModelSource:
     return ModelSource(source=path, kind=kind, path=path, labels=list(meta["labels"]), sample_rate=rate,
                        window_samples=int(meta["window_samples"]),
                        features=FeatureConfig.from_dict(features) if features else FeatureConfig(sample_rate=rate),
-                       multi_label=bool(meta.get("multi_label", False)), model_name=meta.get("model"))
+                       multi_label=bool(meta.get("multi_label", False)), model_name=meta.get("model"),
+                       thresholds=meta_thresholds(meta, path))
+
+
+def meta_thresholds(meta: dict, path: str) -> Optional[list]:
+    """The per-tag thresholds an export's metadata records (``thresholds``), or None."""
+    if not meta.get("thresholds"):
+        return None
+    try:
+        return thresholds_for(meta["thresholds"], meta["labels"], path)
+    except (ValueError, KeyError, TypeError) as e:
+        raise SourceError(f"{e}: export it again") from None
 
 
 def tflite_meta_path(path: str) -> Optional[str]:

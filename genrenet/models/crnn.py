@@ -25,12 +25,12 @@ def _conv_gru(features, window_seconds, spec_augment, filters, gru_units, dropou
     reference="Choi et al., 'Convolutional recurrent neural networks for music classification', ICASSP 2017; "
     "'Research on music classification algorithms based on deep learning' §3.5.",
 )
-def crnn(num_classes=10, *, features, window_seconds, spec_augment=None,
+def crnn(num_classes=10, *, features, window_seconds, multi_label=False, spec_augment=None,
          filters=(32, 64, 96, 128), gru_units=64, dense_units=128, dropout=0.3):
     """Conv blocks, then a bidirectional GRU over time, max+mean pooled (Choi et al. 2017)."""
     waveform, x = _conv_gru(features, window_seconds, spec_augment, filters, gru_units, dropout)
     x = dense_block(global_pool_1d(x), dense_units, dropout, name="fc1")
-    return keras.Model(waveform, classifier(x, num_classes), name="crnn")
+    return keras.Model(waveform, classifier(x, num_classes, multi_label), name="crnn")
 
 
 @register_model(
@@ -39,10 +39,10 @@ def crnn(num_classes=10, *, features, window_seconds, spec_augment=None,
     reference="'Research on music classification algorithms based on deep learning' §3.4–3.5; "
     "Choi et al. 2017 (CRNN); Vaswani et al. 2017 (multi-head attention).",
 )
-def crnn_attention(num_classes=10, *, features, window_seconds, spec_augment=None,
+def crnn_attention(num_classes=10, *, features, window_seconds, multi_label=False, spec_augment=None,
                    filters=(32, 64, 96, 128), gru_units=64, heads=4, key_dim=32, dense_units=128, dropout=0.3):
     """The article's CRNN with multi-head self-attention and attention pooling over the GRU outputs."""
     waveform, x = _conv_gru(features, window_seconds, spec_augment, filters, gru_units, dropout)
     x = self_attention(x, heads=heads, key_dim=key_dim, dropout=dropout, name="attention")
     x = dense_block(attention_pooling(x), dense_units, dropout, name="fc1")
-    return keras.Model(waveform, classifier(x, num_classes), name="crnn_attention")
+    return keras.Model(waveform, classifier(x, num_classes, multi_label), name="crnn_attention")

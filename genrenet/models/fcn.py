@@ -22,11 +22,11 @@ FCN_POOLS = ((4, 2), (4, 2), (4, 2), (5, 3), (4, 4))
     features=FCN_FEATURES,
     window_seconds=1365 * 256 / 12000,  # 1366 frames = 29.12 s, as in the paper
 )
-def fcn(num_classes=10, *, features, window_seconds, spec_augment=None,
+def fcn(num_classes=10, *, features, window_seconds, multi_label=False, spec_augment=None,
         filters=(32, 64, 128, 192, 256), pool_sizes=FCN_POOLS, dropout=0.5):
     """``pool_sizes`` are (time, freq); pooling uses 'same' padding, so shorter windows still work."""
     waveform, x = spectrogram_input(features, window_seconds, spec_augment)
     x = conv_stack(x, filters, pool_sizes)
     x = layers.GlobalMaxPooling2D(name="global_max")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(waveform, classifier(x, num_classes), name="fcn")
+    return keras.Model(waveform, classifier(x, num_classes, multi_label), name="fcn")

@@ -14,7 +14,7 @@ from ..registry import register_model
     reference="'Research on music classification algorithms based on deep learning' §3.5 "
     "(feature-level fusion of CNN and RNN+attention paths).",
 )
-def cnn_rnn_fusion(num_classes=10, *, features, window_seconds, spec_augment=None,
+def cnn_rnn_fusion(num_classes=10, *, features, window_seconds, multi_label=False, spec_augment=None,
                    filters=(32, 64, 128), gru_units=64, heads=4, key_dim=32, dense_units=128, dropout=0.3):
     """Feature-level fusion: a CNN path and a GRU+attention path on the same log-mel, concatenated."""
     waveform, spec = spectrogram_input(features, window_seconds, spec_augment)
@@ -25,4 +25,4 @@ def cnn_rnn_fusion(num_classes=10, *, features, window_seconds, spec_augment=Non
     rnn_path = attention_pooling(seq, name="rnn_pool")
     x = layers.Concatenate(name="fusion")([cnn_path, rnn_path])
     x = dense_block(x, dense_units, dropout, name="fc1")
-    return keras.Model(waveform, classifier(x, num_classes), name="cnn_rnn_fusion")
+    return keras.Model(waveform, classifier(x, num_classes, multi_label), name="cnn_rnn_fusion")

@@ -100,13 +100,13 @@ def _midend_block(x, filters, name):
     return _bn(f"{name}_bn")(x)
 
 
-def _head(x, num_classes, pretrained, dropout):
+def _head(x, num_classes, pretrained, dropout, multi_label=False):
     x = layers.Dropout(dropout, name="head_dropout")(x)
     if num_classes is None:
         if pretrained is None:
             raise ConfigError("num_classes=None (the original 50 tags) needs pretrained='msd' or 'mtt'")
         return layers.Dense(50, activation="sigmoid", dtype="float32", name="probabilities")(x)
-    return classifier(x, num_classes)
+    return classifier(x, num_classes, multi_label)
 
 
 def _check_pretrained(pretrained, freeze_backbone, features, given, defaults):
@@ -198,7 +198,7 @@ def load_musicnn_weights(model: keras.Model, variables: dict, mapping: dict, *, 
     window_seconds=MUSICNN_WINDOW_SECONDS,
     pretrained=PRETRAINED_TAGS,
 )
-def musicnn(num_classes=10, *, features, window_seconds, pretrained=None, freeze_backbone=False,
+def musicnn(num_classes=10, *, features, window_seconds, multi_label=False, pretrained=None, freeze_backbone=False,
             timbral_filters=204, temporal_filters=51, midend_filters=64, backend_units=200, dropout=0.5):
     """musicnn (Pons & Serra 2019), optionally with its MSD/MTT weights and a new head."""
     tag = _check_pretrained(pretrained, freeze_backbone, features,
@@ -229,7 +229,7 @@ def musicnn(num_classes=10, *, features, window_seconds, pretrained=None, freeze
     x = layers.Dropout(dropout, name="pool_dropout")(x)
     x = layers.Dense(backend_units, activation="relu", name="penultimate_dense")(x)
     x = _bn("penultimate")(x)
-    model = keras.Model(waveform, _head(x, num_classes, tag, dropout), name="musicnn")
+    model = keras.Model(waveform, _head(x, num_classes, tag, dropout, multi_label), name="musicnn")
     return _finish(model, tag, "musicnn", num_classes, freeze_backbone, _MUSICNN_MAP)
 
 
@@ -245,7 +245,8 @@ _VGG_POOLS = (((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2,
     window_seconds=MUSICNN_WINDOW_SECONDS,
     pretrained=PRETRAINED_TAGS,
 )
-def vgg_musicnn(num_classes=10, *, features, window_seconds, pretrained=None, freeze_backbone=False, filters=128,
+def vgg_musicnn(num_classes=10, *, features, window_seconds, multi_label=False,
+                pretrained=None, freeze_backbone=False, filters=128,
                 dropout=0.5):
     """Dropout: ``dropout`` before the output (0.5 in the original), ``dropout / 2`` after each pool (0.25)."""
     tag = _check_pretrained(pretrained, freeze_backbone, features, dict(filters=filters), dict(filters=128))
@@ -259,5 +260,5 @@ def vgg_musicnn(num_classes=10, *, features, window_seconds, pretrained=None, fr
         if i < len(_VGG_POOLS):
             x = layers.Dropout(dropout / 2, name=f"pool{i}_dropout")(x)
     x = layers.Flatten(name="penultimate")(x)
-    model = keras.Model(waveform, _head(x, num_classes, tag, dropout), name="vgg_musicnn")
+    model = keras.Model(waveform, _head(x, num_classes, tag, dropout, multi_label), name="vgg_musicnn")
     return _finish(model, tag, "vgg", num_classes, freeze_backbone, _VGG_MAP)

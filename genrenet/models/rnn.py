@@ -21,13 +21,13 @@ def _lstm_stack(x, units, dropout, *, last_sequence=True):
     reference="'Research on music classification algorithms based on deep learning' §3.3; "
     "Hochreiter & Schmidhuber, 'Long short-term memory', 1997.",
 )
-def lstm(num_classes=10, *, features, window_seconds, spec_augment=None,
+def lstm(num_classes=10, *, features, window_seconds, multi_label=False, spec_augment=None,
          units=(128, 128), dense_units=128, dropout=0.3):
     """Stacked LSTMs over log-mel frames (the article's LSTM model)."""
     waveform, x = spectrogram_input(features, window_seconds, spec_augment)
     x = _lstm_stack(x, units, dropout, last_sequence=False)
     x = dense_block(x, dense_units, dropout, name="fc1")
-    return keras.Model(waveform, classifier(x, num_classes), name="lstm")
+    return keras.Model(waveform, classifier(x, num_classes, multi_label), name="lstm")
 
 
 @register_model(
@@ -36,7 +36,7 @@ def lstm(num_classes=10, *, features, window_seconds, spec_augment=None,
     reference="'Research on music classification algorithms based on deep learning' §3.4; "
     "Vaswani et al., 'Attention is all you need', NeurIPS 2017.",
 )
-def lstm_attention(num_classes=10, *, features, window_seconds, spec_augment=None,
+def lstm_attention(num_classes=10, *, features, window_seconds, multi_label=False, spec_augment=None,
                    units=(128, 128), heads=4, key_dim=32, dense_units=128, dropout=0.3):
     """Stacked LSTMs, multi-head self-attention and attention pooling (the article's LSTM+attention)."""
     waveform, x = spectrogram_input(features, window_seconds, spec_augment)
@@ -44,4 +44,4 @@ def lstm_attention(num_classes=10, *, features, window_seconds, spec_augment=Non
     x = self_attention(x, heads=heads, key_dim=key_dim, dropout=dropout, name="attention")
     x = attention_pooling(x)
     x = dense_block(x, dense_units, dropout, name="fc1")
-    return keras.Model(waveform, classifier(x, num_classes), name="lstm_attention")
+    return keras.Model(waveform, classifier(x, num_classes, multi_label), name="lstm_attention")

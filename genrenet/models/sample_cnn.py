@@ -32,7 +32,7 @@ def _block(x, filters, *, kernel=3, strides=1, pool=3, name):
     features=FeatureConfig(sample_rate=22050),  # only the sample rate matters: there is no front-end
     window_seconds=59049 / 22050,  # 3^10 samples, 2.68 s
 )
-def sample_cnn(num_classes=10, *, features, window_seconds, filters=SAMPLE_CNN_FILTERS, dropout=0.5):
+def sample_cnn(num_classes=10, *, features, window_seconds, multi_label=False, filters=SAMPLE_CNN_FILTERS, dropout=0.5):
     """``filters[0]`` is the stride-3 frame-level conv, ``filters[1:-1]`` the pooled blocks, ``filters[-1]`` the 1×1
     conv; with a 3^(n+1)-sample window, n = len(filters) - 2 blocks leave a single time step."""
     waveform = waveform_input(features, window_seconds)
@@ -43,4 +43,4 @@ def sample_cnn(num_classes=10, *, features, window_seconds, filters=SAMPLE_CNN_F
     x = _block(x, filters[-1], kernel=1, pool=None, name="pointwise")
     x = layers.GlobalMaxPooling1D(name="global_max")(x)  # one step left for 3^10 samples
     x = layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(waveform, classifier(x, num_classes), name="sample_cnn")
+    return keras.Model(waveform, classifier(x, num_classes, multi_label), name="sample_cnn")

@@ -38,7 +38,8 @@ def residual_block(x, filters, *, stride=2, name):
     return layers.ReLU(name=f"{name}_relu")(layers.Add(name=f"{name}_add")([x, y]))
 
 
-def _short_chunk(name, block, num_classes, features, window_seconds, spec_augment, channels, dropout):
+def _short_chunk(name, block, num_classes, features, window_seconds, spec_augment, channels, dropout,
+                 multi_label=False):
     """The shared body: 7 blocks of growing width → global max over time and frequency → FC → softmax."""
     waveform, x = spectrogram_input(features, window_seconds, spec_augment)
     x = _expand(x)
@@ -46,7 +47,7 @@ def _short_chunk(name, block, num_classes, features, window_seconds, spec_augmen
         x = block(x, f, i)
     x = layers.GlobalMaxPooling2D(name="global_max")(x)
     x = dense_block(x, 4 * channels, dropout, name="fc1")
-    return keras.Model(waveform, classifier(x, num_classes), name=name)
+    return keras.Model(waveform, classifier(x, num_classes, multi_label), name=name)
 
 
 @register_model(
@@ -57,11 +58,12 @@ def _short_chunk(name, block, num_classes, features, window_seconds, spec_augmen
     features=SHORT_CHUNK_FEATURES,
     window_seconds=SHORT_CHUNK_WINDOW,
 )
-def short_chunk_cnn(num_classes=10, *, features, window_seconds, spec_augment=None, channels=32, dropout=0.5):
+def short_chunk_cnn(num_classes=10, *, features, window_seconds, multi_label=False,
+                    spec_augment=None, channels=32, dropout=0.5):
     """Won et al.'s short-chunk CNN: seven 3x3 conv blocks on 3.7-s chunks."""
     block = lambda x, f, i: conv_block(x, f, pool_size=(2, 2), name=f"conv{i}")  # noqa: E731
     return _short_chunk("short_chunk_cnn", block, num_classes, features, window_seconds,
-                        spec_augment, channels, dropout)
+                        spec_augment, channels, dropout, multi_label)
 
 
 @register_model(
@@ -72,8 +74,9 @@ def short_chunk_cnn(num_classes=10, *, features, window_seconds, spec_augment=No
     features=SHORT_CHUNK_FEATURES,
     window_seconds=SHORT_CHUNK_WINDOW,
 )
-def short_chunk_resnet(num_classes=10, *, features, window_seconds, spec_augment=None, channels=32, dropout=0.5):
+def short_chunk_resnet(num_classes=10, *, features, window_seconds, multi_label=False,
+                       spec_augment=None, channels=32, dropout=0.5):
     """Won et al.'s short-chunk ResNet: the same with residual blocks."""
     block = lambda x, f, i: residual_block(x, f, stride=2, name=f"res{i}")  # noqa: E731
     return _short_chunk("short_chunk_resnet", block, num_classes, features, window_seconds,
-                        spec_augment, channels, dropout)
+                        spec_augment, channels, dropout, multi_label)

@@ -34,7 +34,8 @@ def encoder_layer(x, *, heads, mlp_ratio, dropout, name):
     features=AST_FEATURES,
     window_seconds=3.0,
 )
-def spectrogram_transformer(num_classes=10, *, features, window_seconds, spec_augment=None, patch_size=(16, 16),
+def spectrogram_transformer(num_classes=10, *, features, window_seconds, multi_label=False,
+                            spec_augment=None, patch_size=(16, 16),
                             patch_stride=(16, 16), dim=96, depth=3, heads=4, mlp_ratio=4.0, pooling="cls", dropout=0.1):
     """``patch_stride`` < ``patch_size`` gives overlapping patches (the paper uses stride 10; 16 is 4× cheaper).
     ``pooling`` is ``"cls"`` or ``"mean"`` (mean of the patch tokens)."""
@@ -54,4 +55,4 @@ def spectrogram_transformer(num_classes=10, *, features, window_seconds, spec_au
         x = layers.Flatten(name="cls")(layers.Cropping1D((0, num_patches), name="cls_token")(x))
     else:
         x = layers.GlobalAveragePooling1D(name="token_mean")(layers.Cropping1D((1, 0), name="patch_outputs")(x))
-    return keras.Model(waveform, classifier(x, num_classes), name="spectrogram_transformer")
+    return keras.Model(waveform, classifier(x, num_classes, multi_label), name="spectrogram_transformer")

@@ -97,9 +97,11 @@ def global_pool_1d(x, name="global_pool"):
     )
 
 
-def classifier(x, num_classes: int):
-    """The softmax output every model ends with, named ``probabilities`` and kept in float32."""
-    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+def classifier(x, num_classes: int, multi_label: bool = False):
+    """The output every model ends with, named ``probabilities`` and kept in float32: a softmax over classes, or
+    with ``multi_label`` one independent sigmoid per tag (a track can be rock *and* indie)."""
+    activation = "sigmoid" if multi_label else "softmax"
+    return layers.Dense(num_classes, activation=activation, dtype="float32", name="probabilities")(x)
 
 
 def penultimate_model(model: keras.Model, layer: Optional[str] = None) -> keras.Model:

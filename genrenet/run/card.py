@@ -23,7 +23,8 @@ PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n"}  # would not read back as strings
 KNOWN_DATA_KINDS = ("synthetic", "gtzan", "fma", "csv")
 RESULT_METRICS = (("clip_accuracy", "accuracy", "Clip accuracy"), ("macro_f1", "f1", "Macro-F1"),
-                  ("window_accuracy", "accuracy", "Window accuracy"))
+                  ("window_accuracy", "accuracy", "Window accuracy"), ("roc_auc_macro", "roc_auc", "ROC-AUC (macro)"),
+                  ("pr_auc_macro", "pr_auc", "PR-AUC (macro)"))
 
 
 # --- YAML front matter ------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ Signatures:
   (:mod:`genrenet.nn.wav`), then windowed like ``serving_default``; each example averages only its own
   windows. Malformed bytes raise InvalidArgument.
 
-Both return ``probabilities`` float32 [batch, C], ``label_id`` int64 [batch], ``label`` string [batch].
+Both return ``probabilities`` float32 [batch, C], ``label_id`` int64 [batch], ``label`` string [batch]; a
+multi-label run with per-tag thresholds (``thresholds.json``) also returns ``tags`` string [batch, C]: the tags
+whose probability is at least their threshold, highest first, then empty strings.
 
 With ``tflite=True`` the version directory also holds ``model.tflite`` (TFLITE_BUILTINS only; input
 ``waveform`` float32 [batch, window_samples] — one window per row, batch resizable, default 1 — output
@@ -40,6 +42,7 @@ from ..infer.classifier import Classifier
 from ..infer.source import EXPORT_META_FILE
 from ..run import Run
 from ..run.card import CARD_FILE, run_card
+from ..infer.multilabel import read_thresholds
 from ..infer.tflite_metadata import with_audio_metadata
 
 TFLITE_FILE = "model.tflite"
@@ -47,8 +50,9 @@ TFLITE_FILE = "model.tflite"
 
 
 
-def windowed_classifier(model, labels, window_samples: int, hop_samples: int | None = None):
-    """``classify(waveform [B, T], lengths [B] | None)`` → {probabilities, label_id, label}.
+def windowed_classifier(model, labels, window_samples: int, hop_samples: int | None = None, thresholds=None):
+    """``classify(waveform [B, T], lengths [B] | None)`` → {probabilities, label_id, label} (and ``tags`` with
+    per-tag ``thresholds``: :func:`passing_tags`).
 
     Row ``b`` holds ``lengths[b]`` real samples (default: all ``T``); its windows are those predict cuts
     (:func:`genrenet.data.windows.frame_windows`: shorter than a window is zero-padded, audio after the last
@@ -71,14 +75,28 @@ def windowed_classifier(model, labels, window_samples: int, hop_samples: int | N
         probs = tf.cast(model(chosen, training=False), tf.float32)
         probs = tf.math.unsorted_segment_sum(probs, owner, batch) / tf.cast(counts, tf.float32)[:, None]
         label_id = tf.argmax(probs, axis=-1, output_type=tf.int64)
-        return {"probabilities": probs, "label_id": label_id, "label": tf.gather(label_table, label_id)}
+        out = {"probabilities": probs, "label_id": label_id, "label": tf.gather(label_table, label_id)}
+        if thresholds is not None:
+            out["tags"] = passing_tags(probs, label_table, thresholds)
+        return out
 
     return classify
 
 
-def wav_classifier(model, labels, sample_rate: int, window_samples: int, hop_samples: int | None = None):
-    """A function wav_bytes string [B] → {probabilities, label_id, label} (decode, mono, resample, windows)."""
-    classify = windowed_classifier(model, labels, window_samples, hop_samples)
+def passing_tags(probs, label_table, thresholds):
+    """string [B, C]: per row the tags whose probability is at least their threshold, highest first, then ``""``
+    (the graph's form of :func:`genrenet.infer.multilabel.passing_tags`)."""
+    passes = probs >= tf.constant(thresholds, tf.float32)[None, :]
+    order = tf.argsort(tf.where(passes, probs, -1.0), axis=-1, direction="DESCENDING", stable=True)
+    names = tf.gather(label_table, order)
+    return tf.where(tf.gather(passes, order, batch_dims=1), names, tf.constant(""))
+
+
+def wav_classifier(model, labels, sample_rate: int, window_samples: int, hop_samples: int | None = None,
+                   thresholds=None):
+    """A function wav_bytes string [B] → {probabilities, label_id, label[, tags]} (decode, mono, resample,
+    windows)."""
+    classify = windowed_classifier(model, labels, window_samples, hop_samples, thresholds)
 
     def classify_wav(wav_bytes):
         waveform, lengths = decode_wav_batch(wav_bytes, sample_rate)
@@ -156,6 +174,12 @@ def export_meta(run: Run, name: str, version: int, tflite: bool) -> dict:
             },
             "outputs": {"probabilities": "float32 [batch, classes]", "label_id": "int64 [batch]",
                         "label": "string [batch]"}}
+    if run.config["model"].get("multi_label"):
+        meta["multi_label"] = True
+        thresholds = read_thresholds(run.path, run.labels)
+        if thresholds is not None:
+            meta["thresholds"] = {"labels": list(run.labels), "thresholds": thresholds}
+            meta["outputs"]["tags"] = "string [batch, classes]: tags at or above their threshold, highest first"
     if tflite:
         meta["tflite"] = {"file": TFLITE_FILE, "inputs": {"waveform": f"float32 [batch, {window}] (one window "
                                                                     "per row; batch resizable, default 1)"},
@@ -219,9 +243,11 @@ def write_saved_model(folder: str, model, run: Run, meta: dict, hop: int):
         archive = keras.export.ExportArchive()
         archive.track(model)
         attach_assets(archive, labels_txt=labels_path, genrenet_json=os.path.join(asset_dir, EXPORT_META_FILE))
-        archive.add_endpoint("serving_default", windowed_classifier(model, run.labels, window, hop),
+        thresholds = meta.get("thresholds", {}).get("thresholds")
+        archive.add_endpoint("serving_default", windowed_classifier(model, run.labels, window, hop, thresholds),
                              input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
-        archive.add_endpoint("classify_wav", wav_classifier(model, run.labels, run.sample_rate, window, hop),
+        archive.add_endpoint("classify_wav", wav_classifier(model, run.labels, run.sample_rate, window, hop,
+                                                            thresholds),
                              input_signature=[tf.TensorSpec([None], tf.string, name="wav_bytes")])
         archive.write_out(folder, verbose=False)
     finally:

@@ -35,8 +35,9 @@ HEAD_TRAINERS = ("keras", "logistic")
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("off", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+POS_WEIGHTS = ("none", "balanced")
 CHOICES = {"lr_schedule": LR_SCHEDULES, "head": HEAD_TRAINERS, "mixed_precision": PRECISIONS,
-           "strategy": STRATEGIES}
+           "strategy": STRATEGIES, "pos_weight": POS_WEIGHTS}
 
 
 def _is_int(value) -> bool:
@@ -63,11 +64,11 @@ RANGES = {
     "head": ("str", None, ""), "fine_tune_epochs": ("int", lambda v: v >= 0, "≥ 0"),
     "fine_tune_learning_rate": ("number", lambda v: v > 0, "> 0"), "deterministic": ("bool", None, ""),
     "mixed_precision": ("str", None, ""), "strategy": ("str", None, ""), "data_service": ("str", None, ""),
-    "evaluate_val": ("bool", None, ""),
+    "evaluate_val": ("bool", None, ""), "multi_label": ("bool", None, ""), "pos_weight": ("str", None, ""),
 }
 # Settings whose ``None`` stands for a default resolved later.
 OPTIONAL = ("epochs", "lr_schedule", "patience", "val_fraction", "window_seconds", "crops_per_clip", "pretrained",
-            "freeze_backbone", "head", "data_service")
+            "freeze_backbone", "head", "data_service", "multi_label")
 
 
 @dataclasses.dataclass
@@ -132,6 +133,13 @@ class TrainConfig:
     """``grpc://HOST:PORT`` of a tf.data service whose workers make the training batches (needs a cache dir)."""
     evaluate_val: bool = True
     """Evaluate the kept model on the validation clips at the end (``val_*`` in ``metrics.json``)."""
+    multi_label: Optional[bool] = None
+    """Tags instead of one class per clip: sigmoid outputs trained with binary cross-entropy, and per-tag
+    thresholds tuned on the validation clips (``thresholds.json``). Default: on when a clip of the dataset carries
+    more than one label; ``True`` also for data where each clip happens to carry one tag."""
+    pos_weight: str = "none"
+    """Multi-label only: ``balanced`` weights each tag's positive clips by its negatives / positives in the
+    training clips (at most 100), so rare tags are not learnt as "always off"; ``none`` weights all alike."""
 
     @classmethod
     def fields(cls) -> tuple:
@@ -184,6 +192,11 @@ class TrainConfig:
         if self.head is not None and not self.head_only:
             raise ConfigError("chooses how a frozen pretrained backbone's head trains: it needs pretrained "
                               "weights with the backbone frozen", param="head")
+        if self.pos_weight != "none" and self.multi_label is False:
+            raise ConfigError("weights the positives of each tag: it needs multi-label training", param="pos_weight")
+        if self.multi_label and self.head == "logistic":
+            raise ConfigError("the logistic head picks one class per clip; multi-label heads train with keras",
+                              param="head")
         if self.label_smoothing and self.head == "logistic":
             raise ConfigError("applies to training with Adam, not to the logistic head", param="label_smoothing")
         if self.freeze_backbone and not self.pretrained:

@@ -28,9 +28,11 @@ from ..data.augment import Augment
 from ..data.cache import CachePolicy
 from ..data.decoding import trainable_clips
 from ..data.service import check as check_data_service, training_epochs as service_epochs
-from ..data.training import TrainingSpec, training_epochs, validation_dataset
+from ..data.training import TrainingSpec, label_targets, training_epochs, validation_dataset
 from ..errors import ConfigError, DatasetError
 from ..infer.evaluate import evaluate_clips
+from ..infer.multilabel import THRESHOLDS_FILE, default_thresholds, tag_metrics, tag_scores, tune_thresholds
+from ..infer.windows import model_forward
 from ..keras_compat import keras_workarounds, op_determinism
 from ..registry import ModelSpec
 from ..run import LOGS_DIR, Run, RunWriter, run_lock
@@ -40,6 +42,7 @@ from . import transfer
 from .checkpoint import (CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state,
                          run_dir_and_resume)
 from .config import TrainConfig
+from .objective import balanced_pos_weight
 from ..run.config import FORMAT
 from .distribute import (is_chief, make_strategy, reads_record_shards, shard_by_data, shard_by_file,
                          sync_non_trainable_callback, zero_batch)
@@ -173,6 +176,7 @@ def _prepare(s: _Session, data) -> _Data:
     """Load the dataset, make the splits, say what will happen."""
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
     s.log = SkipLog(dataset.skipped, dataset.ignored)
+    s.cfg = s.cfg.replace(multi_label=resolve_multi_label(s.cfg, dataset))
     train_clips, val_clips, notes = resolve_splits(dataset, s.cfg.val_fraction, s.cfg.seed)
     s.cfg = s.cfg.with_patience(bool(val_clips))
     notes = dataset.notes + notes
@@ -192,6 +196,22 @@ def _prepare(s: _Session, data) -> _Data:
     return _Data(dataset, train_clips, val_clips, notes)
 
 
+def resolve_multi_label(cfg: TrainConfig, dataset: ClipDataset) -> bool:
+    """Whether the run trains tags (sigmoids, binary cross-entropy): as set, else when a clip carries several
+    labels. Settings that contradict the data raise :class:`ConfigError` before anything is built."""
+    multi = dataset.multi_label if cfg.multi_label is None else cfg.multi_label
+    if not multi and dataset.multi_label:
+        raise ConfigError(f"{dataset.spec} has clips with several labels: it trains a multi-label model only",
+                          param="multi_label")
+    if multi and cfg.head == "logistic":
+        raise ConfigError("the logistic head picks one class per clip; multi-label heads train with keras",
+                          param="head")
+    if not multi and cfg.pos_weight != "none":
+        raise ConfigError(f"weights the positives of each tag, but {dataset.spec} has one label per clip (set "
+                          "multi_label to train tags anyway)", param="pos_weight")
+    return multi
+
+
 def _trainable(s: _Session, dataset: ClipDataset, train_clips: list, val_clips: list) -> tuple:
     """``(dataset, train clips, validation clips, notes)`` without the clips that do not decode to at least a
     second of usable audio, and without the classes left with no training clip (a model would claim a class it
@@ -201,18 +221,32 @@ def _trainable(s: _Session, dataset: ClipDataset, train_clips: list, val_clips: 
     check = functools.partial(trainable_clips, sample_rate=s.spec.features.sample_rate, log=s.log,
                               cache=s.cfg.cache)
     train_clips, val_clips = check(train_clips), check(val_clips)
-    kept = [label for label in dataset.labels if any(c.label == label for c in train_clips)]
+    kept = [label for label in dataset.labels if any(label in c.all_labels for c in train_clips)]
     if len(kept) < 2:
         raise DatasetError(f"{dataset.spec}: no usable training audio in at least two classes after decoding "
                            f"(classes with usable clips: {', '.join(kept) or 'none'}; see the skipped files)")
     lost = [label for label in dataset.labels if label not in kept]
     for clip in dataset.clips:
-        if clip.label in lost and clip.name not in s.log.skipped:
+        if not set(clip.all_labels) & set(kept) and clip.name not in s.log.skipped:
             s.log.skip(clip.name, f"its class {clip.label!r} has no usable training clip: left out")
     notes = [f"class {label!r} has no usable training clip after decoding: it is left out" for label in lost]
     if lost:
-        dataset = dataclasses.replace(dataset, labels=kept, clips=[c for c in dataset.clips if c.label in kept])
-    return dataset, train_clips, [c for c in val_clips if c.label in kept], notes
+        keep = functools.partial(only_labels, kept=kept)
+        dataset = dataclasses.replace(dataset, labels=kept, clips=keep(dataset.clips))
+        train_clips, val_clips = keep(train_clips), keep(val_clips)
+    return dataset, train_clips, val_clips, notes
+
+
+def only_labels(clips: list, kept: list) -> list:
+    """``clips`` restricted to the labels in ``kept``: a multi-label clip loses its other tags, a clip left with
+    none of them is left out."""
+    out = []
+    for clip in clips:
+        tags = tuple(l for l in clip.all_labels if l in kept)
+        if tags:
+            out.append(clip if tags == clip.all_labels else
+                       dataclasses.replace(clip, label=tags[0], tags=tags if clip.tags else ()))
+    return out
 
 
 def _build(s: _Session, d: _Data) -> keras.Model:
@@ -225,8 +259,8 @@ def _build(s: _Session, d: _Data) -> keras.Model:
         kwargs.update(pretrained=cfg.pretrained, freeze_backbone=cfg.freeze_backbone)
     with s.dist.scope(), _precision_policy(cfg.mixed_precision):
         net = registry.build_model(s.spec.name, num_classes=len(d.labels), window_seconds=cfg.window_seconds,
-                                   spec_augment=spec_augment, **kwargs)
-        _compile(net, cfg.learning_rate, cfg.label_smoothing)
+                                   spec_augment=spec_augment, multi_label=cfg.multi_label, **kwargs)
+        _compile(s, d, net, cfg.learning_rate)
     replicas = s.dist.num_replicas_in_sync
     s.say(f"training {s.spec.name} ({net.count_params():,} parameters) on {len(d.train_clips)} clips, "
           f"validating on {len(d.val_clips)} clips; run dir {s.out}")
@@ -236,11 +270,19 @@ def _build(s: _Session, d: _Data) -> keras.Model:
     return net
 
 
-def _compile(net: keras.Model, learning_rate: float, label_smoothing: float = 0.0):
+def _compile(s: _Session, d: _Data, net: keras.Model, learning_rate: float):
     """Compile as every genrenet network trains; the optimizer's state is built now, as it is part of a
     checkpoint."""
-    transfer.compile_classifier(net, learning_rate, label_smoothing)
+    transfer.compile_classifier(net, learning_rate, s.cfg.label_smoothing, multi_label=s.cfg.multi_label,
+                                pos_weight=_pos_weight(s, d))
     net.optimizer.build(net.trainable_variables)
+
+
+def _pos_weight(s: _Session, d: _Data):
+    """The per-tag weights of positives (``pos_weight="balanced"``), from the training clips; else None."""
+    if s.cfg.pos_weight != "balanced":
+        return None
+    return balanced_pos_weight(label_targets(d.train_clips, d.labels))
 
 
 def _run_config(s: _Session, d: _Data, net: keras.Model) -> dict:
@@ -254,7 +296,8 @@ def _run_config(s: _Session, d: _Data, net: keras.Model) -> dict:
         "format": FORMAT,
         "model": {"name": s.spec.name, "hyperparameters": hyper, "features": s.spec.features.to_dict(),
                   "window_seconds": cfg.window_seconds or s.spec.window_seconds,
-                  "window_samples": int(net.input_shape[-1]), "num_classes": len(d.labels)},
+                  "window_samples": int(net.input_shape[-1]), "num_classes": len(d.labels),
+                  "multi_label": bool(cfg.multi_label)},
         "training": cfg.to_dict(),
         "data": {"spec": d.dataset.spec, "train_clips": len(d.train_clips), "val_clips": len(d.val_clips),
                  "notes": d.notes},
@@ -370,7 +413,8 @@ def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
                           sample_rate=s.spec.features.sample_rate, window_samples=int(net.input_shape[-1]),
                           batch_size=cfg.batch_size, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
                           callbacks=callbacks, verbose=s.keras_verbose, log=s.log,
-                          label_smoothing=cfg.label_smoothing)
+                          label_smoothing=cfg.label_smoothing, multi_label=cfg.multi_label,
+                          pos_weight=_pos_weight(s, d))
     return checkpoint
 
 
@@ -383,7 +427,7 @@ def _fine_tune(s: _Session, d: _Data, net: keras.Model, checkpoint: EpochCheckpo
     done = len(checkpoint.history)
     transfer.unfreeze(net)
     with s.dist.scope():
-        _compile(net, cfg.fine_tune_learning_rate, cfg.label_smoothing)
+        _compile(s, d, net, cfg.fine_tune_learning_rate)
     return _fit_phase(s, d, net, first=done, last=done + cfg.fine_tune_epochs,
                       learning_rate=cfg.fine_tune_learning_rate, history=checkpoint.history)
 
@@ -415,7 +459,9 @@ def _finish(s: _Session, d: _Data, net: keras.Model, history: list, config: dict
                "padded_clips": len(s.log.padded)}
     if history:
         metrics.update({f"final_{k}": float(v) for k, v in history[-1].items() if k != "epoch"})
-    if d.val_clips and s.cfg.evaluate_val:
+    if s.cfg.multi_label:
+        metrics.update(_tag_thresholds(s, d, net))
+    elif d.val_clips and s.cfg.evaluate_val:
         val = evaluate_clips(net, d.labels, d.val_clips, sample_rate=s.spec.features.sample_rate,
                              window_samples=int(net.input_shape[-1]), batch_size=s.cfg.batch_size, verbose=0)
         metrics.update({f"val_{k}": val[k] for k in ("clip_accuracy", "macro_f1", "window_accuracy", "num_clips")})
@@ -428,6 +474,26 @@ def _finish(s: _Session, d: _Data, net: keras.Model, history: list, config: dict
     run = writer.finish(net)
     shutil.rmtree(os.path.join(s.out, CHECKPOINT_DIR), ignore_errors=True)
     return run
+
+
+def _tag_thresholds(s: _Session, d: _Data, net: keras.Model) -> dict:
+    """``thresholds.json`` (per-tag thresholds tuned for F1 on the validation clips; 0.5 each without any) and the
+    validation metrics of a multi-label run (``val_*``; F1 at the thresholds tuned on those same clips)."""
+    if not d.val_clips:
+        s.writer.json(THRESHOLDS_FILE, default_thresholds(d.labels, "no validation clips to tune them on"))
+        s.say("note: no validation clips: every tag's threshold is 0.5 (hold out clips, e.g. val_fraction, to tune "
+              "them)")
+        return {}
+    truth, scores = tag_scores(model_forward(net, len(d.val_clips)), d.labels, d.val_clips,
+                               sample_rate=s.spec.features.sample_rate, window_samples=int(net.input_shape[-1]),
+                               batch_size=s.cfg.batch_size, log=s.log)
+    tuned = tune_thresholds(truth, scores, d.labels)
+    s.writer.json(THRESHOLDS_FILE, tuned)
+    val = tag_metrics(truth, scores, d.labels, tuned["thresholds"])
+    keys = ("roc_auc_macro", "pr_auc_macro", "roc_auc_micro", "pr_auc_micro", "f1_macro", "f1_micro", "num_clips")
+    s.say(f"validation: ROC-AUC {val['roc_auc_macro']}, PR-AUC {val['pr_auc_macro']} (macro over "
+          f"{val['tags_ranked']} tags) on {val['num_clips']} clips; thresholds in {THRESHOLDS_FILE}")
+    return {f"val_{k}": val[k] for k in keys}
 
 
 class _SkipReport(keras.callbacks.Callback):

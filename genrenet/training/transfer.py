@@ -14,6 +14,8 @@ from ..data import SkipLog
 from ..errors import DatasetError
 from ..infer.windows import model_forward, window_outputs
 from ..nn.blocks import penultimate_model
+from ..data.training import label_targets
+from .objective import loss_and_metrics
 
 
 def unfreeze(model: keras.Model):
@@ -26,9 +28,9 @@ def unfreeze(model: keras.Model):
 
 
 def window_features(model, clips, labels, *, sample_rate, window_samples, batch_size, log, hop_samples=None):
-    """Penultimate features ``[n, D]``, one-hot labels ``[n, C]`` and owning clip ``[n]`` of every window."""
+    """Penultimate features ``[n, D]``, targets ``[n, C]`` (one- or multi-hot) and owning clip ``[n]`` of every
+    window."""
     features_model = penultimate_model(model)
-    index = {name: i for i, name in enumerate(labels)}
     feats, owners = [], []
     for outputs, clip_index in window_outputs(model_forward(features_model, len(clips)), clips,
                                               sample_rate=sample_rate, window_samples=window_samples,
@@ -40,19 +42,19 @@ def window_features(model, clips, labels, *, sample_rate, window_samples, batch_
         return (np.zeros((0, features_model.output_shape[-1]), np.float32), np.zeros((0, len(labels)), np.float32),
                 np.zeros(0, np.int64))
     owner = np.concatenate(owners)
-    targets = [index[clips[i].label] for i in owner]
-    return np.concatenate(feats), np.eye(len(labels), dtype=np.float32)[targets], owner
+    return np.concatenate(feats), label_targets(clips, labels)[owner], owner
 
 
-def compile_classifier(model, learning_rate: float, label_smoothing: float = 0.0):
-    """Adam on categorical cross-entropy (with ``label_smoothing``) and accuracy: how every genrenet network
-    and head trains."""
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+def compile_classifier(model, learning_rate: float, label_smoothing: float = 0.0, *, multi_label: bool = False,
+                       pos_weight=None):
+    """Adam on the cross-entropy of :func:`~genrenet.training.objective.loss_and_metrics` (categorical, or binary
+    per tag for ``multi_label``): how every genrenet network and head trains."""
+    loss, metrics = loss_and_metrics(multi_label, label_smoothing, pos_weight)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
 
 
 def keras_head(model, x, y, val=None, *, epochs, learning_rate, batch_size, callbacks=(), verbose=0,
-               label_smoothing=0.0):
+               label_smoothing=0.0, multi_label=False, pos_weight=None):
     """Train ``model``'s head (``head_dropout`` → ``probabilities``, the same layer objects) on features ``x``
     and one-hot ``y`` with Adam. Returns the Keras History."""
     inputs = keras.Input((x.shape[1],), name="features")
@@ -60,7 +62,7 @@ def keras_head(model, x, y, val=None, *, epochs, learning_rate, batch_size, call
     if "head_dropout" in [l.name for l in model.layers]:
         h = model.get_layer("head_dropout")(h)
     head = keras.Model(inputs, model.get_layer("probabilities")(h), name="head")
-    compile_classifier(head, learning_rate, label_smoothing)
+    compile_classifier(head, learning_rate, label_smoothing, multi_label=multi_label, pos_weight=pos_weight)
     return head.fit(x, y, validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True,
                     callbacks=list(callbacks), verbose=verbose)
 
@@ -116,7 +118,8 @@ def _inner_log_loss(z, labels, groups, c: float, num_classes: int) -> float:
 
 
 def fit_head(model, train_clips, val_clips, labels, *, head, sample_rate, window_samples, batch_size, epochs,
-             learning_rate, callbacks, verbose, log: SkipLog, label_smoothing: float = 0.0):
+             learning_rate, callbacks, verbose, log: SkipLog, label_smoothing: float = 0.0, multi_label=False,
+             pos_weight=None):
     """Train the head of a frozen-backbone ``model`` on cached window features: ``head="keras"`` (dropout →
     Dense with Adam, returns the Keras History) or ``"logistic"`` (a logistic regression written into the same
     Dense layer; returns its one-row history)."""
@@ -129,7 +132,8 @@ def fit_head(model, train_clips, val_clips, labels, *, head, sample_rate, window
     val = window_features(model, val_clips, labels, **kw)[:2] if val_clips else None
     if head == "keras":
         return keras_head(model, x, y, val, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                          callbacks=callbacks, verbose=verbose, label_smoothing=label_smoothing)
+                          callbacks=callbacks, verbose=verbose, label_smoothing=label_smoothing,
+                          multi_label=multi_label, pos_weight=pos_weight)
     groups = np.array([train_clips[i].group or train_clips[i].id for i in owner])
     fitted = logistic_head(model, x, y, groups)
     say(f"logistic-regression head: C = {fitted['C']} (inner cross-validation log-loss "

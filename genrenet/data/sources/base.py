@@ -25,7 +25,8 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "
 
 @dataclasses.dataclass
 class Clip:
-    """One recording. ``audio`` is set for in-memory clips (synthetic), ``path`` for files."""
+    """One recording. ``audio`` is set for in-memory clips (synthetic), ``path`` for files. A clip of multi-label
+    data lists every label it carries in ``tags`` (``label`` is then the first, which splits stratify on)."""
 
     id: str
     label: str
@@ -35,6 +36,12 @@ class Clip:
     audio: Optional[np.ndarray] = dataclasses.field(default=None, repr=False)
     sample_rate: Optional[int] = None
     seconds: Optional[float] = None  # duration from the header read at load time (None: not read)
+    tags: tuple = ()
+
+    @property
+    def all_labels(self) -> tuple:
+        """Every label of the clip: its ``tags``, or its one ``label``."""
+        return tuple(self.tags) or (self.label,)
 
     def load(self, sample_rate: int) -> np.ndarray:
         """Mono float32 audio at ``sample_rate`` (decoded and resampled if needed)."""
@@ -70,6 +77,11 @@ class ClipDataset:
     ignored: list = dataclasses.field(default_factory=list)  # [(path, reason)]
 
     @property
+    def multi_label(self) -> bool:
+        """True when a clip carries more than one label (the data is for tagging, not for one class per clip)."""
+        return any(len(c.all_labels) > 1 for c in self.clips)
+
+    @property
     def has_splits(self) -> bool:
         """True when the source assigns clips to train/val/test itself."""
         return any(c.split for c in self.clips)
@@ -88,7 +100,8 @@ class ClipDataset:
         """One line: name, used clips and classes, the split sizes, and how many files were skipped or ignored."""
         counts = {s: len(self.split(s)) for s in SPLITS if self.split(s)}
         split_text = ", ".join(f"{k} {v}" for k, v in counts.items()) if counts else "no predefined split"
-        text = f"{self.name}: {len(self.clips)} clips, {len(self.labels)} classes ({split_text})"
+        kind = "tags" if self.multi_label else "classes"
+        text = f"{self.name}: {len(self.clips)} clips, {len(self.labels)} {kind} ({split_text})"
         if self.skipped:
             text += f"; skipped {len(self.skipped)} files"
         if self.ignored:
@@ -102,7 +115,7 @@ def finish(name, spec, clips, skipped=(), notes=(), labels=None, ignored=()) -> 
         detail = f"; skipped {len(skipped)}: {skipped[0][0]}: {skipped[0][1]} ..." if skipped else ""
         detail += f"; ignored {len(ignored)}: {ignored[0][0]}: {ignored[0][1]} ..." if ignored else ""
         raise DatasetError(f"{spec}: no usable audio clips found" + (f" ({detail[2:]})" if detail else ""))
-    labels = sorted({c.label for c in clips}) if labels is None else list(labels)
+    labels = sorted({l for c in clips for l in c.all_labels}) if labels is None else list(labels)
     return ClipDataset(name=name, spec=spec, clips=clips, labels=labels, skipped=list(skipped), notes=list(notes),
                        ignored=list(ignored))
 
@@ -297,8 +310,8 @@ def scan(candidates, threads: int = SCAN_THREADS) -> tuple[list, list]:
 
 def empty_class_notes(candidates, clips) -> list:
     """Say which classes lost every file to skipping (they are not classes of the dataset)."""
-    usable = {c.label for c in clips}
-    lost = Counter(c.label for c in candidates if c.label not in usable)
+    usable = {l for c in clips for l in c.all_labels}
+    lost = Counter(l for c in candidates for l in c.all_labels if l not in usable)
     return [f"class {label!r} has no usable files ({n} skipped): it is left out" for label, n in sorted(lost.items())]
 
 

@@ -1,0 +1,234 @@
+"""Multi-label (tagging) data, models, training, metrics and thresholds, from a CSV with a ``labels`` column to
+predict and exports."""
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import soundfile as sf
+
+import genrenet
+from genrenet.errors import ConfigError
+from genrenet.data import load_dataset
+from genrenet.data.training import label_targets
+
+SR = 22050
+TONES = {"low": 220.0, "mid": 660.0, "high": 1760.0}
+TAG_SETS = [("low",), ("mid",), ("high",), ("low", "mid"), ("mid", "high"), ("low", "high")]
+TINY_KWARGS = {"filters": [8, 16], "dense_units": [16]}
+
+
+def write_chord(path, tags, seconds=3.5, seed=0):
+    """A clip sounding one tone per tag (plus a little noise): its tags are audible."""
+    t = np.arange(int(seconds * SR)) / SR
+    x = sum(0.3 * np.sin(2 * np.pi * TONES[g] * (1 + 0.01 * seed) * t) for g in tags)
+    x = x + 0.01 * np.random.default_rng(seed).standard_normal(t.size)
+    sf.write(str(path), x.astype(np.float32), SR)
+
+
+def write_tag_csv(folder, clips=12, extra_rows=()):
+    """``data.csv`` (path,labels) over ``clips`` chords cycling through :data:`TAG_SETS`."""
+    rows = []
+    for i in range(clips):
+        tags = TAG_SETS[i % len(TAG_SETS)]
+        write_chord(folder / f"c{i}.wav", tags, seed=i)
+        rows.append([f"c{i}.wav", "|".join(tags)])
+    with open(folder / "data.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "labels"])
+        w.writerows(rows + list(extra_rows))
+    return folder / "data.csv"
+
+
+# ------------------------------------------------------------------------------------------------- models
+@pytest.mark.parametrize("name", genrenet.list_models())
+def test_every_registered_model_builds_with_independent_sigmoid_outputs(name):
+    keras.utils.set_random_seed(0)
+    model = genrenet.build_model(name, num_classes=3, multi_label=True)
+    assert model.get_layer("probabilities").activation is keras.activations.sigmoid
+    x = np.random.default_rng(0).standard_normal((1, model.input_shape[-1])).astype(np.float32) * 0.1
+    p = np.asarray(model(x, training=False))
+    assert p.shape == (1, 3) and np.all((p > 0) & (p < 1))
+    assert genrenet.build_model("cnn", num_classes=3).get_layer("probabilities").activation is \
+        keras.activations.softmax
+
+
+def test_a_builder_without_multi_label_is_refused_clearly():
+    from genrenet import registry
+
+    @registry.register_model("test_softmax_only", description="softmax only")
+    def softmax_only(num_classes=10, *, features, window_seconds, dropout=0.0):
+        x = registry.keras.Input((int(window_seconds * features.sample_rate),), name="waveform")
+        return keras.Model(x, keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x))
+
+    try:
+        with pytest.raises(ConfigError, match="multi_label"):
+            genrenet.build_model("test_softmax_only", 3, multi_label=True)
+        assert genrenet.build_model("test_softmax_only", 3).output_shape == (None, 3)
+    finally:
+        registry._REGISTRY.pop("test_softmax_only")
+
+
+# ------------------------------------------------------------------------------------------------- csv
+def test_csv_labels_column_gives_multi_hot_targets(tmp_path):
+    path = write_tag_csv(tmp_path, clips=6, extra_rows=[["c0.wav", " | "]])
+    ds = load_dataset(f"csv:{path}")
+    assert ds.multi_label and ds.labels == ["high", "low", "mid"]
+    assert [c.all_labels for c in ds.clips][:4] == [("low",), ("mid",), ("high",), ("low", "mid")]
+    assert ds.skipped == [(f"{path}:8", "empty path or labels")]
+    targets = label_targets(ds.clips, ds.labels)
+    np.testing.assert_array_equal(targets[3], [0, 1, 1])
+    np.testing.assert_array_equal(targets.sum(1), [1, 1, 1, 2, 2, 2])
+    assert "3 tags" in ds.summary()
+
+
+def test_csv_label_column_stays_single_label(tmp_path):
+    write_chord(tmp_path / "a.wav", ("low",))
+    (tmp_path / "d.csv").write_text("path,label\na.wav,rock|pop\n")
+    ds = load_dataset(f"csv:{tmp_path / 'd.csv'}")
+    assert not ds.multi_label and ds.labels == ["rock|pop"]
+
+
+# ------------------------------------------------------------------------------------------------- a trained tagger
+@pytest.fixture(scope="module")
+def tag_run(tmp_path_factory):
+    """One tiny cnn trained for one epoch on 12 chords with a held-out quarter: sigmoid outputs, BCE, thresholds."""
+    from genrenet.training.trainer import train
+
+    folder = tmp_path_factory.mktemp("tags")
+    path = write_tag_csv(folder)
+    run = train("cnn", f"csv:{path}", str(folder / "run"), epochs=1, verbose=0, val_fraction=0.25,
+                pos_weight="balanced", model_kwargs=TINY_KWARGS)
+    return run, path
+
+
+def test_a_labels_csv_trains_a_sigmoid_model_with_binary_cross_entropy(tag_run):
+    run, _ = tag_run
+    assert run.config["model"]["multi_label"] is True and run.config["training"]["multi_label"] is True
+    assert run.load_model().get_layer("probabilities").activation is keras.activations.sigmoid
+    history = (run.path + "/history.csv")
+    header = open(history).readline().strip().split(",")
+    assert "auc" in header and "val_auc" in header and "accuracy" not in header
+    for key in ("val_roc_auc_macro", "val_pr_auc_macro", "val_roc_auc_micro", "val_pr_auc_micro", "val_f1_macro"):
+        assert 0.0 <= run.metrics[key] <= 1.0
+
+
+def test_thresholds_are_tuned_on_the_validation_clips_and_saved(tag_run):
+    run, _ = tag_run
+    saved = json.load(open(os.path.join(run.path, "thresholds.json")))
+    assert saved["labels"] == run.labels == ["high", "low", "mid"]
+    assert len(saved["thresholds"]) == 3 and all(0.0 <= t <= 1.0 for t in saved["thresholds"])
+    assert saved["method"].startswith("max F1") and saved["clips"] == run.config["data"]["val_clips"] > 0
+    assert genrenet.Classifier.from_preset(run.path).thresholds == pytest.approx(saved["thresholds"])
+
+
+def test_evaluate_reports_exact_sklearn_aucs_of_its_saved_predictions(tag_run, tmp_path):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    run, path = tag_run
+    metrics = genrenet.evaluate(run.path, f"csv:{path}", out=str(tmp_path / "ev"), verbose=0)
+    with open(tmp_path / "ev" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12
+    truth = np.array([[tag in r["labels"].split("|") for tag in run.labels] for r in rows], dtype=int)
+    scores = np.array([[float(r[f"p_{tag}"]) for tag in run.labels] for r in rows])
+    assert metrics["roc_auc_macro"] == pytest.approx(roc_auc_score(truth, scores, average="macro"), abs=1e-5)
+    assert metrics["pr_auc_macro"] == pytest.approx(average_precision_score(truth, scores, average="macro"),
+                                                    abs=1e-5)
+    assert metrics["roc_auc_micro"] == pytest.approx(roc_auc_score(truth, scores, average="micro"), abs=1e-5)
+    assert metrics["pr_auc_micro"] == pytest.approx(average_precision_score(truth, scores, average="micro"),
+                                                    abs=1e-5)
+    saved = json.load(open(tmp_path / "ev" / "metrics.json"))
+    assert saved["roc_auc_macro"] == metrics["roc_auc_macro"] and saved["tags_ranked"] == 3
+    with open(tmp_path / "ev" / "per_tag.csv") as f:
+        per_tag = {r["tag"]: r for r in csv.DictReader(f)}
+    assert int(per_tag["low"]["support"]) == truth[:, 1].sum() == 6
+    assert float(per_tag["mid"]["roc_auc"]) == pytest.approx(roc_auc_score(truth[:, 2], scores[:, 2]), abs=1e-5)
+    thresholds = genrenet.Classifier.from_preset(run.path).thresholds
+    predicted = [r["predicted"].split("|") if r["predicted"] else [] for r in rows]
+    assert predicted == [[t for t in sorted(run.labels, key=lambda t: -float(r[f"p_{t}"]))
+                          if float(r[f"p_{t}"]) >= thresholds[run.labels.index(t)] - 5e-7] for r in rows]
+
+
+def test_predict_rows_carry_the_tags_passing_the_runs_thresholds(tag_run):
+    run, path = tag_run
+    clf = genrenet.Classifier.from_preset(run.path)
+    files = [str(path.parent / f"c{i}.wav") for i in range(6)]
+    for row in clf.predict(files, verbose=0):
+        probs = row["probabilities"]
+        expected = sorted((t for t in run.labels if probs[t] >= clf.thresholds[run.labels.index(t)]),
+                          key=lambda t: -probs[t])
+        assert [t for t, _ in row["tags"]] == expected
+        assert all(p == pytest.approx(probs[t]) for t, p in row["tags"])
+        assert len(probs) == 3
+
+
+def test_a_run_without_validation_clips_saves_default_thresholds(tmp_path):
+    from genrenet.training.trainer import train
+
+    path = write_tag_csv(tmp_path, clips=6)
+    run = train("cnn", f"csv:{path}", str(tmp_path / "run"), epochs=1, verbose=0, val_fraction=0, augment="none",
+                model_kwargs={"filters": [4], "dense_units": [4]}, window_seconds=1.0)
+    saved = json.load(open(os.path.join(run.path, "thresholds.json")))
+    assert saved["thresholds"] == [0.5, 0.5, 0.5] and saved["method"].startswith("default: no validation")
+
+
+def test_settings_that_contradict_multi_label_data_are_refused_before_training(tmp_path):
+    from genrenet.training.trainer import train
+
+    path = write_tag_csv(tmp_path, clips=6)
+    with pytest.raises(ConfigError) as e:
+        train("cnn", f"csv:{path}", str(tmp_path / "a"), multi_label=False, verbose=0)
+    assert e.value.param == "multi_label"
+    with pytest.raises(ConfigError) as e:
+        train("cnn", "synthetic:classes=2,clips=2,seconds=1", str(tmp_path / "b"), pos_weight="balanced", verbose=0)
+    assert e.value.param == "pos_weight"
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_balanced_pos_weight_weighs_rare_tags_up_to_the_cap():
+    import tensorflow as tf
+
+    from genrenet.training.objective import POS_WEIGHT_CAP, WeightedBinaryCrossentropy, balanced_pos_weight
+
+    targets = np.zeros((1000, 3), np.float32)
+    targets[:500, 0], targets[:10, 1], targets[:1, 2] = 1, 1, 1
+    np.testing.assert_allclose(balanced_pos_weight(targets), [1.0, 99.0, POS_WEIGHT_CAP])
+    y, p = np.array([[1.0, 0.0]]), np.array([[0.25, 0.25]])
+    loss = WeightedBinaryCrossentropy([3.0, 1.0])(tf.constant(y), tf.constant(p))
+    assert float(loss) == pytest.approx(-(3 * np.log(0.25) + np.log(0.75)) / 2, rel=1e-5)
+    plain = keras.losses.BinaryCrossentropy()(y, p)
+    assert float(WeightedBinaryCrossentropy([1.0, 1.0])(y, p)) == pytest.approx(float(plain), rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------- exports
+@pytest.fixture(scope="module")
+def tag_export(tag_run, tmp_path_factory):
+    from genrenet.serve.export import export
+
+    run, _ = tag_run
+    return export(run.path, str(tmp_path_factory.mktemp("export")), tflite=True, verbose=0)
+
+
+@pytest.mark.slow
+def test_the_saved_model_applies_the_runs_thresholds(tag_run, tag_export):
+    import tensorflow as tf
+
+    run, path = tag_run
+    files = [str(path.parent / f"c{i}.wav") for i in range(6)]
+    rows = genrenet.Classifier.from_preset(run.path).predict(files, verbose=0)
+    served = tf.saved_model.load(tag_export).signatures["classify_wav"]
+    for f, row in zip(files, rows):
+        out = served(wav_bytes=tf.constant([open(f, "rb").read()]))
+        tags = [t.decode() for t in out["tags"].numpy()[0] if t]
+        assert tags == [t for t, _ in row["tags"]]
+        np.testing.assert_allclose(out["probabilities"].numpy()[0], [row["probabilities"][t] for t in run.labels],
+                                   atol=1e-4)
+    meta = json.load(open(os.path.join(tag_export, "assets", "genrenet.json")))
+    assert meta["multi_label"] is True and "tags" in meta["outputs"]
+    exported = genrenet.Classifier.from_preset(tag_export)
+    assert exported.multi_label and exported.thresholds == pytest.approx(
+        genrenet.Classifier.from_preset(run.path).thresholds)
+    assert [t for t, _ in exported.predict(files[:1], verbose=0)[0]["tags"]] == [t for t, _ in rows[0]["tags"]]

@@ -129,7 +129,8 @@ def _add_train_parser(sub):
     s.add_argument("model", nargs="?", default=None, help="a registered model name (see `genrenet models`)")
     s.add_argument("--config", default=None, metavar="RUN/config.json",
                    help="train with the settings, model and data of a run's config.json (flags override them)")
-    s.add_argument("--data", help="synthetic[:k=v,..] | PATH | gtzan:PATH | fma:PATH | csv:FILE (default synthetic)")
+    s.add_argument("--data", help="synthetic[:k=v,..] | PATH | gtzan:PATH | fma:PATH | csv:FILE | jamendo:PATH | "
+                   "mtt:PATH (default synthetic)")
     s.add_argument("--out", default=None, help="run directory (default runs/<model>-<time>)")
     s.add_argument("--epochs", type=int, help="default 60 from scratch, 30 for the head of a frozen --pretrained "
                    "backbone")
@@ -532,7 +533,8 @@ def _add_predict_parser(sub):
 def _add_prepare_parser(sub):
     s = sub.add_parser("prepare", help="decode and resample a dataset on Apache Beam into TFRecord shards "
                        "(train/evaluate them with --data tfrecord:PREFIX)")
-    s.add_argument("data", metavar="DATA_SPEC", help="PATH | gtzan:PATH | fma:PATH | csv:FILE")
+    s.add_argument("data", metavar="DATA_SPEC",
+                   help="PATH | gtzan:PATH | fma:PATH | csv:FILE | jamendo:PATH | mtt:PATH")
     s.add_argument("--output", required=True, metavar="PREFIX",
                    help="writes PREFIX-SSSSS-of-NNNNN.tfrecord, PREFIX.index.jsonl and PREFIX.json")
     s.add_argument("--sample-rate", type=int, default=22050, help="decode to this rate (default 22050)")

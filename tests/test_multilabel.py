@@ -91,6 +91,170 @@ def test_csv_label_column_stays_single_label(tmp_path):
     assert not ds.multi_label and ds.labels == ["rock|pop"]
 
 
+# ------------------------------------------------------------------------------------------------- MTG-Jamendo
+JAMENDO_HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS\n"
+JAMENDO_SPLITS = {
+    "train": ["track_0000214\tartist_000014\talbum_000031\t14/214.mp3\t124.6\tgenre---punkrock\tgenre---rock",
+              "track_0000215\tartist_000014\talbum_000031\t15/215.mp3\t98.2\tgenre---rock",
+              "track_0001729\tartist_000264\talbum_000252\t29/1729.mp3\t270.2\tgenre---pop\tgenre---poprock"],
+    "validation": ["track_0000773\tartist_000104\talbum_000126\t73/773.mp3\t275.3\tgenre---easylistening\t"
+                   "genre---electronic\tgenre---lounge"],
+    "test": ["track_0002211\tartist_000276\talbum_000357\t11/2211.mp3\t292.9\tgenre---funk\tgenre---jazz",
+             "track_0002212\tartist_000276\talbum_000357\t12/2212.mp3\t323.8\tgenre---jazz"],
+}
+
+
+def small_file(path):
+    """A few bytes of audio at ``path`` (loaders of large datasets check existence and size, not content)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"ID3" + bytes(61))
+
+
+def write_jamendo(root, missing=("12/2212.mp3",), low=("15/215.mp3",)):
+    """A checkout of mtg-jamendo-dataset (data/splits/split-0/autotagging_genre-*.tsv) with audio/NN/ID.mp3."""
+    folder = root / "data" / "splits" / "split-0"
+    folder.mkdir(parents=True)
+    for part, rows in JAMENDO_SPLITS.items():
+        (folder / f"autotagging_genre-{part}.tsv").write_text(JAMENDO_HEADER + "".join(r + "\n" for r in rows))
+        for row in rows:
+            rel = row.split("\t")[3]
+            if rel in missing:
+                continue
+            small_file(root / "audio" / (rel.replace(".mp3", ".low.mp3") if rel in low else rel))
+    small_file(root / "audio" / "99" / "999.mp3")  # a track of another subset
+    return root
+
+
+def test_jamendo_reads_the_official_split_with_all_genre_tags_and_artist_groups(tmp_path):
+    root = write_jamendo(tmp_path)
+    ds = load_dataset(f"jamendo:{root}?subset=genre&split=0")
+    assert ds.multi_label and ds.name == "jamendo_genre_split0"
+    by_id = {c.id: c for c in ds.clips}
+    assert set(by_id) == {"track_0000214", "track_0000215", "track_0001729", "track_0000773", "track_0002211"}
+    assert by_id["track_0000214"].all_labels == ("punkrock", "rock")
+    assert by_id["track_0000773"].all_labels == ("easylistening", "electronic", "lounge")
+    assert by_id["track_0000773"].split == "val" and by_id["track_0002211"].split == "test"
+    assert by_id["track_0000214"].group == by_id["track_0000215"].group == "artist_000014"
+    assert by_id["track_0000214"].seconds == 124.6
+    assert by_id["track_0000215"].path.endswith("audio/15/215.low.mp3")
+    assert "jazz" in ds.labels and "genre---jazz" not in ds.labels
+    assert ds.skipped == [(str(root / "audio" / "12" / "2212.mp3"), "file not found (listed in "
+                                                                   "autotagging_genre-test.tsv)")]
+    assert ds.ignored == [(str(root / "audio" / "99" / "999.mp3"), "not a track of MTG-Jamendo genre split-0")]
+    train_artists = {c.group for c in ds.split("train")}
+    assert not train_artists & {c.group for c in ds.split("test") + ds.split("val")}
+
+
+def test_jamendo_refuses_what_is_not_its_format(tmp_path):
+    from genrenet.errors import DatasetError
+
+    root = write_jamendo(tmp_path)
+    with pytest.raises(DatasetError, match="split must be one of the official splits 0-4"):
+        load_dataset(f"jamendo:{root}?split=7")
+    with pytest.raises(DatasetError, match="no split-1 folder"):
+        load_dataset(f"jamendo:{root}?split=1")
+    tsv = root / "data" / "splits" / "split-0" / "autotagging_genre-train.tsv"
+    tsv.write_text("TRACK_ID,ARTIST_ID,ALBUM_ID,PATH,DURATION,TAGS\n")
+    with pytest.raises(DatasetError, match="not an MTG-Jamendo split file"):
+        load_dataset(f"jamendo:{root}")
+
+
+# ------------------------------------------------------------------------------------------------- MagnaTagATune
+MTT_TAGS = ["guitar", "classical", "slow", "no voice", "singer"]
+MTT_ROWS = [  # clip_id, tags on, mp3_path
+    ("2", ["classical"], "f/american_bach_soloists-j_s__bach_solo_cantatas-01-bwv54__i_aria-30-59.mp3"),
+    ("6", ["classical", "slow"], "f/american_bach_soloists-j_s__bach_solo_cantatas-01-bwv54__i_aria-59-88.mp3"),
+    ("10", ["guitar"], "c/jacob_heringman-josquin_des_prez_lute_settings-19-gintzler__pater_noster-0-29.mp3"),
+    ("11", ["guitar", "no voice"], "c/jacob_heringman-josquin_des_prez_lute_settings-19-gintzler__pater_noster"
+                                   "-30-59.mp3"),
+    ("13", [], "d/tilopa-turkishauch-07-lasst_uns_erfreuen-0-29.mp3"),
+    ("15", ["slow"], "d/tilopa-turkishauch-07-lasst_uns_erfreuen-30-59.mp3"),
+]
+
+
+def write_mtt(root, tags_npy=True):
+    """annotations_final.csv as the dataset ships it (tab-separated, every field quoted) and the split lists of
+    sota-music-tagging-models (NumPy string arrays of 'INDEX<TAB>mp3_path')."""
+    root.mkdir(parents=True, exist_ok=True)
+    quote = lambda values: "\t".join(f'"{v}"' for v in values) + "\n"  # noqa: E731
+    text = quote(["clip_id"] + MTT_TAGS + ["mp3_path"])
+    for clip_id, on, mp3 in MTT_ROWS:
+        text += quote([clip_id] + [int(t in on) for t in MTT_TAGS] + [mp3])
+        small_file(root / mp3)
+    (root / "annotations_final.csv").write_text(text)
+    split = root / "split"
+    split.mkdir()
+    for name, rows in (("train", [0, 2, 4]), ("valid", [1]), ("test", [3])):
+        np.save(split / f"{name}.npy", np.array([f"{i}\t{MTT_ROWS[i][2]}" for i in rows]))
+    if tags_npy:
+        np.save(split / "tags.npy", np.array(["guitar", "classical", "slow", "no voice"]))
+    return root
+
+
+def test_mtt_reads_top_tags_split_lists_and_song_groups(tmp_path):
+    root = write_mtt(tmp_path / "mtt")
+    ds = load_dataset(f"mtt:{root}")
+    by_id = {c.id: c for c in ds.clips}
+    assert set(by_id) == {"2", "6", "10", "11"}  # 13 has no top tag, 15 is in no split list
+    assert by_id["11"].all_labels == ("guitar", "no voice") and by_id["11"].split == "test"
+    assert by_id["6"].split == "val" and by_id["2"].split == "train"
+    assert by_id["10"].group == by_id["11"].group == ("c/jacob_heringman-josquin_des_prez_lute_settings-19-"
+                                                      "gintzler__pater_noster")
+    assert ds.labels == ["classical", "guitar", "no voice", "slow"] and ds.multi_label
+    assert ds.skipped == [(str(root / MTT_ROWS[4][2]), "none of the top-50 tags")]
+
+
+def test_mtt_without_split_lists_has_no_predefined_split(tmp_path):
+    root = write_mtt(tmp_path / "mtt")
+    for f in (root / "split").iterdir():
+        f.unlink()
+    ds = load_dataset(f"mtt:{root}")
+    assert not ds.has_splits and len(ds.clips) == 5 and "no split lists" in ds.notes[0]
+    (root / "annotations_final.csv").write_text('"clip_id","guitar","mp3_path"\n')
+    from genrenet.errors import DatasetError
+    with pytest.raises(DatasetError, match="not MagnaTagATune's annotations_final.csv"):
+        load_dataset(f"mtt:{root}")
+
+
+# ------------------------------------------------------------------------------------------------- FMA genres_all
+def write_fma(root):
+    """fma_metadata/tracks.csv (3-row header, track.genre_top, track.genres, track.genres_all) and genres.csv
+    (genre_id,#tracks,parent,title,top_level), with fma_small/NNN/NNNNNN.mp3."""
+    meta = root / "fma_metadata"
+    meta.mkdir(parents=True)
+    top = ["", "artist", "set", "set", "track", "track", "track", "track"]
+    names = ["", "id", "split", "subset", "genre_top", "genres", "genres_all", "title"]
+    rows = [(2, 1, "training", "Hip-Hop", "[21]", "[21]"),
+            (5, 2, "validation", "Experimental", "[1]", "[1, 38]"),
+            (10, 3, "test", "", "[76, 103]", "[10, 76, 103]"),
+            (11, 4, "training", "", "[]", "[]")]
+    with open(meta / "tracks.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerows([top, names, ["track_id"] + [""] * 7])
+        for tid, artist, split, genre, genres, genres_all in rows:
+            w.writerow([tid, artist, split, "small", genre, genres, genres_all, "A title, quoted"])
+            small_file(root / "fma_small" / f"{tid:06d}"[:3] / f"{tid:06d}.mp3")
+    (meta / "genres.csv").write_text("genre_id,#tracks,parent,title,top_level\n1,8693,38,Avant-Garde,38\n"
+                                     "10,13845,0,Pop,10\n21,8389,0,Hip-Hop,21\n38,38154,0,Experimental,38\n"
+                                     "76,2071,10,Experimental Pop,10\n103,1181,76,\"Pop, Experimental\",10\n")
+    return root
+
+
+def test_fma_genres_all_gives_every_genre_with_its_ancestors(tmp_path):
+    root = write_fma(tmp_path)
+    ds = load_dataset(f"fma:{root}?labels=genres_all")
+    by_id = {c.id: c for c in ds.clips}
+    assert set(by_id) == {"000002", "000005", "000010"}
+    assert by_id["000005"].all_labels == ("Avant-Garde", "Experimental") and by_id["000005"].label == "Experimental"
+    assert by_id["000010"].all_labels == ("Pop", "Experimental Pop", "Pop, Experimental")
+    assert by_id["000002"].all_labels == ("Hip-Hop",) and by_id["000010"].split == "test"
+    assert ds.multi_label
+    reasons = {os.path.relpath(p, root): r for p, r in ds.ignored}
+    assert reasons["fma_small/000/000011.mp3"] == "track without any genre in tracks.csv"
+    single = load_dataset(f"fma:{root}")
+    assert not single.multi_label and {c.id for c in single.clips} == {"000002", "000005"}
+
+
 # ------------------------------------------------------------------------------------------------- a trained tagger
 @pytest.fixture(scope="module")
 def tag_run(tmp_path_factory):

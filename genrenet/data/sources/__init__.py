@@ -1,5 +1,6 @@
 """Dataset specs → clip records: ``synthetic[:k=v,...]``, ``PATH``, ``gtzan:PATH``, ``fma:PATH``, ``csv:FILE``,
-``tfrecord:PREFIX`` (written by ``genrenet prepare``).
+``tfrecord:PREFIX`` (written by ``genrenet prepare``), and the multi-label ``jamendo:PATH`` (MTG-Jamendo) and
+``mtt:PATH`` (MagnaTagATune top-50).
 
 One module per kind of source; each returns a :class:`ClipDataset` of :class:`Clip` records.
 """
@@ -13,12 +14,15 @@ from .base import SPLITS, Clip, ClipDataset, apply_options, parse_options, with_
 from .fma import fma_dataset
 from .folder import folder_dataset
 from .gtzan import GTZAN_GENRES, gtzan_artists, gtzan_dataset, gtzan_source, gtzan_split, looks_like_gtzan
+from .jamendo import jamendo_dataset
+from .mtt import mtt_dataset
 from .synthetic import synthetic_dataset
 from .table import csv_dataset
 from .tfrecord import tfrecord_dataset
 
 __all__ = ["GTZAN_GENRES", "SPLITS", "Clip", "ClipDataset", "DatasetError", "csv_dataset", "fma_dataset",
-           "folder_dataset", "gtzan_artists", "gtzan_dataset", "gtzan_split", "load_dataset", "parse_options",
+           "folder_dataset", "gtzan_artists", "gtzan_dataset", "gtzan_split", "jamendo_dataset", "load_dataset",
+           "mtt_dataset", "parse_options",
            "synthetic_dataset", "tfrecord_dataset", "with_folds"]
 
 
@@ -36,6 +40,8 @@ SOURCES: dict[str, Callable[[str, str], ClipDataset]] = {
     "folder": _with_options(folder_dataset),
     "fma": lambda path, spec: fma_dataset(path, spec),
     "tfrecord": _with_options(tfrecord_dataset),
+    "jamendo": lambda path, spec: jamendo_dataset(path, spec),
+    "mtt": lambda path, spec: mtt_dataset(path, spec),
 }
 
 

@@ -14,6 +14,10 @@ Files are checked for existence and non-zero size only (probing 25 000 MP3 heade
 to decode is skipped and listed by the pipeline, like any other source. Every other file below PATH is
 ignored with its reason (metadata, tracks without a top-level genre, files of the subset folder that
 ``tracks.csv`` does not list); the folder of another subset is one ignored entry with its file count.
+
+``?labels=genres_all`` makes it multi-label: a track's labels are every genre of ``track.genres_all`` (a list of
+genre ids such as ``[21, 38]``) with all their ancestors (``genres.csv``: ``genre_id``, ``parent``, ``title``),
+named by title; tracks without a top-level genre then count too when they have any genre.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from typing import Optional
 from ...errors import DatasetError
 from .base import Clip, ClipDataset, file_reason, finish, parse_options, walk_files
 
+LABELINGS = ("genre_top", "genres_all")
+
 SUBSETS = ("small", "medium", "large")
 CLIP_SECONDS = 30.0  # every track of fma_small, fma_medium and fma_large is a 30-s clip
 _SPLITS = {"training": "train", "validation": "val", "test": "test"}
@@ -33,7 +39,8 @@ NEEDED = {("set", "split"): "split", ("set", "subset"): "subset", ("track", "gen
 
 
 def read_tracks(csv_path: str) -> list[dict]:
-    """Rows of ``tracks.csv`` as ``{"track_id", "split", "subset", "genre", "artist"}`` (strings)."""
+    """Rows of ``tracks.csv`` as ``{"track_id", "split", "subset", "genre", "artist"[, "genres_all"]}``
+    (strings)."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # biographies and comments are long
     with open(csv_path, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f)
@@ -51,6 +58,8 @@ def read_tracks(csv_path: str) -> list[dict]:
             raise DatasetError(f"{csv_path}: not FMA's tracks.csv (need a 3-row header with track_id and columns "
                                f"{', '.join('.'.join(k) for k in NEEDED)}; missing {missing or 'track_id'})")
         index = {name: columns[key] for key, name in NEEDED.items()}
+        if ("track", "genres_all") in columns:
+            index["genres_all"] = columns[("track", "genres_all")]
         rows = []
         for row in reader:
             if not row or not row[0].strip().isdigit():
@@ -62,6 +71,36 @@ def read_tracks(csv_path: str) -> list[dict]:
     return rows
 
 
+def read_genres(path: str) -> dict:
+    """``{genre_id: (title, parent_id)}`` of FMA's ``genres.csv`` (``genre_id,#tracks,parent,title,top_level``;
+    parent 0 is none)."""
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path} not found: labels=genres_all names genres from FMA's genres.csv")
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.DictReader(f)
+        if not {"genre_id", "parent", "title"} <= set(reader.fieldnames or []):
+            raise DatasetError(f"{path}: not FMA's genres.csv (need columns genre_id, parent, title)")
+        return {int(r["genre_id"]): (r["title"].strip(), int(r["parent"] or 0)) for r in reader}
+
+
+def with_all_genres(tracks: list, genres_csv: str, tracks_csv: str) -> list:
+    """``tracks`` with ``tags``: the titles of every genre in ``genres_all`` and of all its ancestors, ordered by
+    genre id (top-level genres have the smallest ids in FMA, but the order only decides ``Clip.label``)."""
+    genres = read_genres(genres_csv)
+    out = []
+    for rec in tracks:
+        if "genres_all" not in rec:
+            raise DatasetError(f"{tracks_csv}: no track.genres_all column for labels=genres_all")
+        ids = set()
+        for token in rec["genres_all"].strip("[] ").split(","):
+            gid = int(token) if token.strip().isdigit() else None
+            while gid and gid in genres and gid not in ids:
+                ids.add(gid)
+                gid = genres[gid][1]
+        out.append({**rec, "tags": tuple(genres[g][0] for g in sorted(ids))})
+    return out
+
+
 def audio_path(root: str, subset: str, track_id) -> str:
     """Where FMA keeps a track: ``ROOT/fma_SUBSET/NNN/NNNNNN.mp3``."""
     tid = f"{int(track_id):06d}"
@@ -70,8 +109,11 @@ def audio_path(root: str, subset: str, track_id) -> str:
 
 def fma_dataset(path: str, spec: Optional[str] = None, *, subset: Optional[str] = None) -> ClipDataset:
     """The ``fma:PATH`` source: tracks of the audio subset present, top-level genre, official split, artist groups."""
-    path, opts = parse_options(path, known=("subset",))
+    path, opts = parse_options(path, known=("subset", "labels"))
     subset = subset or opts.get("subset")
+    labeling = opts.get("labels", "genre_top")
+    if labeling not in LABELINGS:
+        raise DatasetError(f"{spec or path}: labels must be one of {', '.join(LABELINGS)}, got {labeling!r}")
     spec = spec or f"fma:{path}"
     if not os.path.isdir(path):
         raise DatasetError(f"{spec}: path not found" if not os.path.exists(path) else f"{spec}: not a directory")
@@ -92,7 +134,10 @@ def fma_dataset(path: str, spec: Optional[str] = None, *, subset: Optional[str] 
         raise DatasetError(f"{spec}: unknown subset {subset!r}; use one of {', '.join(SUBSETS)}")
     if subset not in present:
         raise DatasetError(f"{spec}: subset {subset} asked for but {os.path.join(path, 'fma_' + subset)} is missing")
-    clips, skipped, no_genre = subset_clips(path, subset, read_tracks(csv_path))
+    tracks = read_tracks(csv_path)
+    if labeling == "genres_all":
+        tracks = with_all_genres(tracks, os.path.join(os.path.dirname(csv_path), "genres.csv"), csv_path)
+    clips, skipped, no_genre = subset_clips(path, subset, tracks)
     counts = {s: sum(c.split == s for c in clips) for s in ("train", "val", "test")}
     notes.append(f"FMA {subset}: official split train {counts['train']}, val {counts['val']}, test {counts['test']}"
                  + (f"; {len(no_genre)} tracks without a top-level genre not used" if no_genre else ""))
@@ -110,8 +155,10 @@ def subset_clips(root: str, subset: str, tracks: list) -> tuple[list, list, dict
         if rec["subset"] not in SUBSETS or SUBSETS.index(rec["subset"]) > level:
             continue
         f = audio_path(root, subset, rec["track_id"])
-        if not rec["genre"]:
-            no_genre[os.path.normpath(f)] = "track without a top-level genre in tracks.csv"
+        tags = rec.get("tags", ())
+        if not (tags or rec["genre"]):
+            no_genre[os.path.normpath(f)] = ("track without any genre in tracks.csv" if "tags" in rec else
+                                             "track without a top-level genre in tracks.csv")
             continue
         try:
             size = os.path.getsize(f)
@@ -121,7 +168,9 @@ def subset_clips(root: str, subset: str, tracks: list) -> tuple[list, list, dict
         if size == 0:
             skipped.append((f, "contains no audio (zero length)"))
             continue
-        clips.append(Clip(id=f"{int(rec['track_id']):06d}", label=rec["genre"], path=f, seconds=CLIP_SECONDS,
+        clips.append(Clip(id=f"{int(rec['track_id']):06d}", label=rec["genre"] if rec["genre"] in tags or not tags else tags[0],
+                          tags=tags,
+                          path=f, seconds=CLIP_SECONDS,
                           split=_SPLITS.get(rec["split"]), group=f"artist:{rec['artist'] or rec['track_id']}"))
     return clips, skipped, no_genre
 

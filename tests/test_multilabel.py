@@ -396,3 +396,40 @@ def test_the_saved_model_applies_the_runs_thresholds(tag_run, tag_export):
     assert exported.multi_label and exported.thresholds == pytest.approx(
         genrenet.Classifier.from_preset(run.path).thresholds)
     assert [t for t, _ in exported.predict(files[:1], verbose=0)[0]["tags"]] == [t for t, _ in rows[0]["tags"]]
+
+
+@pytest.mark.slow
+def test_a_multi_label_tflite_export_loads_in_litert_and_mediapipe_with_its_thresholds(tag_run, tag_export):
+    from genrenet.infer.tflite_metadata import read_metadata
+
+    run, path = tag_run
+    tflite = os.path.join(tag_export, "model.tflite")
+    content = open(tflite, "rb").read()
+    meta = read_metadata(content)
+    thresholds = genrenet.Classifier.from_preset(run.path).thresholds
+    assert meta["labels"] == run.labels and meta["score_thresholds"] == pytest.approx(thresholds)
+    assert meta["global_score_threshold"] == pytest.approx(max(min(thresholds), 1e-6))
+    lite = genrenet.Classifier.from_preset(tflite)
+    assert lite.multi_label and lite.thresholds == pytest.approx(thresholds)
+    f = str(path.parent / "c3.wav")
+    keras_row = genrenet.Classifier.from_preset(run.path).predict([f], verbose=0)[0]
+    lite_row = lite.predict([f], verbose=0)[0]
+    assert [t for t, _ in lite_row["tags"]] == [t for t, _ in keras_row["tags"]]
+    try:
+        from mediapipe.tasks.python import audio
+        from mediapipe.tasks.python.components.containers.audio_data import AudioData
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+    except ImportError as e:
+        if os.environ.get("GENRENET_REQUIRE_MEDIAPIPE"):
+            raise
+        pytest.skip(f"mediapipe is not installed: {e}")
+    window = lite.window_samples
+    wave, sr = sf.read(f, dtype="float32")
+    options = audio.AudioClassifierOptions(base_options=BaseOptions(model_asset_path=tflite), max_results=-1)
+    with audio.AudioClassifier.create_from_options(options) as classifier:
+        results = classifier.classify(AudioData.create_from_array(wave[:window], sr))
+    got = {c.category_name: c.score for c in results[0].classifications[0].categories}
+    probs = lite.forward_for(1)(wave[None, :window].astype(np.float32))[0]
+    expected = {t: float(p) for t, p, th in zip(run.labels, probs, thresholds) if p >= th}
+    assert set(got) == set(expected)
+    assert all(got[t] == pytest.approx(expected[t], abs=1e-4) for t in got)

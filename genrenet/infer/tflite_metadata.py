@@ -8,6 +8,12 @@ from the model file itself, never from files beside it. The layout is tflite-sup
 * the associated files (here ``labels.txt``) in a zip archive appended to the model bytes. TFLite interpreters
   read the flatbuffer and ignore what follows it, so the same bytes still load in LiteRT with the same outputs.
 
+A multi-label model with per-tag thresholds also carries them in the form MediaPipe applies itself: a score
+calibration (``score_calibration.txt``, type TENSOR_AXIS_SCORE_CALIBRATION, one ``1,1,0,THRESHOLD`` line per tag
+with the INVERSE_LOGISTIC transformation: the calibrated score is the probability itself, and a probability below
+its tag's threshold becomes the default score 0) and a global score threshold (the smallest tag threshold) that
+leaves those zeros out, so MediaPipe's AudioClassifier returns exactly the tags at or above their threshold.
+
 Only the tables an audio classifier needs are written and read, by their field slots in that schema (a field's
 slot is its position in the table's declaration). Reading needs only ``flatbuffers``; writing repacks the model
 with TensorFlow's TFLite schema module.
@@ -19,7 +25,7 @@ import zipfile
 
 import flatbuffers
 import numpy as np
-from flatbuffers.number_types import Uint8Flags, Uint32Flags, Uint64Flags
+from flatbuffers.number_types import Float32Flags, Uint8Flags, Uint32Flags, Uint64Flags
 from flatbuffers.table import Table
 
 from ..errors import ExportError
@@ -36,12 +42,20 @@ MIN_PARSER_VERSION = "1.3.0"
 MODEL_METADATA = {"name": 0, "description": 1, "version": 2, "subgraph_metadata": 3, "author": 4, "license": 5,
                   "min_parser_version": 7}
 SUBGRAPH_METADATA = {"name": 0, "description": 1, "input_tensor_metadata": 2, "output_tensor_metadata": 3}
-TENSOR_METADATA = {"name": 0, "description": 1, "content": 3, "associated_files": 6}
+TENSOR_METADATA = {"name": 0, "description": 1, "content": 3, "process_units": 4, "associated_files": 6}
 CONTENT = {"content_properties_type": 0, "content_properties": 1}
 AUDIO_PROPERTIES = {"sample_rate": 0, "channels": 1}
 ASSOCIATED_FILE = {"name": 0, "description": 1, "type": 2}
 FEATURE_PROPERTIES_TYPE, AUDIO_PROPERTIES_TYPE = 1, 4  # members of the ContentProperties union
-TENSOR_AXIS_LABELS = 2                                 # an AssociatedFileType
+TENSOR_AXIS_LABELS, TENSOR_AXIS_SCORE_CALIBRATION = 2, 4  # AssociatedFileTypes
+PROCESS_UNIT = {"options_type": 0, "options": 1}
+SCORE_CALIBRATION_OPTIONS, SCORE_THRESHOLDING_OPTIONS = 2, 3  # members of the ProcessUnitOptions union
+SCORE_CALIBRATION = {"score_transformation": 0, "default_score": 1}
+SCORE_THRESHOLDING = {"global_score_threshold": 0}
+INVERSE_LOGISTIC = 2                                     # a ScoreTransformationType
+CALIBRATION_FILE = "score_calibration.txt"
+# The global threshold is at least this, so that the default score 0 of a tag below its threshold is left out.
+MIN_GLOBAL_THRESHOLD = 1e-6
 MODEL = {"buffers": 4, "metadata": 6}
 MODEL_METADATA_ENTRY = {"name": 0, "buffer": 1}
 MODEL_BUFFER = {"data": 0, "offset": 1, "size": 2}
@@ -60,6 +74,10 @@ def _table(builder, slots, fields):
             builder.PrependUOffsetTRelativeSlot(slot, value, 0)
         elif kind == "uint8":
             builder.PrependUint8Slot(slot, value, 0)
+        elif kind == "int8":
+            builder.PrependInt8Slot(slot, value, 0)
+        elif kind == "float32":
+            builder.PrependFloat32Slot(slot, value, 0.0)
         else:
             builder.PrependUint32Slot(slot, value, 0)
     return builder.EndObject()
@@ -80,15 +98,22 @@ def _content(builder, properties_type, properties):
 
 def metadata_flatbuffer(*, sample_rate: int, channels: int, name: str, description: str, version: str,
                         author: str | None = None, license: str | None = None,
-                        labels_file: str = LABELS_FILE) -> bytes:
+                        labels_file: str = LABELS_FILE, thresholds=None) -> bytes:
     """The ``ModelMetadata`` flatbuffer of an audio classifier: waveform in (AudioProperties), one
-    probability per label out (labels from ``labels_file``, an associated file of type TENSOR_AXIS_LABELS)."""
+    probability per label out (labels from ``labels_file``, an associated file of type TENSOR_AXIS_LABELS). With
+    per-tag ``thresholds`` (a multi-label model): the score calibration and thresholding that apply them."""
     b = flatbuffers.Builder(1024)
+    per = "tag" if thresholds is not None else "genre"
     s = {k: b.CreateString(v) if v else None for k, v in dict(
         name=name, description=description, version=version, author=author, license=license,
-        parser=MIN_PARSER_VERSION, labels=labels_file, labels_text="One genre per output index.",
+        parser=MIN_PARSER_VERSION, labels=labels_file, labels_text=f"One {per} per output index.",
         waveform="waveform", waveform_text=f"Mono float32 audio in [-1, 1] at {sample_rate} Hz: one window.",
-        probabilities="probabilities", probabilities_text="The probability of each genre (they sum to 1).",
+        probabilities="probabilities",
+        probabilities_text=("The independent probability of each tag (a tag is on at or above its threshold)."
+                            if thresholds is not None else "The probability of each genre (they sum to 1)."),
+        calibration=CALIBRATION_FILE if thresholds is not None else None,
+        calibration_text="Per-tag thresholds as min_score of an identity calibration: a probability below its "
+                         "tag's threshold scores 0.",
     ).items()}
     audio = _table(b, AUDIO_PROPERTIES, {"sample_rate": ("uint32", sample_rate), "channels": ("uint32", channels)})
     audio_content = _content(b, AUDIO_PROPERTIES_TYPE, audio)
@@ -99,10 +124,17 @@ def metadata_flatbuffer(*, sample_rate: int, channels: int, name: str, descripti
     waveform = _table(b, TENSOR_METADATA, {"name": ("offset", s["waveform"]),
                                            "description": ("offset", s["waveform_text"]),
                                            "content": ("offset", audio_content)})
-    files = _vector(b, [labels])
+    files, units = [labels], None
+    if thresholds is not None:
+        files.append(_table(b, ASSOCIATED_FILE, {"name": ("offset", s["calibration"]),
+                                                 "description": ("offset", s["calibration_text"]),
+                                                 "type": ("uint8", TENSOR_AXIS_SCORE_CALIBRATION)}))
+        units = _vector(b, threshold_units(b, thresholds))
+    files = _vector(b, files)
     probabilities = _table(b, TENSOR_METADATA, {"name": ("offset", s["probabilities"]),
                                                 "description": ("offset", s["probabilities_text"]),
                                                 "content": ("offset", feature_content),
+                                                "process_units": ("offset", units),
                                                 "associated_files": ("offset", files)})
     inputs, outputs = _vector(b, [waveform]), _vector(b, [probabilities])
     subgraph = _table(b, SUBGRAPH_METADATA, {"input_tensor_metadata": ("offset", inputs),
@@ -115,6 +147,29 @@ def metadata_flatbuffer(*, sample_rate: int, channels: int, name: str, descripti
                                       "min_parser_version": ("offset", s["parser"])})
     b.Finish(root, file_identifier=METADATA_IDENTIFIER)
     return bytes(b.Output())
+
+
+def threshold_units(b, thresholds) -> list:
+    """The two ProcessUnits that apply per-tag thresholds: an INVERSE_LOGISTIC score calibration (default score
+    0) and the global score threshold :func:`global_threshold`."""
+    calibration = _table(b, SCORE_CALIBRATION, {"score_transformation": ("int8", INVERSE_LOGISTIC),
+                                                "default_score": ("float32", 0.0)})
+    thresholding = _table(b, SCORE_THRESHOLDING, {"global_score_threshold": ("float32", global_threshold(thresholds))})
+    return [_table(b, PROCESS_UNIT, {"options_type": ("uint8", kind), "options": ("offset", table)})
+            for kind, table in ((SCORE_CALIBRATION_OPTIONS, calibration), (SCORE_THRESHOLDING_OPTIONS, thresholding))]
+
+
+def global_threshold(thresholds) -> float:
+    """The smallest tag threshold (at least :data:`MIN_GLOBAL_THRESHOLD`): every tag at or above its own threshold
+    passes it, every tag set to the default score 0 does not."""
+    return max(float(min(thresholds)), MIN_GLOBAL_THRESHOLD)
+
+
+def calibration_file(thresholds) -> str:
+    """``score_calibration.txt``: per tag a line ``scale,slope,offset,min_score`` = ``1,1,0,THRESHOLD`` (with
+    INVERSE_LOGISTIC, ``1 / (1 + exp(-logit(p))) = p``). No newline after the last: MediaPipe reads every line,
+    an empty one included, as a tag's parameters."""
+    return "\n".join(f"1.0,1.0,0.0,{float(t)!r}" for t in thresholds)
 
 
 def _check_classifier(model, num_labels: int):
@@ -133,20 +188,23 @@ def _check_classifier(model, num_labels: int):
 
 def with_audio_metadata(tflite_bytes: bytes, *, sample_rate: int, labels, name: str, description: str,
                         version: str, channels: int = 1, author: str | None = None,
-                        license: str | None = None) -> bytes:
+                        license: str | None = None, thresholds=None) -> bytes:
     """``tflite_bytes`` with TFLite Model Metadata and ``labels.txt`` packed in, as MediaPipe's AudioClassifier
     requires. An existing ``TFLITE_METADATA`` entry (and any appended archive) is replaced, so this is
-    idempotent; the model's graph and weights are unchanged."""
+    idempotent; the model's graph and weights are unchanged. ``thresholds`` (one per label, a multi-label model):
+    MediaPipe then returns only the tags at or above their threshold."""
     schema = tflite_schema()
     labels = [str(label) for label in labels]
     if not labels or any("\n" in label or not label for label in labels):
         raise ExportError("labels must be non-empty strings without line breaks")
     model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_bytes), 0)
     _check_classifier(model, len(labels))
+    if thresholds is not None and len(thresholds) != len(labels):
+        raise ExportError(f"{len(thresholds)} thresholds for {len(labels)} labels")
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(metadata_flatbuffer(sample_rate=sample_rate, channels=channels, name=name,
                                                     description=description, version=version, author=author,
-                                                    license=license), np.uint8)
+                                                    license=license, thresholds=thresholds), np.uint8)
     entries = [m for m in (model.metadata or []) if m.name.decode() == METADATA_NAME]
     if entries:
         model.buffers[entries[0].buffer] = buffer
@@ -157,7 +215,10 @@ def with_audio_metadata(tflite_bytes: bytes, *, sample_rate: int, labels, name: 
         model.metadata = (model.metadata or []) + [entry]
     builder = flatbuffers.Builder(len(tflite_bytes) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=MODEL_IDENTIFIER)
-    return _append_files(bytes(builder.Output()), {LABELS_FILE: "\n".join(labels) + "\n"})
+    files = {LABELS_FILE: "\n".join(labels) + "\n"}
+    if thresholds is not None:
+        files[CALIBRATION_FILE] = calibration_file(thresholds)
+    return _append_files(bytes(builder.Output()), files)
 
 
 def _append_files(model_bytes: bytes, files: dict) -> bytes:
@@ -246,4 +307,23 @@ def read_metadata(tflite_bytes: bytes) -> dict:
     if out["label_file"]:
         with zipfile.ZipFile(io.BytesIO(tflite_bytes)) as archive:
             out["labels"] = archive.read(out["label_file"]).decode("utf-8").splitlines()
+    out.update(read_thresholds(tflite_bytes, outputs[0] if outputs else None, files))
+    return out
+
+
+def read_thresholds(tflite_bytes: bytes, output, files) -> dict:
+    """``score_thresholds`` (the min_score of each tag's calibration line, or None) and ``global_score_threshold``
+    (or None) of the output tensor's metadata."""
+    out = {"score_thresholds": None, "global_score_threshold": None}
+    for unit in _children(output, TENSOR_METADATA["process_units"]) if output else []:
+        if _scalar(unit, PROCESS_UNIT["options_type"], Uint8Flags) == SCORE_THRESHOLDING_OPTIONS:
+            options = _child(unit, PROCESS_UNIT["options"])
+            out["global_score_threshold"] = _scalar(options, SCORE_THRESHOLDING["global_score_threshold"],
+                                                    Float32Flags)
+    name = next((_string(f, ASSOCIATED_FILE["name"]) for f in files
+                 if _scalar(f, ASSOCIATED_FILE["type"], Uint8Flags) == TENSOR_AXIS_SCORE_CALIBRATION), None)
+    if name:
+        with zipfile.ZipFile(io.BytesIO(tflite_bytes)) as archive:
+            lines = archive.read(name).decode("utf-8").splitlines()
+        out["score_thresholds"] = [float(line.split(",")[3]) for line in lines]
     return out

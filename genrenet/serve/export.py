@@ -156,11 +156,14 @@ def tflite_model(model, window_samples: int) -> bytes:
 
 
 def described_tflite(run: Run, content: bytes) -> bytes:
-    """``content`` with TFLite Model Metadata (sample rate, labels, name, genrenet version), which MediaPipe
-    Tasks' AudioClassifier needs to load the file; LiteRT ignores it."""
+    """``content`` with TFLite Model Metadata (sample rate, labels, name, genrenet version, and a tagger's per-tag
+    thresholds), which MediaPipe Tasks' AudioClassifier needs to load the file; LiteRT ignores it."""
     name = f"genrenet {run.model_name}"
+    thresholds = read_thresholds(run.path, run.labels) if run.config["model"].get("multi_label") else None
+    kind = "tagger" if run.config["model"].get("multi_label") else "genre classifier"
     return with_audio_metadata(content, sample_rate=run.sample_rate, labels=run.labels, name=name,
-                               description=f"{name} genre classifier", version=package_version("genrenet"))
+                               description=f"{name} {kind}", version=package_version("genrenet"),
+                               thresholds=thresholds)
 
 
 def export_meta(run: Run, name: str, version: int, tflite: bool) -> dict:

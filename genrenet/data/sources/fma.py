@@ -168,9 +168,8 @@ def subset_clips(root: str, subset: str, tracks: list) -> tuple[list, list, dict
         if size == 0:
             skipped.append((f, "contains no audio (zero length)"))
             continue
-        clips.append(Clip(id=f"{int(rec['track_id']):06d}", label=rec["genre"] if rec["genre"] in tags or not tags else tags[0],
-                          tags=tags,
-                          path=f, seconds=CLIP_SECONDS,
+        label = rec["genre"] if rec["genre"] in tags or not tags else tags[0]
+        clips.append(Clip(id=f"{int(rec['track_id']):06d}", label=label, tags=tags, path=f, seconds=CLIP_SECONDS,
                           split=_SPLITS.get(rec["split"]), group=f"artist:{rec['artist'] or rec['track_id']}"))
     return clips, skipped, no_genre
 

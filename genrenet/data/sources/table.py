@@ -49,5 +49,5 @@ TAG_SEPARATOR = "|"
 
 
 def split_tags(text: str) -> tuple:
-    """``"rock| indie|rock"`` → ``("rock", "indie")``: the tags of a ``labels`` cell, stripped, each once, in order."""
+    """``"rock| indie|rock"`` → ``("rock", "indie")``: a ``labels`` cell's tags, stripped, each once, in order."""
     return tuple(dict.fromkeys(t.strip() for t in text.split(TAG_SEPARATOR) if t.strip()))

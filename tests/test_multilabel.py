@@ -292,10 +292,10 @@ def test_evaluate_reports_exact_sklearn_aucs_of_its_saved_predictions(tag_run, t
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     run, path = tag_run
-    metrics = genrenet.evaluate(run.path, f"csv:{path}", out=str(tmp_path / "ev"), verbose=0)
+    metrics = genrenet.evaluate(run.path, f"csv:{path}", split="all", out=str(tmp_path / "ev"), verbose=0)
     with open(tmp_path / "ev" / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 12
+    assert len(rows) == 12 and metrics["training_clips"] == run.config["data"]["train_clips"]
     truth = np.array([[tag in r["labels"].split("|") for tag in run.labels] for r in rows], dtype=int)
     scores = np.array([[float(r[f"p_{tag}"]) for tag in run.labels] for r in rows])
     assert metrics["roc_auc_macro"] == pytest.approx(roc_auc_score(truth, scores, average="macro"), abs=1e-5)

@@ -433,3 +433,15 @@ def test_a_multi_label_tflite_export_loads_in_litert_and_mediapipe_with_its_thre
     expected = {t: float(p) for t, p, th in zip(run.labels, probs, thresholds) if p >= th}
     assert set(got) == set(expected)
     assert all(got[t] == pytest.approx(expected[t], abs=1e-4) for t in got)
+
+
+@pytest.mark.slow
+def test_a_prepared_multi_label_dataset_keeps_every_tag(tmp_path):
+    from genrenet.data.prepare import prepare
+
+    path = write_tag_csv(tmp_path, clips=6)
+    prepare(f"csv:{path}", str(tmp_path / "prepared" / "clips"), sample_rate=SR, num_shards=1)
+    records = load_dataset(f"tfrecord:{tmp_path / 'prepared' / 'clips'}")
+    assert records.multi_label and records.labels == ["high", "low", "mid"]
+    assert sorted(c.all_labels for c in records.clips) == sorted(c.all_labels for c in load_dataset(
+        f"csv:{path}").clips)

@@ -61,7 +61,7 @@ def test_metadata_round_trips_and_is_idempotent(plain_cnn):
     assert read_metadata(content) == {
         "name": "genrenet cnn", "description": "genrenet cnn genre classifier", "version": genrenet.__version__,
         "author": "genrenet", "license": "MIT", "min_parser_version": "1.3.0", "sample_rate": SR, "channels": 1,
-        "label_file": "labels.txt", "labels": LABELS}
+        "label_file": "labels.txt", "labels": LABELS, "score_thresholds": None, "global_score_threshold": None}
     assert with_audio_metadata(content, labels=LABELS, author="genrenet", license="MIT", **DESCRIBE) == content
     relabelled = with_audio_metadata(content, labels=[l.upper() for l in LABELS], **dict(DESCRIBE, sample_rate=16000))
     meta = read_metadata(relabelled)

@@ -21,7 +21,8 @@ CLIPS_PER_SHARD = 100  # 30-s clips at 22050 Hz: ~260 MB of float32 audio per sh
 
 
 def _clip_row(order: int, clip) -> dict:
-    return {"order": order, "id": clip.id, "file": clip.path, "label": clip.label, "split": clip.split,
+    return {"order": order, "id": clip.id, "file": clip.path, "label": clip.label, "tags": list(clip.tags),
+            "split": clip.split,
             "group": clip.group, "read": os.path.abspath(clip.path) if is_local(clip.path) else clip.path}
 
 

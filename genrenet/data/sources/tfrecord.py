@@ -1,7 +1,7 @@
 """``tfrecord:PREFIX``: a dataset decoded once by ``genrenet prepare`` into TFRecord shards.
 
 ``PREFIX.json`` holds the dataset (name, labels, sample rate, files skipped while scanning),
-``PREFIX.index.jsonl`` one row per clip (id, file, label, split, group, duration, shard, byte offset, or the
+``PREFIX.index.jsonl`` one row per clip (id, file, label, tags, split, group, duration, shard, byte offset, or the
 reason it failed to decode), and ``PREFIX-SSSSS-of-NNNNN.tfrecord`` the audio: one ``tf.train.Example`` per clip
 with its decoded float32 samples. Clips read their record lazily, by offset, when the pipeline loads them, so
 training needs neither mp3 decoding nor memory for audio it has not reached yet.
@@ -109,7 +109,8 @@ def _read_text(path: str, spec: str) -> str:
 
 
 def _clip(row: dict, folder: str) -> RecordClip:
-    return RecordClip(id=row["id"], label=row["label"], split=row.get("split"), group=row.get("group"),
+    return RecordClip(id=row["id"], label=row["label"], tags=tuple(row.get("tags") or ()), split=row.get("split"),
+                      group=row.get("group"),
                       shard=os.path.join(folder, row["shard"]) if row.get("shard") else "",
                       offset=int(row.get("offset", 0)), source=row.get("file", ""), error=row.get("error"))
 

@@ -267,7 +267,8 @@ def cmd_predict(args):
     if all("error" in r for r in results):
         raise FileNotFoundError("none of the files could be classified")
     if args.timeline:
-        for path in classifier.save_timelines([r["file"] for r in results if "error" not in r], args.timeline):
+        for path in classifier.save_timelines([r["file"] for r in results if "error" not in r], args.timeline,
+                                              labels_map=args.labels_map):
             print(f"wrote {path}", file=sys.stderr)
 
 
@@ -322,7 +323,8 @@ def result_text(r: dict) -> str:
 def cmd_app(args):
     from .serve.app import serve
 
-    serve(args.source, host=args.host, port=args.port, top_k=args.top_k, max_file_size=args.max_file_size)
+    serve(args.source, host=args.host, port=args.port, top_k=args.top_k, max_file_size=args.max_file_size,
+          labels_map=args.labels_map)
 
 
 def _beam_predict(args, source, patterns):
@@ -651,7 +653,8 @@ def _add_app_parser(sub):
                    "(default: the default preset, see `genrenet presets`)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     s.add_argument("--port", type=int, default=7860)
-    s.add_argument("--top-k", type=int, default=3, help="genres shown in the label (default 3)")
+    s.add_argument("--top-k", type=int, default=3, help="genres or tags shown in the label (default 3)")
+    _add_labels_map(s)
     s.add_argument("--max-file-size", default="100mb", help="largest upload accepted, e.g. 100mb or 1gb")
     s.set_defaults(fn=cmd_app)
 

@@ -134,3 +134,36 @@ def test_cli_names_the_flag_and_the_file_of_a_bad_label_map(tmp_path, preset_cac
     bad.write_text('{"rock": ')
     r = run_cli("predict", "musicnn-msd-tags", tag_row["file"], "--labels-map", bad)
     assert r.returncode == 2 and f"--labels-map: {bad}: not valid JSON" in r.stderr
+
+
+def test_tag_timeline_draws_the_songs_top_tags_over_time():
+    from genrenet.infer.timeline import TIMELINE_TAGS, timeline_figure
+
+    labels = [f"tag{i}" for i in range(12)]
+    probs = np.tile(np.linspace(0.9, 0.0, 12), (5, 1))  # tag0 best ... tag11 worst, in every window
+    probs[:, 11] = [0.0, 0.0, 0.0, 0.0, 1.0]  # loud in one window only: mean 0.2, still in the top ten
+    fig = timeline_figure(labels, np.arange(5) * 3.0, probs, 3.0, np.zeros((10, 8)), 0.5, 15.0,
+                          multi_label=True)
+    tags_ax = fig.axes[1]
+    shown = [t.get_text() for t in tags_ax.get_yticklabels()]
+    assert len(shown) == TIMELINE_TAGS and shown[0] == "tag0" and "tag11" in shown and "tag10" not in shown
+    assert "probability" in tags_ax.get_ylabel()
+    assert not tags_ax.collections[0].get_array().max() > 1  # independent probabilities, not stacked
+
+
+def test_app_shows_a_taggers_tags_and_its_tag_timeline_with_a_label_map(preset_cache, tmp_path):
+    pytest.importorskip("gradio")
+    from genrenet.infer.classifier import Classifier
+    from genrenet.infer.tags import Outputs
+    from genrenet.serve.app import make_handlers, model_summary
+
+    clf = Classifier.from_preset("musicnn-msd-tags")
+    outputs = Outputs.of(clf, MSD_MAP)
+    classify, timeline, _ = make_handlers(clf, 3, str(tmp_path), outputs)
+    song = str(write_tone(tmp_path / "tone.wav", seconds=3.5))
+    chart, result = classify(song)
+    assert set(result["probabilities"]) == set(outputs.user_labels) and "reggae" not in result["probabilities"]
+    assert chart == dict(result["tags"]) and len(chart) == 3
+    fig = timeline(song)
+    assert {t.get_text() for t in fig.axes[1].get_yticklabels()} <= set(outputs.user_labels)
+    assert "9 tags (independent probabilities) (label map msd-to-gtzan.json)" in model_summary(clf, outputs)

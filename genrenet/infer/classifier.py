@@ -22,6 +22,7 @@ from .embed import embed_files, registered_model, write_embeddings
 from .predict import predict_files
 from .runtime import load_runtime
 from .source import ModelSource, default_source, open_source
+from .tags import Outputs
 from .timeline import save_timelines, song_timeline, window_probabilities
 
 
@@ -115,9 +116,10 @@ class Classifier:
         """The genre timeline of ``file`` as a matplotlib Figure (spectrogram above, genres per window below)."""
         return song_timeline(self, file, title=title)[0]
 
-    def save_timelines(self, files, out_dir) -> list[str]:
-        """Write each file's timeline to ``out_dir/<stem>.png``; returns the paths written."""
-        return save_timelines(self, files, out_dir)
+    def save_timelines(self, files, out_dir, *, labels_map=None) -> list[str]:
+        """Write each file's timeline to ``out_dir/<stem>.png`` (over a label map's labels when given); returns
+        the paths written."""
+        return save_timelines(self, files, out_dir, outputs=Outputs.of(self, labels_map))
 
     def embed(self, inputs, out: Optional[str] = None, *, batch_size: int = 32, verbose: int = 1) -> dict:
         """Clip embeddings (penultimate features, mean over windows) of files, folders or patterns:

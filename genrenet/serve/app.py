@@ -1,7 +1,8 @@
 """``genrenet app``: a local Gradio page to hear what a model hears.
 
 One song: upload or record it, see the top genres and the genre timeline (log-mel spectrogram above, each
-genre's probability per window below, on one time axis). Many songs: a table of results and a CSV. The page's
+genre's probability per window below, on one time axis); for a multi-label model, its tags (independent
+probabilities) and the song's top tags over time. A label map (``labels_map``) shows your labels instead. Many songs: a table of results and a CSV. The page's
 song button calls the named endpoint ``/classify``, the same function Gradio's client calls, and its result is
 ``predict``'s for that file. The model loads once, when the app is built; every model call goes through one
 concurrency group, so a model that is not thread-safe (a TFLite interpreter) is never called twice at once.
@@ -15,7 +16,8 @@ import tempfile
 
 from ..errors import AudioError, MissingDependencyError
 from ..infer.classifier import Classifier
-from ..infer.predict import file_result
+from ..infer.predict import outputs_result
+from ..infer.tags import Outputs
 from ..infer.timeline import song_timeline
 
 DEFAULT_HOST = "127.0.0.1"
@@ -47,32 +49,38 @@ def page_error(path, error):
     return require_gradio().Error(html.escape(user_message(path, error), quote=False), print_exception=False)
 
 
-def classify_file(classifier: Classifier, path, top_k: int):
-    """``(result, windows)`` for one file: ``predict``'s result (file given by its name) and the ``(times,
-    probabilities)`` of every window it is the mean of, so the timeline needs no second model pass. Raises
-    :class:`AudioError` when the file cannot be used, with the decoder's reason."""
+def classify_file(classifier: Classifier, path, top_k: int, outputs: Outputs | None = None):
+    """``(result, windows)`` for one file: ``predict``'s result (file given by its name; over the labels of
+    ``outputs``) and the ``(times, probabilities)`` of every window it is the mean of, so the timeline needs no
+    second model pass. Raises :class:`AudioError` when the file cannot be used, with the decoder's reason."""
     times, probs = classifier.window_probabilities(path)
-    result = file_result(os.path.basename(os.fspath(path)), probs.astype("float64").mean(0), classifier.labels,
-                         top_k, len(probs))
+    result = outputs_result(outputs or Outputs.of(classifier), os.path.basename(os.fspath(path)),
+                            probs.astype("float64").mean(0), top_k, len(probs))
     return result, (times, probs)
 
 
-def result_rows(classifier: Classifier, results) -> list[list]:
-    """Table rows for the batch tab and its CSV: file, label, each genre's probability, windows, error."""
+def chart_scores(result: dict) -> dict:
+    """What the page's chart shows: a multi-label model's tags, else the top genres, as {label: probability}."""
+    return {label: p for label, p in result.get("tags", result["top"])}
+
+
+def result_rows(labels, results) -> list[list]:
+    """Table rows for the batch tab and its CSV: file, label, each label's probability, windows, error."""
     rows = []
     for r in results:
         name = os.path.basename(r["file"])
         if "error" in r:
-            rows.append([name, "", *([None] * len(classifier.labels)), 0, user_message(r["file"], r["error"])])
+            rows.append([name, "", *([None] * len(labels)), 0, user_message(r["file"], r["error"])])
         else:
-            probs = [round(r["probabilities"][label], 6) for label in classifier.labels]
+            probs = [round(r["probabilities"][label], 6) for label in labels]
             rows.append([name, r["label"], *probs, r["windows"], ""])
     return rows
 
 
-def table_header(classifier: Classifier) -> list[str]:
-    """The batch table's columns: file, label, one per genre in the model's order, windows, error."""
-    return ["file", "label", *classifier.labels, "windows", "error"]
+def table_header(labels) -> list[str]:
+    """The batch table's columns: file, label, one per label in the model's (or the label map's) order,
+    windows, error."""
+    return ["file", "label", *labels, "windows", "error"]
 
 
 def write_csv(path, header, rows):
@@ -84,33 +92,35 @@ def write_csv(path, header, rows):
     return path
 
 
-def make_handlers(classifier: Classifier, top_k: int, csv_dir: str):
+def make_handlers(classifier: Classifier, top_k: int, csv_dir: str, outputs: Outputs | None = None):
     """The page's three functions over one loaded model: ``classify`` (the ``/classify`` endpoint),
-    ``timeline`` (the figure for the same song) and ``classify_batch`` (table and CSV)."""
+    ``timeline`` (the figure for the same song) and ``classify_batch`` (table and CSV), all over the labels of
+    ``outputs`` (a label map's; default: the model's)."""
     gr = require_gradio()
-    header = table_header(classifier)
+    outputs = outputs or Outputs.of(classifier)
+    header = table_header(outputs.user_labels)
     recent = {}  # song path -> its window probabilities, from classify to the timeline drawn after it
 
     def classify(audio):
-        """One audio file → the top genres (for gr.Label) and predict's full result (label, top, probabilities,
-        windows)."""
+        """One audio file → the top genres or a tagger's tags (for gr.Label) and predict's full result (label,
+        top, probabilities, windows; tags and uncertain for a multi-label model)."""
         if not audio:
             raise gr.Error("Upload or record a song first.")
         try:
-            result, windows = classify_file(classifier, audio, top_k)
+            result, windows = classify_file(classifier, audio, top_k, outputs)
         except AudioError as e:
             raise page_error(audio, e) from None
         while len(recent) >= RECENT_SONGS:  # /classify called alone never draws its timeline
             recent.pop(next(iter(recent)))
         recent[audio] = windows
-        return {label: p for label, p in result["top"]}, result
+        return chart_scores(result), result
 
     def timeline(audio):
         """The genre timeline figure of the song (spectrogram above, genres below)."""
         if not audio:
             return None
         try:
-            return song_timeline(classifier, audio, windows=recent.pop(audio, None))[0]
+            return song_timeline(classifier, audio, windows=recent.pop(audio, None), outputs=outputs)[0]
         except AudioError as e:
             raise page_error(audio, e) from None
 
@@ -119,7 +129,8 @@ def make_handlers(classifier: Classifier, top_k: int, csv_dir: str):
         if not files:
             raise gr.Error("Upload one or more audio files first.")
         paths = [os.fspath(getattr(f, "name", f)) for f in files]
-        rows = result_rows(classifier, classifier.predict(paths, top_k=top_k, verbose=0))
+        rows = result_rows(outputs.user_labels, classifier.predict(paths, top_k=top_k, verbose=0,
+                                                                   labels_map=outputs.label_map))
         failed = sum(1 for row in rows if row[-1])
         if failed:
             gr.Warning(f"{failed} of {len(rows)} files could not be classified (see the error column).")
@@ -130,40 +141,48 @@ def make_handlers(classifier: Classifier, top_k: int, csv_dir: str):
     return classify, timeline, classify_batch
 
 
-def model_summary(classifier: Classifier) -> str:
-    """The line under the title: which model is being served and how it listens."""
+def model_summary(classifier: Classifier, outputs: Outputs | None = None) -> str:
+    """The line under the title: which model is being served, what it gives and how it listens."""
+    outputs = outputs or Outputs.of(classifier)
     seconds = classifier.window_samples / classifier.sample_rate
+    kind = "tags (independent probabilities)" if outputs.multi_label else "genres"
+    mapped = f" (label map {os.path.basename(outputs.label_map.path)})" if outputs.label_map else ""
     return (f"Model `{os.path.basename(os.path.normpath(classifier.source))}` ({classifier.kind}): "
-            f"{len(classifier.labels)} genres, {seconds:g}-s windows at {classifier.sample_rate} Hz. "
+            f"{len(outputs.user_labels)} {kind}{mapped}, {seconds:g}-s windows at {classifier.sample_rate} Hz. "
             "Any format libsndfile reads (WAV, FLAC, OGG, MP3, AIFF, AU, ...).")
 
 
-def build_app(source, *, top_k: int = 3):
+def build_app(source, *, top_k: int = 3, labels_map=None):
     """The Gradio Blocks of the app, with the model of ``source`` (any model source, a
-    :class:`~genrenet.infer.Classifier`, or ``None`` for the default preset) loaded once, here."""
+    :class:`~genrenet.infer.Classifier`, or ``None`` for the default preset) loaded once, here; ``labels_map``
+    (a label map file) shows your labels instead of the model's."""
     gr = require_gradio()  # before the model loads: a missing extra is reported at once
     classifier = Classifier.from_preset(source)
+    outputs = Outputs.of(classifier, labels_map)
     classifier.loaded()
-    top_k = max(1, min(top_k, len(classifier.labels)))
+    top_k = max(1, min(top_k, len(outputs.user_labels)))
     csv_dir = tempfile.mkdtemp(prefix="genrenet-app-")
-    classify, timeline, classify_batch = make_handlers(classifier, top_k, csv_dir)
+    classify, timeline, classify_batch = make_handlers(classifier, top_k, csv_dir, outputs)
+    what = "tags" if outputs.multi_label else "genres"
     # uploads and results older than two hours are removed every hour
     with gr.Blocks(title="genrenet", analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
         gr.Markdown("# genrenet: see what the model hears")
-        gr.Markdown(model_summary(classifier))
+        gr.Markdown(model_summary(classifier, outputs))
         with gr.Tab("Song"):
             with gr.Row():
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song",
                                  elem_id="song")
-                label = gr.Label(num_top_classes=top_k, label="Top genres", elem_id="top-genres")
+                label = gr.Label(num_top_classes=top_k if not outputs.multi_label else None, label=f"Top {what}",
+                                 elem_id="top-genres")
             button = gr.Button("Classify", variant="primary")
-            plot = gr.Plot(label="Genre timeline", format="png", elem_id="genre-timeline")
+            plot = gr.Plot(label="Tag timeline" if outputs.multi_label else "Genre timeline", format="png",
+                           elem_id="genre-timeline")
             with gr.Accordion("All probabilities", open=False):
                 details = gr.JSON(label="Result")
         with gr.Tab("Batch"):
             files = gr.File(file_count="multiple", label="Audio files")
             batch_button = gr.Button("Classify all", variant="primary")
-            table = gr.Dataframe(headers=table_header(classifier), interactive=False, label="Results")
+            table = gr.Dataframe(headers=table_header(outputs.user_labels), interactive=False, label="Results")
             download = gr.File(label="CSV")
         song_events = [audio.upload, audio.stop_recording, button.click]
         # a new song clears the last song's timeline at once, so a refused file never shows an old picture
@@ -177,10 +196,10 @@ def build_app(source, *, top_k: int = 3):
 
 
 def serve(source=None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, top_k: int = 3,
-          max_file_size: str | int = MAX_FILE_SIZE, block: bool = True):
+          max_file_size: str | int = MAX_FILE_SIZE, block: bool = True, labels_map=None):
     """Build the app and serve it on ``host:port`` (loopback unless told otherwise); uploads larger than
     ``max_file_size`` are refused. With ``block=False`` it returns the running Blocks (``.close()`` stops it)."""
-    demo = build_app(source, top_k=top_k)
+    demo = build_app(source, top_k=top_k, labels_map=labels_map)
     demo.queue(default_concurrency_limit=1)
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, prevent_thread_lock=not block,
                 ssr_mode=False, quiet=not block, footer_links=["api"], show_error=False)

@@ -167,3 +167,26 @@ def test_app_shows_a_taggers_tags_and_its_tag_timeline_with_a_label_map(preset_c
     fig = timeline(song)
     assert {t.get_text() for t in fig.axes[1].get_yticklabels()} <= set(outputs.user_labels)
     assert "9 tags (independent probabilities) (label map msd-to-gtzan.json)" in model_summary(clf, outputs)
+
+
+def test_beam_applies_a_label_map_as_predict_does(tiny_run, tmp_path):
+    """Softmax classes mapped many-to-one add up; Beam's rows equal predict's with the same map."""
+    pytest.importorskip("apache_beam")
+    import genrenet
+    from genrenet.infer.beam import predict_pipeline
+
+    labels = genrenet.Classifier.from_preset(str(tiny_run)).labels
+    label_map = tmp_path / "map.json"
+    label_map.write_text(json.dumps({labels[0]: "first", labels[1]: "first"}))  # the third class is dropped
+    song = write_tone(tmp_path / "audio" / "tone.wav", seconds=7.0)
+    plain = genrenet.predict(str(tiny_run), [str(song)], verbose=0)[0]["probabilities"]
+    want = genrenet.predict(str(tiny_run), [str(song)], verbose=0, labels_map=str(label_map))[0]
+    predict_pipeline(str(tiny_run), [str(song)], str(tmp_path / "out" / "pred"), labels_map=str(label_map))
+    rows = [json.loads(line) for p in (tmp_path / "out").glob("pred-*.jsonl") for line in p.read_text().splitlines()
+            if line.strip()]
+    assert len(rows) == 1
+    got = rows[0]
+    assert list(want["probabilities"]) == ["first"] and "tags" not in want
+    assert want["probabilities"]["first"] == pytest.approx(plain[labels[0]] + plain[labels[1]], abs=1e-6)
+    assert got["label"] == "first" and got["probabilities"]["first"] == pytest.approx(
+        want["probabilities"]["first"], abs=1e-5)

@@ -353,7 +353,7 @@ def cmd_export(args):
     from .serve.export import export
 
     export(args.run, args.out, name=args.name, version=args.version, force=args.force, tflite=args.tflite,
-           hop_seconds=args.hop)
+           quantize=args.quantize, calibration_data=args.calibration_data, hop_seconds=args.hop)
 
 
 def cmd_ensemble(args):
@@ -566,6 +566,12 @@ def _add_export_parser(sub):
     s.add_argument("--force", action="store_true", help="replace an existing version")
     s.add_argument("--tflite", action="store_true",
                    help="also write <version>/model.tflite (builtin ops only; input one window per row)")
+    s.add_argument("--quantize", default=None, metavar="float16|dynamic|int8",
+                   help="also write <version>/model-<mode>.tflite for each mode given (comma-separated; implies "
+                   "--tflite); the log-mel front-end stays float32; the card records size and agreement")
+    s.add_argument("--calibration-data", default=None, metavar="SPEC",
+                   help="audio whose windows calibrate int8 and measure agreement with float32 (a data spec; "
+                   "default: the data the run was trained on; needed for presets)")
     _add_hop(s)
     s.set_defaults(fn=cmd_export)
 

@@ -183,8 +183,10 @@ def tflite_meta(path: str) -> dict:
     return {"labels": embedded["labels"], "sample_rate": embedded["sample_rate"], "window_samples": window_samples}
 
 
-def tflite_interpreter(path: str, num_threads: Optional[int] = None):
-    """A LiteRT interpreter of ``path`` (``tf.lite.Interpreter`` where LiteRT is not installed)."""
+def tflite_interpreter(path: Optional[str] = None, num_threads: Optional[int] = None, *,
+                       content: Optional[bytes] = None):
+    """A LiteRT interpreter of the file ``path`` or the bytes ``content`` (``tf.lite.Interpreter`` where LiteRT
+    is not installed)."""
     try:  # LiteRT is the maintained home of the interpreter; tf.lite.Interpreter still works in TF 2.21
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -193,7 +195,8 @@ def tflite_interpreter(path: str, num_threads: Optional[int] = None):
         Interpreter = tf.lite.Interpreter
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Interpreter(model_path=path, num_threads=num_threads or min(4, os.cpu_count() or 1))
+        return Interpreter(model_path=path, model_content=content,
+                           num_threads=num_threads or min(4, os.cpu_count() or 1))
 
 
 def names_model(path) -> bool:

@@ -97,6 +97,52 @@ def fused_frontend(model: keras.Model):
             layer.fused = was
 
 
+@contextlib.contextmanager
+def small_mel_blocks(model: keras.Model, max_weights: int):
+    """Within the block, every mel projection of ``model``'s front-ends is split into matmuls of fewer than
+    ``max_weights`` weights each (same numbers: each block keeps its filters' exact bin range).
+
+    TFLite's dynamic-range quantiser stores as int8 only the weights of tensors with at least 1024 elements and
+    then quantises those ops' inputs to int8 too; the power spectrum spans ~10 decades, so the front-end must not
+    be among them. Tracing a conversion inside this block keeps every front-end matmul in float32.
+    """
+    frontends = [layer for layer in iter_layers(model) if isinstance(layer, LogMelSpectrogram)]
+    previous = [layer._bands for layer in frontends]
+    for layer in frontends:
+        if layer._bands is not None:
+            layer._bands = small_blocks(layer._bands, max_weights)
+    try:
+        yield
+    finally:
+        for layer, bands in zip(frontends, previous):
+            layer._bands = bands
+
+
+def small_blocks(bands: list, max_weights: int) -> list:
+    """``(lo, hi, weights)`` mel blocks cut along the mel axis, greedily, into blocks of fewer than
+    ``max_weights`` weights, each trimmed to the bins its filters use (a single wider filter stays whole)."""
+    out = []
+    for lo, hi, w in bands:
+        w = np.asarray(w)
+        used = w != 0
+        m0 = 0
+        while m0 < w.shape[1]:
+            m1 = m0 + 1
+            while m1 < w.shape[1] and bin_span(used[:, m0:m1 + 1]) * (m1 + 1 - m0) < max_weights:
+                m1 += 1
+            rows = np.flatnonzero(used[:, m0:m1].any(axis=1))
+            r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
+            out.append((lo + r0, lo + r1, tf.constant(w[r0:r1, m0:m1])))
+            m0 = m1
+    return out
+
+
+def bin_span(used: np.ndarray) -> int:
+    """How many bins, first to last, the filters of a [bins, filters] non-zero mask use."""
+    rows = np.flatnonzero(used.any(axis=1))
+    return int(rows[-1] + 1 - rows[0]) if rows.size else 1
+
+
 def iter_layers(layer):
     """``layer`` and every layer nested in it (the members of an ensemble, the layers of a sub-model)."""
     yield layer

@@ -176,6 +176,35 @@ def usage_section(path: str, exported: Optional[dict] = None) -> list:
             f"tensorboard --logdir {path}/logs", "```", ""]
 
 
+def ondevice_section(exported: Optional[dict]) -> list:
+    """The TFLite files of an export: precision, size and measured agreement with the float32 file."""
+    tflite = (exported or {}).get("tflite")
+    if not tflite:
+        return []
+    quantized = tflite.get("quantized", {})
+    rows = [f"| `{tflite['file']}` | float32 | {size_mb(next(iter(quantized.values()))['float32_bytes'])} | 1 "
+            "| reference | reference |"] if quantized else []
+    for mode, q in quantized.items():
+        rows.append(f"| `{q['file']}` | {PRECISIONS.get(mode, mode)} | {size_mb(q['bytes'])} | {q['size_ratio']:.2f} "
+                    f"| {100 * q['label_agreement']:.1f}% | {q['max_probability_difference']:.4f} |")
+    lines = ["## On-device files", "", "TFLite files with TFLite Model Metadata (MediaPipe's AudioClassifier and "
+             "LiteRT load them as they are); input: one window of float32 audio per row."]
+    if rows:
+        lines += ["", f"Agreement with the float32 file measured on {next(iter(quantized.values()))['windows']} "
+                  f"windows of `{tflite.get('calibration_data')}` that int8 calibration did not use.", "",
+                  "| file | precision | size | × float32 | same label | max probability difference |",
+                  "| --- | --- | --- | --- | --- | --- |"] + rows
+    return lines + [""]
+
+
+PRECISIONS = {"float16": "float16 weights, float32 compute", "dynamic": "int8 weights, float activations",
+              "int8": "int8 weights and activations (front-end float32)"}
+
+
+def size_mb(n: int) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
 def model_card(config: dict, labels: list, metrics: dict, evaluations: list = (), *, path: str = "RUN",
                description: str = "", exported: Optional[dict] = None) -> str:
     """The card's text: front matter, then model, training, results and usage sections. ``config`` is a
@@ -183,7 +212,7 @@ def model_card(config: dict, labels: list, metrics: dict, evaluations: list = ()
     config, evaluations = structured_config(config), list(evaluations)
     title = f"# genrenet `{config['model']['name']}`: music genre classifier"
     body = [title, ""] + model_section(config, labels, description) + training_section(config, metrics) \
-        + results_section(config, metrics, evaluations) + usage_section(path, exported)
+        + results_section(config, metrics, evaluations) + ondevice_section(exported) + usage_section(path, exported)
     return "---\n" + to_yaml(front_matter(config, labels, metrics, evaluations)) + "\n---\n\n" + "\n".join(body)
 
 

@@ -44,6 +44,7 @@ from ..run import Run
 from ..run.card import CARD_FILE, run_card
 from ..infer.multilabel import read_thresholds
 from ..infer.tflite_metadata import with_audio_metadata
+from . import quantize as quantization
 
 TFLITE_FILE = "model.tflite"
 
@@ -124,10 +125,12 @@ def _unrolled(model):
     return copy
 
 
-def tflite_model(model, window_samples: int) -> bytes:
+def tflite_model(model, window_samples: int, quantize: str | None = None, calibration=None) -> bytes:
     """Convert one window of ``model`` (waveform [batch, W] → probabilities) with TFLITE_BUILTINS only.
 
-    Raises :class:`ExportError` naming the model and the first converter error when that is impossible.
+    ``quantize``: ``float16``, ``dynamic`` or ``int8`` (:mod:`genrenet.serve.quantize`; int8 needs
+    ``calibration`` windows [n, W]). Raises :class:`ExportError` naming the model and the first converter
+    error when that is impossible.
     """
     name = getattr(model, "name", "model")
     try:
@@ -139,20 +142,34 @@ def tflite_model(model, window_samples: int) -> bytes:
     try:
         archive = keras.export.ExportArchive()
         archive.track(lite)
-        archive.add_endpoint("serve", lambda w: {"probabilities": lite(w, training=False)},
-                             input_signature=[tf.TensorSpec([None, window_samples], tf.float32, name="waveform")])
-        archive.write_out(tmp, verbose=False)
+        with quantization.traced_for(lite, quantize):
+            archive.add_endpoint("serve", lambda w: {"probabilities": lite(w, training=False)},
+                                 input_signature=[tf.TensorSpec([None, window_samples], tf.float32,
+                                                                name="waveform")])
+            archive.write_out(tmp, verbose=False)
         # from_saved_model freezes the variables; from_concrete_functions leaves READ_VARIABLE ops behind
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serve"])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter = builtin_converter(tmp)
+        if quantize:
+            quantization.configure(converter, quantize, calibration)
         try:
+            if quantize == "int8":
+                front = quantization.frontend_tensors(lite, builtin_converter(tmp).convert())
+                return quantization.selective_int8(converter, calibration, front)
             return converter.convert()
         except Exception as e:
             lines = [l for l in str(e).splitlines() if "error:" in l] or str(e).splitlines() or [type(e).__name__]
             raise ExportError(f"{name}: cannot be converted to TFLite with builtin ops only "
-                              f"({lines[0].strip()[:300]}); export without it", param="tflite") from None
+                              f"({lines[0].strip()[:300]}); export without it",
+                              param="quantize" if quantize else "tflite") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def builtin_converter(saved_model: str):
+    """A TFLite converter of the ``serve`` signature of ``saved_model``, TFLITE_BUILTINS only."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["serve"])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter
 
 
 def described_tflite(run: Run, content: bytes) -> bytes:
@@ -191,7 +208,8 @@ def export_meta(run: Run, name: str, version: int, tflite: bool) -> dict:
 
 
 def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1, force: bool = False,
-           tflite: bool = False, hop_seconds: float | None = None, verbose: int = 1) -> str:
+           tflite: bool = False, quantize=None, calibration_data: str | None = None,
+           hop_seconds: float | None = None, verbose: int = 1) -> str:
     """Write ``out/name/version/`` (SavedModel + ``assets/labels.txt`` + ``assets/genrenet.json``, the model card
     ``README.md``, and with ``tflite`` also ``model.tflite``).
 
@@ -199,13 +217,19 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
     failed TFLite conversion leaves nothing behind); an existing version is refused unless ``force``.
     Returns the version directory. ``run``: a run directory, a preset name, a :class:`~genrenet.run.Run` or a
     :class:`~genrenet.infer.Classifier` of either. ``hop_seconds`` spaces the windows the signatures cut.
+    ``quantize`` (``"float16"``, ``"dynamic"``, ``"int8"`` or several, comma-separated; implies ``tflite``)
+    also writes ``model-<mode>.tflite`` for each, calibrated and measured on windows of ``calibration_data``
+    (default: the data the run was trained on); see :mod:`genrenet.serve.quantize`.
     """
+    modes = quantization.parse_quantize(quantize)
+    tflite = tflite or bool(modes)
     run = run if isinstance(run, Run) else source_run(run)
     target = os.path.join(out, name, str(int(version)))
     if os.path.exists(target) and not force:
         raise ExportError(f"{target} already exists: set it to replace that version, or choose another version",
                           param="force")
     os.makedirs(os.path.dirname(target), exist_ok=True)
+    windows = calibration_windows(run, calibration_data) if modes else None
     model = run.load_model()
     window = run.window_samples
     hop = int(round(hop_seconds * run.sample_rate)) if hop_seconds else window
@@ -214,8 +238,15 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
     try:
         write_saved_model(staging, model, run, meta, hop)
         if tflite:
+            float_content = described_tflite(run, tflite_model(model, window))
             with open(os.path.join(staging, TFLITE_FILE), "wb") as f:
-                f.write(described_tflite(run, tflite_model(model, window)))
+                f.write(float_content)
+            for mode in modes:
+                meta["tflite"].setdefault("quantized", {})[mode] = write_quantized(
+                    staging, run, model, mode, windows, float_content)
+            if modes:  # the measured agreement goes into genrenet.json too
+                meta["tflite"]["calibration_data"] = calibration_data or run.data_spec
+                rewrite_export_meta(staging, meta)
         with open(os.path.join(staging, CARD_FILE), "w", encoding="utf-8") as f:
             f.write(run_card(run, exported=meta, path=target))
         if os.path.exists(target):
@@ -230,7 +261,39 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
               f"  classify_wav:    wav_bytes string [batch], 16-bit PCM WAV files at any rate, mono or stereo")
         if tflite:
             print(f"  {TFLITE_FILE}:    waveform float32 [batch, {window}] (one window per row) → probabilities")
+        for mode, q in meta.get("tflite", {}).get("quantized", {}).items():
+            print(f"  {q['file']}: {q['bytes'] / 1e6:.2f} MB ({q['size_ratio']:.2f}× float32), same labels as "
+                  f"float32 on {100 * q['label_agreement']:.1f}% of {q['windows']} held-out windows")
     return target
+
+
+def calibration_windows(run: Run, spec: str | None) -> tuple:
+    """``(calibration, held_out)`` windows of ``spec`` or of the run's training data."""
+    spec = spec or run.data_spec
+    if not spec:
+        raise ExportError(f"{run.path}: the run records no training data to calibrate on; name some audio "
+                          "of the kind it will classify", param="calibration_data")
+    return quantization.audio_windows(spec, run.sample_rate, run.window_samples)
+
+
+def write_quantized(folder: str, run: Run, model, mode: str, windows: tuple, float_content: bytes) -> dict:
+    """Write ``model-<mode>.tflite`` into ``folder`` with the float file's metadata; returns what it measured
+    (size, label agreement and largest probability difference against the float32 file)."""
+    calibration, held_out = windows
+    content = described_tflite(run, tflite_model(model, run.window_samples, mode, calibration))
+    path = os.path.join(folder, quantization.quantized_file(mode))
+    with open(path, "wb") as f:
+        f.write(content)
+    return {"file": os.path.basename(path), "bytes": len(content), "float32_bytes": len(float_content),
+            "size_ratio": round(len(content) / len(float_content), 3),
+            "calibration_windows": len(calibration) if mode == "int8" else 0,
+            **quantization.agreement(float_content, content, held_out)}
+
+
+def rewrite_export_meta(folder: str, meta: dict):
+    """Replace ``assets/genrenet.json`` in the staged export ``folder`` with ``meta``."""
+    with open(os.path.join(folder, "assets", EXPORT_META_FILE), "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2)
 
 
 def write_saved_model(folder: str, model, run: Run, meta: dict, hop: int):

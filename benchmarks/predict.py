@@ -197,6 +197,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="windows per model call (default: genrenet's, "
                    "64 windows of 3 s)")
     p.add_argument("--tflite", action="store_true", help="also time the .tflite file (export --tflite)")
+    p.add_argument("--quantize", default="", help="also time these quantised .tflite files (export --quantize, "
+                   "comma-separated: float16,dynamic,int8; calibrated on the synthetic set)")
     p.add_argument("--keep", default=None, help="write the files/run/export here and keep them")
     args = p.parse_args(argv)
 
@@ -225,13 +227,17 @@ def main(argv=None) -> int:
     sources, roof = [], {}
     peak = matmul_peak_gflops()
     print(f"float32 matmul throughput: {peak:.0f} GFLOP/s (the compute roof)", flush=True)
+    modes = [m for m in args.quantize.split(",") if m]
     for name, run in runs:
-        version = export(run, os.path.join(work, "export", name), force=True, tflite=args.tflite, verbose=0)
-        sources += [(f"`{name}` run dir", run), (f"`{name}` SavedModel", version)]
-        if args.tflite:
-            sources.append((f"`{name}` .tflite", os.path.join(version, "model.tflite")))
+        version = export(run, os.path.join(work, "export", name), force=True, tflite=args.tflite,
+                         quantize=modes, calibration_data="synthetic" if modes else None, verbose=0)
+        added = [(f"`{name}` run dir", run), (f"`{name}` SavedModel", version)]
+        if args.tflite or modes:
+            added.append((f"`{name}` .tflite", os.path.join(version, "model.tflite")))
+        added += [(f"`{name}` .tflite {m}", os.path.join(version, f"model-{m}.tflite")) for m in modes]
+        sources += added
         gflop = gflop_per_file(run, args.seconds)
-        for label, _ in sources[-3 if args.tflite else -2:]:
+        for label, _ in added:
             roof[f"genrenet predict, {label}"] = (gflop, peak / gflop if gflop else float("inf"))
 
     rows = []

@@ -194,6 +194,9 @@ def _add_transfer_options(s):
     s.add_argument("--pos-weight", choices=("none", "balanced"),
                    help="multi-label: weight each tag's positives by its negatives/positives (balanced) so rare "
                         "tags are learnt (default none)")
+    s.add_argument("--threshold-folds", type=int, metavar="K",
+                   help="multi-label without validation clips: tune the per-tag thresholds on out-of-fold "
+                        "predictions of K more trainings (default 3; 0: 0.5 for every tag)")
 
 
 def _byte_size(text: str) -> int:

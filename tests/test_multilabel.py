@@ -329,13 +329,29 @@ def test_predict_rows_carry_the_tags_passing_the_runs_thresholds(tag_run):
         assert len(probs) == 3
 
 
-def test_a_run_without_validation_clips_saves_default_thresholds(tmp_path):
+TINIEST = dict(epochs=1, verbose=0, val_fraction=0, augment="none", model_kwargs={"filters": [4], "dense_units": [4]},
+               window_seconds=1.0)
+
+
+@pytest.mark.slow
+def test_a_run_without_validation_clips_tunes_thresholds_out_of_fold(tmp_path):
     from genrenet.training.trainer import train
 
     path = write_tag_csv(tmp_path, clips=6)
-    run = train("cnn", f"csv:{path}", str(tmp_path / "run"), epochs=1, verbose=0, val_fraction=0, augment="none",
-                model_kwargs={"filters": [4], "dense_units": [4]}, window_seconds=1.0)
+    run = train("cnn", f"csv:{path}", str(tmp_path / "run"), threshold_folds=2, **TINIEST)
     saved = json.load(open(os.path.join(run.path, "thresholds.json")))
+    assert saved["method"] == "max F1 per tag on out-of-fold predictions (2 folds of the training clips)"
+    assert saved["clips"] == 6 and len(saved["thresholds"]) == 3 and saved["thresholds"] != [0.5, 0.5, 0.5]
+    assert not [f for f in os.listdir(run.path) if f.startswith(".tmp")]  # the extra trainings leave nothing
+    assert set(os.listdir(run.path)) >= {"model.keras", "thresholds.json", "config.json"}
+
+
+def test_without_validation_clips_or_folds_every_threshold_is_one_half(tmp_path):
+    from genrenet.training.trainer import train
+
+    path = write_tag_csv(tmp_path, clips=6)
+    plain = train("cnn", f"csv:{path}", str(tmp_path / "plain"), threshold_folds=0, **TINIEST)
+    saved = json.load(open(os.path.join(plain.path, "thresholds.json")))
     assert saved["thresholds"] == [0.5, 0.5, 0.5] and saved["method"].startswith("default: no validation")
 
 

@@ -44,7 +44,7 @@ def test_the_flat_layout_is_read_into_its_parts():
     assert set(config["model"]) == {"name", "hyperparameters", "features", "window_seconds", "window_samples",
                                     "num_classes"}
     # every setting format 1 wrote, no other (it predates the multi-label settings, whose defaults apply)
-    assert set(config["training"]) == set(TrainConfig.fields()) - {"multi_label", "pos_weight"}
+    assert set(config["training"]) == set(TrainConfig.fields()) - {"multi_label", "pos_weight", "threshold_folds"}
     assert TrainConfig.from_dict(config["training"]).to_dict()["cache"] == "memory"  # format 1 wrote true
     assert config["data"] == {"spec": FLAT_DATA, "train_clips": 8, "val_clips": 0, "notes": []}
     assert config["run"]["replicas"] == 1 and config["run"]["global_batch_size"] == 32

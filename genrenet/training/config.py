@@ -65,6 +65,7 @@ RANGES = {
     "fine_tune_learning_rate": ("number", lambda v: v > 0, "> 0"), "deterministic": ("bool", None, ""),
     "mixed_precision": ("str", None, ""), "strategy": ("str", None, ""), "data_service": ("str", None, ""),
     "evaluate_val": ("bool", None, ""), "multi_label": ("bool", None, ""), "pos_weight": ("str", None, ""),
+    "threshold_folds": ("int", lambda v: v == 0 or v >= 2, "0 or ≥ 2"),
 }
 # Settings whose ``None`` stands for a default resolved later.
 OPTIONAL = ("epochs", "lr_schedule", "patience", "val_fraction", "window_seconds", "crops_per_clip", "pretrained",
@@ -140,6 +141,10 @@ class TrainConfig:
     pos_weight: str = "none"
     """Multi-label only: ``balanced`` weights each tag's positive clips by its negatives / positives in the
     training clips (at most 100), so rare tags are not learnt as "always off"; ``none`` weights all alike."""
+    threshold_folds: int = 3
+    """Multi-label runs without validation clips: tune the per-tag thresholds on out-of-fold predictions of this
+    many extra trainings (each on all training clips but one fold, scoring that fold; artist-disjoint folds).
+    0: no extra training, every tag's threshold is 0.5. Runs with validation clips tune on those instead."""
 
     @classmethod
     def fields(cls) -> tuple:

@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import warnings
 from importlib.metadata import version as package_version
 from typing import Optional, Union
@@ -23,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from .. import registry
-from ..data import ClipDataset, SkipLog, load_dataset
+from ..data import ClipDataset, SkipLog, kfold, load_dataset
 from ..data.augment import Augment
 from ..data.cache import CachePolicy
 from ..data.decoding import trainable_clips
@@ -480,9 +481,12 @@ def _tag_thresholds(s: _Session, d: _Data, net: keras.Model) -> dict:
     """``thresholds.json`` (per-tag thresholds tuned for F1 on the validation clips; 0.5 each without any) and the
     validation metrics of a multi-label run (``val_*``; F1 at the thresholds tuned on those same clips)."""
     if not d.val_clips:
+        if s.cfg.threshold_folds:
+            s.writer.json(THRESHOLDS_FILE, _out_of_fold_thresholds(s, d, s.cfg.threshold_folds))
+            return {}
         s.writer.json(THRESHOLDS_FILE, default_thresholds(d.labels, "no validation clips to tune them on"))
-        s.say("note: no validation clips: every tag's threshold is 0.5 (hold out clips, e.g. val_fraction, to tune "
-              "them)")
+        s.say("note: no validation clips: every tag's threshold is 0.5 (hold out clips, e.g. val_fraction, or set "
+              "threshold_folds to tune them)")
         return {}
     truth, scores = tag_scores(model_forward(net, len(d.val_clips)), d.labels, d.val_clips,
                                sample_rate=s.spec.features.sample_rate, window_samples=int(net.input_shape[-1]),
@@ -494,6 +498,31 @@ def _tag_thresholds(s: _Session, d: _Data, net: keras.Model) -> dict:
     s.say(f"validation: ROC-AUC {val['roc_auc_macro']}, PR-AUC {val['pr_auc_macro']} (macro over "
           f"{val['tags_ranked']} tags) on {val['num_clips']} clips; thresholds in {THRESHOLDS_FILE}")
     return {f"val_{k}": val[k] for k in keys}
+
+
+def _out_of_fold_thresholds(s: _Session, d: _Data, folds: int) -> dict:
+    """Per-tag thresholds tuned on out-of-fold predictions: for each of ``folds`` artist-disjoint folds of the
+    training clips, the same model and settings train on the other folds (in a scratch folder of the run,
+    removed after) and score that fold; the thresholds maximise F1 over every clip's out-of-fold scores."""
+    parts, _ = kfold(d.train_clips, folds, s.cfg.seed)
+    s.say(f"tuning the tag thresholds on out-of-fold predictions: {folds} more trainings")
+    truth, scores = [], []
+    for i, held in enumerate(p for p in parts if p):
+        held_ids = {id(c) for c in held}
+        fold = dataclasses.replace(d, train_clips=[c for c in d.train_clips if id(c) not in held_ids], val_clips=[])
+        scratch = tempfile.mkdtemp(prefix=f".tmp-thresholds-{i}-", dir=s.out)
+        try:
+            sub = dataclasses.replace(s, out=scratch, state=None, resume=False, verbose=0)
+            net = _build(sub, fold)
+            _fit(sub, fold, net)
+            t, p = tag_scores(model_forward(net, len(held)), d.labels, held, sample_rate=s.spec.features.sample_rate,
+                              window_samples=int(net.input_shape[-1]), batch_size=s.cfg.batch_size, log=s.log)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        truth.append(t)
+        scores.append(p)
+    tuned = tune_thresholds(np.concatenate(truth), np.concatenate(scores), d.labels)
+    return dict(tuned, method=f"max F1 per tag on out-of-fold predictions ({folds} folds of the training clips)")
 
 
 class _SkipReport(keras.callbacks.Callback):

@@ -13,7 +13,7 @@ import re
 import sys
 import tempfile
 
-from .errors import GenrenetError, UsageError
+from .errors import GenrenetError, UsageError, check_positive, check_whole
 
 # Lines TensorFlow's C++ code writes to stderr while it is imported, whatever TF_CPP_MIN_LOG_LEVEL says (the
 # oneDNN notice is logged before absl's logging is set up, which adds the absl warning before it).
@@ -132,22 +132,26 @@ def _add_train_parser(sub):
     s.add_argument("--data", help="synthetic[:k=v,..] | PATH | gtzan:PATH | fma:PATH | csv:FILE | jamendo:PATH | "
                    "mtt:PATH (default synthetic)")
     s.add_argument("--out", default=None, help="run directory (default runs/<model>-<time>)")
-    s.add_argument("--epochs", type=int, help="default 60 from scratch, 30 for the head of a frozen --pretrained "
+    s.add_argument("--epochs", type=_setting("epochs"),
+                   help="default 60 from scratch, 30 for the head of a frozen --pretrained "
                    "backbone")
-    s.add_argument("--batch-size", type=int, help="batch size per replica (default 32)")
-    s.add_argument("--learning-rate", type=float, help="default 1e-3")
+    s.add_argument("--batch-size", type=_setting("batch_size"), help="batch size per replica (default 32)")
+    s.add_argument("--learning-rate", type=_setting("learning_rate"), help="default 1e-3")
     s.add_argument("--lr-schedule", choices=LR_SCHEDULES,
                    help="cosine: decay the learning rate to ~0 over --epochs (default from scratch); constant: "
                         "keep it (default for a frozen backbone's head)")
-    s.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing in [0, 1) (default 0)")
-    s.add_argument("--seed", type=int, help="default 0")
-    s.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 10; without "
+    s.add_argument("--label-smoothing", type=_setting("label_smoothing"),
+                   help="cross-entropy label smoothing in [0, 1) (default 0)")
+    s.add_argument("--seed", type=_setting("seed"), help="default 0")
+    s.add_argument("--patience", type=_setting("patience"),
+                   help="early-stopping patience in epochs (default 10; without "
                    "validation clips under the cosine schedule none: the whole schedule runs)")
-    s.add_argument("--val-fraction", type=float,
+    s.add_argument("--val-fraction", type=_setting("val_fraction"),
                    help="held-out validation part for datasets without their own split (default 0.2 when every "
                         "class has 10+ clips, else none); 0 = no validation")
-    s.add_argument("--window-seconds", type=float, help="window length (default: the model's)")
-    s.add_argument("--crops-per-clip", type=int, help="random windows per clip and epoch (default: length/window)")
+    s.add_argument("--window-seconds", type=_setting("window_seconds"), help="window length (default: the model's)")
+    s.add_argument("--crops-per-clip", type=_setting("crops_per_clip"),
+                   help="random windows per clip and epoch (default: length/window)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override a model hyper-parameter, e.g. --set dropout=0.5 --set filters=[16,32,64]")
     s.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
@@ -170,9 +174,10 @@ def _add_transfer_options(s):
                    help="with a frozen --pretrained backbone: train the head with Adam (keras) or as a logistic "
                         "regression with C chosen by inner cross-validation (logistic); default: the one measured "
                         "better")
-    s.add_argument("--fine-tune-epochs", type=int, help="after the head, train the whole model for up to N more "
+    s.add_argument("--fine-tune-epochs", type=_setting("fine_tune_epochs"),
+                   help="after the head, train the whole model for up to N more "
                    "epochs (default 0)")
-    s.add_argument("--fine-tune-learning-rate", type=float, help="default 1e-5")
+    s.add_argument("--fine-tune-learning-rate", type=_setting("fine_tune_learning_rate"), help="default 1e-5")
     s.add_argument("--augment", metavar="NAMES",
                    help="training-only augmentation: comma-separated names from shift, gain, noise, stretch, "
                         "pitch, specaugment, mixup (or 'all'), or a JSON dict of parameters, e.g. "
@@ -207,6 +212,41 @@ def _byte_size(text: str) -> int:
         return int(float(value[:-1]) * units[value[-1]]) if value[-1:] in units else int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 8G, 500M or a number of bytes)") from None
+
+
+def _checked(parse, check, **limits):
+    """An argparse ``type``: the text read with ``parse`` (int or float), then checked as the library checks
+    it, so a bad value ends at parse time in one line (``argument --batch-size: must be ≥ 1, got 0``)."""
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            kind = "a whole number" if parse is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+        try:
+            return check(value, "value", **limits)
+        except GenrenetError as e:
+            raise argparse.ArgumentTypeError(e.message) from None
+    return convert
+
+
+COUNT = _checked(int, check_whole, at_least=1)  # batch sizes, top-k, epochs, workers
+SECONDS = _checked(float, check_positive)  # hops
+VERSION = _checked(int, check_whole, at_least=0)  # export versions
+PORT = _checked(int, check_whole, at_least=0, at_most=65535)
+
+
+def _setting(name: str):
+    """The argparse ``type`` of the TrainConfig setting ``name``: its kind and range, as ``TrainConfig.check``."""
+    from .training.config import RANGES
+
+    kind, test, wanted = RANGES[name]
+
+    def check(value, param):
+        if test is not None and not test(value):
+            raise UsageError(f"must be {wanted}, got {value!r}", param=param)
+        return value
+    return _checked(int if kind == "int" else float, check)
 
 
 def _add_engine_options(s):
@@ -267,12 +307,17 @@ def cmd_predict(args):
     else:
         for r in results:
             print(f"{r['file']}: {result_text(r)}")
-    if all("error" in r for r in results):
-        raise FileNotFoundError("none of the files could be classified")
+    failed = sum("error" in r for r in results)
+    if failed == len(results):
+        raise FileNotFoundError(f"none of the files could be classified ({failed} of {failed} files failed)")
     if args.timeline:
         for path in classifier.save_timelines([r["file"] for r in results if "error" not in r], args.timeline,
                                               labels_map=args.labels_map):
             print(f"wrote {path}", file=sys.stderr)
+    if failed:  # exit codes: 0 every file classified, 1 some failed, 2 none classified (or a usage error)
+        print(f"genrenet: {failed} of {len(results)} files failed", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_tag(args) -> int:
@@ -341,6 +386,11 @@ def _beam_predict(args, source, patterns):
     print(f"classified {counts['classified']} files, {counts['errors']} errors: {args.output}-*.jsonl")
     if counts["errors"] and not counts["classified"]:
         raise FileNotFoundError("none of the files could be classified (reasons in the output)")
+    if counts["errors"]:
+        print(f"genrenet: {counts['errors']} of {counts['errors'] + counts['classified']} files failed",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_prepare(args):
@@ -482,17 +532,17 @@ def _add_presets_parser(sub):
 def _add_demo_parser(sub):
     s = sub.add_parser("demo", help="train crnn_attention on built-in synthetic music, evaluate and export")
     s.add_argument("--out", default=os.path.join("runs", "demo"), help="run directory (default runs/demo)")
-    s.add_argument("--epochs", type=int, default=10)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras verbosity (1: progress bars)")
+    s.add_argument("--epochs", type=COUNT, default=10, help="training epochs (default 10)")
+    s.add_argument("--seed", type=_setting("seed"), default=0, help="seeds weights, splits and crops (default 0)")
+    s.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras verbosity (1: progress bars; default 2)")
     s.set_defaults(fn=cmd_demo)
 
 
 def _add_data_service_parser(sub):
     s = sub.add_parser("data-service", help="run a tf.data service (dispatcher + workers) on this machine for "
                        "train --data-service, until Ctrl-C")
-    s.add_argument("--port", type=int, default=5050, help="dispatcher port (default 5050; 0: any free port)")
-    s.add_argument("--workers", type=int, default=1, help="tf.data service workers to start (default 1)")
+    s.add_argument("--port", type=PORT, default=5050, help="dispatcher port (default 5050; 0: any free port)")
+    s.add_argument("--workers", type=COUNT, default=1, help="tf.data service workers to start (default 1)")
     s.set_defaults(fn=cmd_data_service)
 
 
@@ -500,13 +550,14 @@ def _add_evaluate_parser(sub):
     s = sub.add_parser("evaluate", help="clip-level metrics, predictions and a confusion matrix")
     s.add_argument("run", metavar="SOURCE", help="a run directory, a preset, an exported SavedModel version "
                    "directory or a .tflite file (results of exports go to ./eval-<model>-<data>-<split>/)")
-    s.add_argument("--data", required=True)
+    s.add_argument("--data", required=True, help="the data spec to score: PATH | gtzan:PATH | fma:PATH | "
+                   "csv:FILE | tfrecord:PREFIX | synthetic[:k=v,..]")
     s.add_argument("--split", default=None, choices=("all", "train", "val", "test"),
                    help="train/val: the clips the run trained/validated on; default: the dataset's test split, "
                         "else the run's validation clips when --data is its data, else all")
     s.add_argument("--aggregate", default="mean", choices=("mean", "vote"),
-                   help="clip = mean of window probabilities, or majority vote of windows")
-    s.add_argument("--batch-size", type=int, default=None,
+                   help="clip = mean of window probabilities, or majority vote of windows (default mean)")
+    s.add_argument("--batch-size", type=COUNT, default=None,
                    help="windows per model call (default: 64 windows of 3 s, fewer when windows are longer)")
     s.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
     _add_hop(s)
@@ -519,12 +570,13 @@ def _add_predict_parser(sub):
                    help="SOURCE: a run directory, an exported SavedModel version directory, a .tflite file or a "
                         "preset name (default: the default preset, see `genrenet presets`); then audio files or "
                         "folders")
-    s.add_argument("--top-k", type=int, default=3, help="labels in `top` (default 3); for a tagger without "
+    s.add_argument("--top-k", type=COUNT, default=3, help="labels in `top` (default 3); for a tagger without "
                    "per-tag thresholds, also the number of tags")
     _add_labels_map(s)
-    s.add_argument("--batch-size", type=int, default=None, help="windows per model call, across files (default: "
+    s.add_argument("--batch-size", type=COUNT, default=None, help="windows per model call, across files (default: "
                    "64 windows of 3 s, fewer when windows are longer)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true",
+                   help="print every file's result (label, top, probabilities, windows or error) as one JSON list")
     s.add_argument("--timeline", metavar="DIR", default=None,
                    help="also write each file's genre timeline (spectrogram and genres per window) as DIR/NAME.png")
     s.add_argument("--runner", default=None, help="run on Apache Beam (DirectRunner, PrismRunner, DataflowRunner, "
@@ -542,8 +594,8 @@ def _add_prepare_parser(sub):
                    help="PATH | gtzan:PATH | fma:PATH | csv:FILE | jamendo:PATH | mtt:PATH")
     s.add_argument("--output", required=True, metavar="PREFIX",
                    help="writes PREFIX-SSSSS-of-NNNNN.tfrecord, PREFIX.index.jsonl and PREFIX.json")
-    s.add_argument("--sample-rate", type=int, default=22050, help="decode to this rate (default 22050)")
-    s.add_argument("--num-shards", type=int, default=None, help="default: one per 100 clips")
+    s.add_argument("--sample-rate", type=COUNT, default=22050, help="decode to this rate (default 22050)")
+    s.add_argument("--num-shards", type=COUNT, default=None, help="default: one per 100 clips")
     s.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner); other flags go "
                    "to Beam's pipeline options (--flag=value)")
     s.set_defaults(fn=cmd_prepare)
@@ -556,16 +608,17 @@ def _add_labels_map(s):
 
 
 def _add_hop(s):
-    s.add_argument("--hop", type=float, default=None, metavar="SECONDS",
+    s.add_argument("--hop", type=SECONDS, default=None, metavar="SECONDS",
                    help="seconds between the windows a file is cut into (default: one window, no overlap)")
 
 
 def _add_export_parser(sub):
     s = sub.add_parser("export", help="write a SavedModel for TF Serving: OUT/<name>/<version>/")
-    s.add_argument("run", metavar="RUN_OR_PRESET")
-    s.add_argument("--out", required=True)
-    s.add_argument("--name", default="genrenet")
-    s.add_argument("--version", type=int, default=1)
+    s.add_argument("run", metavar="RUN_OR_PRESET", help="a run directory or a preset name")
+    s.add_argument("--out", required=True, help="base folder of the export (TF Serving's model base path's parent)")
+    s.add_argument("--name", default="genrenet", help="model name: the folder under --out (default genrenet)")
+    s.add_argument("--version", type=VERSION, default=1,
+                   help="version folder under --out/--name, a whole number ≥ 0 (default 1)")
     s.add_argument("--force", action="store_true", help="replace an existing version")
     s.add_argument("--tflite", action="store_true",
                    help="also write <version>/model.tflite (builtin ops only; input one window per row)")
@@ -581,10 +634,10 @@ def _add_export_parser(sub):
 
 def _add_ensemble_parser(sub):
     s = sub.add_parser("ensemble", help="combine runs into one model (decision-level ensemble)")
-    s.add_argument("runs", nargs="+", metavar="RUN")
+    s.add_argument("runs", nargs="+", metavar="RUN", help="the run directories to combine")
     s.add_argument("--out", required=True, help="the ensemble's run directory")
     s.add_argument("--method", default="mean", choices=("mean", "vote"),
-                   help="average the members' probabilities, or their one-hot votes")
+                   help="average the members' probabilities, or their one-hot votes (default mean)")
     s.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per member")
     s.set_defaults(fn=cmd_ensemble)
 
@@ -595,7 +648,7 @@ def _add_embed_parser(sub):
     s.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders")
     s.add_argument("--out", required=True, help="FILE.npz (files, embeddings, windows) or FILE.csv")
     s.add_argument("--pretrained", default=None, help="pretrained weights tag for a model name, e.g. msd")
-    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--batch-size", type=COUNT, default=32, help="windows per model call (default 32)")
     s.set_defaults(fn=cmd_embed)
 
 
@@ -609,7 +662,7 @@ def _add_tag_parser(sub):
     s.add_argument("--field", default="genre", choices=("genre", "grouping", "comment"),
                    help="the tag to write (default genre: ID3 TCON, Vorbis GENRE, MP4 ©gen)")
     s.add_argument("--mode", default="replace", choices=("replace", "append", "keep"),
-                   help="replace the value, append to it, or keep a value already there (fill empty ones only)")
+                   help="replace the value, append to it, or keep a value already there (fill empty ones only; default replace)")
     s.add_argument("--min-confidence", type=float, default=None, metavar="P",
                    help="leave files whose predicted probability is below P as they are")
     s.add_argument("--journal", default=None, metavar="FILE",
@@ -617,7 +670,7 @@ def _add_tag_parser(sub):
                         "$XDG_STATE_HOME/genrenet/journals/, path printed)")
     s.add_argument("--undo", default=None, metavar="JOURNAL", help="restore the old values a journal recorded")
     _add_labels_map(s)
-    s.add_argument("--batch-size", type=int, default=None, help="windows per model call, across files")
+    s.add_argument("--batch-size", type=COUNT, default=None, help="windows per model call, across files")
     s.add_argument("--json", action="store_true", help="print {journal, files: [...]} as JSON")
     s.set_defaults(fn=cmd_tag)
 
@@ -629,7 +682,7 @@ def _add_index_parser(sub):
                    help="SOURCE: a run directory or a preset (default: the default preset); then audio files, "
                         "folders or patterns")
     s.add_argument("--out", required=True, metavar="INDEX", help="the index folder (created, or updated)")
-    s.add_argument("--batch-size", type=int, default=32, help="windows per model call")
+    s.add_argument("--batch-size", type=COUNT, default=32, help="windows per model call (default 32)")
     s.add_argument("--runner", default=None, help="embed on Apache Beam (DirectRunner, DataflowRunner, ...); "
                    "other flags go to Beam's pipeline options (--flag=value)")
     s.set_defaults(fn=cmd_index)
@@ -639,16 +692,18 @@ def _add_similar_parser(sub):
     s = sub.add_parser("similar", help="the most similar songs of an index to audio files (in the index or not)")
     s.add_argument("index", metavar="INDEX", help="an index folder written by `genrenet index`")
     s.add_argument("files", nargs="+", metavar="FILE", help="audio files, folders or patterns")
-    s.add_argument("--k", type=int, default=10, help="neighbours per file (default 10)")
+    s.add_argument("--k", type=COUNT, default=10, help="neighbours per file (default 10)")
     s.add_argument("--json", action="store_true", help='one JSON row per file: {"file", "neighbours": [{"file", '
                    '"score"}]}')
-    s.add_argument("--batch-size", type=int, default=32, help="windows per model call (files not in the index)")
+    s.add_argument("--batch-size", type=COUNT, default=32,
+                   help="windows per model call (files not in the index; default 32)")
     s.set_defaults(fn=cmd_similar)
 
 
 def _add_download_parser(sub):
     s = sub.add_parser("download", help="download, verify (published checksums) and extract a public dataset")
-    s.add_argument("dataset", choices=("gtzan", "fma_small", "fma_medium", "fma_metadata"))
+    s.add_argument("dataset", choices=("gtzan", "fma_small", "fma_medium", "fma_metadata"),
+                   help="gtzan, fma_small, fma_medium or fma_metadata")
     s.add_argument("--dir", required=True, help="where the archive goes and is extracted (resumes if interrupted)")
     s.add_argument("--delete-archive", action="store_true", help="remove the archive after extraction")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -661,10 +716,11 @@ def _add_app_parser(sub):
                    help="a run directory, an exported SavedModel version directory, a .tflite file or a preset "
                    "(default: the default preset, see `genrenet presets`)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    s.add_argument("--port", type=int, default=7860)
-    s.add_argument("--top-k", type=int, default=3, help="genres or tags shown in the label (default 3)")
+    s.add_argument("--port", type=PORT, default=7860, help="port to serve on (default 7860)")
+    s.add_argument("--top-k", type=COUNT, default=3, help="genres or tags shown in the label (default 3)")
     _add_labels_map(s)
-    s.add_argument("--max-file-size", default="100mb", help="largest upload accepted, e.g. 100mb or 1gb")
+    s.add_argument("--max-file-size", default="100mb",
+                   help="largest upload accepted, e.g. 100mb or 1gb (default 100mb)")
     s.set_defaults(fn=cmd_app)
 
 
@@ -680,6 +736,8 @@ def flag_of(param: str, parser: argparse.ArgumentParser, command: str) -> str:
     """The command-line name of a library parameter: ``batch_size`` → ``--batch-size``, ``model_kwargs.dropout``
     → ``--set dropout``; a parameter that ``command`` has no option for keeps its name."""
     name, _, key = param.partition(".")
+    if name == "hop_seconds":
+        return "--hop"
     if name == "model_kwargs":
         return f"--set {key}" if key else "--set"
     flag = "--" + name.replace("_", "-")

@@ -4,6 +4,7 @@ The command line prints these (and file-system errors) as one line and exits wit
 bug and keeps its traceback. Each class also derives from the built-in error it refines (``ValueError`` for bad
 input), so ``except ValueError`` keeps working for callers that used it.
 """
+import numbers
 
 
 class GenrenetError(Exception):
@@ -107,3 +108,29 @@ class ServingError(GenrenetError, RuntimeError):
 
 class UsageError(GenrenetError, ValueError):
     """A command-line argument that cannot be read."""
+
+
+def check_whole(value, param: str, *, at_least: int, at_most=None, optional: bool = False):
+    """``value`` as it is when it is an integer in ``[at_least, at_most]`` (or None when ``optional``); else a
+    :class:`ConfigError` naming ``param``. The one check of counts such as ``batch_size``, ``top_k``, ``version``
+    for the library and the command line alike."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"must be a whole number, got {value!r}", param=param)
+    if value < at_least or (at_most is not None and value > at_most):
+        wanted = f"≥ {at_least}" if at_most is None else f"in {at_least}..{at_most}"
+        raise ConfigError(f"must be {wanted}, got {value!r}", param=param)
+    return value
+
+
+def check_positive(value, param: str, *, optional: bool = False):
+    """``value`` when it is a finite number > 0 (or None when ``optional``); else a :class:`ConfigError` naming
+    ``param`` (e.g. ``hop_seconds``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+        raise ConfigError(f"must be a number, got {value!r}", param=param)
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"must be > 0, got {value!r}", param=param)
+    return value

@@ -154,6 +154,37 @@ def check_hyperparameters(name: str, values: dict):
         kind = _kind(defaults[key])
         if kind and _kind(value) != kind and not (kind == "a number" and _kind(value) == "an integer"):
             raise ConfigError(f"must be {kind}, got {value!r}", param=f"model_kwargs.{key}")
+        problem = _out_of_range(key, defaults[key], value)
+        if problem:
+            raise ConfigError(f"{problem}, got {value!r}", param=f"model_kwargs.{key}")
+
+
+def _numbers(value) -> list:
+    """The numbers in a hyper-parameter's value, in nested lists too (``filters=[16, 32]``); None: not numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        parts = [_numbers(v) for v in value]
+        return None if any(p is None for p in parts) else [n for p in parts for n in p]
+    return None
+
+
+def _out_of_range(key: str, default, value) -> str:
+    """Why ``value`` is out of the hyper-parameter's range ('' when it is not): a dropout rate is in [0, 1);
+    sizes, counts and ratios whose defaults are positive (filters, units, heads, ...) must be positive, and
+    whole where the default is; lists of them must not be empty."""
+    if "dropout" in key:
+        return "" if 0 <= value < 1 else "must be in [0, 1)"
+    wanted, given = _numbers(default), _numbers(value)
+    if not wanted or not all(n > 0 for n in wanted):
+        return ""
+    if given is None:
+        return "must be numbers" if isinstance(default, (list, tuple)) else "must be a number"
+    if all(isinstance(n, int) for n in wanted) and not all(isinstance(n, int) and n >= 1 for n in given):
+        return "must be whole numbers ≥ 1" if isinstance(default, (list, tuple)) else "must be ≥ 1"
+    return "" if all(n > 0 for n in given) else "must be > 0"
 
 
 def _kind(value) -> str:

@@ -15,7 +15,7 @@ from typing import Optional
 
 from .. import registry
 from ..data.files import expand_audio_paths
-from ..errors import ConfigError
+from ..errors import ConfigError, check_positive, check_whole
 from ..features import FeatureConfig
 from ..run import Run
 from .embed import embed_files, registered_model, write_embeddings
@@ -104,6 +104,9 @@ class Classifier:
         source adds ``tags`` and ``uncertain``), or ``file`` and ``error``. ``labels_map``: a JSON/YAML file
         {model label: your label} (:mod:`genrenet.infer.labelmap`). Notes about files a folder held besides
         audio go to stderr when ``verbose``."""
+        check_whole(top_k, "top_k", at_least=1)
+        check_whole(batch_size, "batch_size", at_least=1, optional=True)
+        check_positive(hop_seconds, "hop_seconds", optional=True)
         paths = audio_paths(inputs, verbose)
         return predict_files(self, paths, top_k=top_k, batch_size=batch_size, hop_seconds=hop_seconds,
                              verbose=verbose, labels_map=labels_map)
@@ -124,6 +127,7 @@ class Classifier:
     def embed(self, inputs, out: Optional[str] = None, *, batch_size: int = 32, verbose: int = 1) -> dict:
         """Clip embeddings (penultimate features, mean over windows) of files, folders or patterns:
         ``{"files", "embeddings" [N, D], "windows" [N], "skipped"}``, also written to ``out`` (.npz or .csv)."""
+        check_whole(batch_size, "batch_size", at_least=1)
         result = embed_files(self.keras_model, audio_paths(inputs, verbose), sample_rate=self.sample_rate,
                              window_samples=self.window_samples, batch_size=batch_size, verbose=verbose)
         return saved_embeddings(result, out, verbose)

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ..data import ClipDataset, DatasetError, SkipLog, load_dataset
+from ..errors import check_positive, check_whole
 from ..data.sources.base import SPLIT_ALIASES
 from ..run import LOGS_DIR, Run, atomic_path, write_json
 from ..run.card import write_run_card
@@ -156,6 +157,8 @@ def evaluate(source, data="synthetic", split: Optional[str] = None, *, batch_siz
     the model does not know are reported and left out. ``batch_size`` (windows per model call) defaults to
     :func:`default_batch_size`. Returns the metrics dict (with ``out`` added).
     """
+    check_whole(batch_size, "batch_size", at_least=1, optional=True)
+    check_positive(hop_seconds, "hop_seconds", optional=True)
     clf = Classifier.from_preset(source.path if isinstance(source, Run) else source)
     dataset = data if isinstance(data, ClipDataset) else load_dataset(data)
     remembered = read_split(clf.run.path) if clf.run else None

@@ -14,7 +14,7 @@ import html
 import os
 import tempfile
 
-from ..errors import AudioError, MissingDependencyError
+from ..errors import AudioError, MissingDependencyError, check_whole
 from ..infer.classifier import Classifier
 from ..infer.predict import outputs_result
 from ..infer.tags import Outputs
@@ -160,7 +160,7 @@ def build_app(source, *, top_k: int = 3, labels_map=None):
     classifier = Classifier.from_preset(source)
     outputs = Outputs.of(classifier, labels_map)
     classifier.loaded()
-    top_k = max(1, min(top_k, len(outputs.user_labels)))
+    top_k = min(check_whole(top_k, "top_k", at_least=1), len(outputs.user_labels))
     csv_dir = tempfile.mkdtemp(prefix="genrenet-app-")
     classify, timeline, classify_batch = make_handlers(classifier, top_k, csv_dir, outputs)
     what = "tags" if outputs.multi_label else "genres"
@@ -199,6 +199,7 @@ def serve(source=None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, to
           max_file_size: str | int = MAX_FILE_SIZE, block: bool = True, labels_map=None):
     """Build the app and serve it on ``host:port`` (loopback unless told otherwise); uploads larger than
     ``max_file_size`` are refused. With ``block=False`` it returns the running Blocks (``.close()`` stops it)."""
+    check_whole(port, "port", at_least=0, at_most=65535)
     demo = build_app(source, top_k=top_k, labels_map=labels_map)
     demo.queue(default_concurrency_limit=1)
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, prevent_thread_lock=not block,

@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 
 from ..data.windows import frame_windows, window_count
-from ..errors import ExportError
+from ..errors import ExportError, check_positive, check_whole
 from ..keras_compat import attach_assets
 from ..nn.frontend import iter_layers
 from ..nn.wav import decode_wav_batch
@@ -221,6 +221,10 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
     also writes ``model-<mode>.tflite`` for each, calibrated and measured on windows of ``calibration_data``
     (default: the data the run was trained on); see :mod:`genrenet.serve.quantize`.
     """
+    check_whole(version, "version", at_least=0)
+    check_positive(hop_seconds, "hop_seconds", optional=True)
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or os.sep in name:
+        raise ExportError(f"must be a folder name (no path separators), got {name!r}", param="name")
     modes = quantization.parse_quantize(quantize)
     tflite = tflite or bool(modes)
     run = run if isinstance(run, Run) else source_run(run)

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from typing import Optional
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy as np
 from ..data import ClipDataset, DatasetError, SkipLog, load_dataset
 from ..errors import check_positive, check_whole
 from ..data.sources.base import SPLIT_ALIASES
-from ..run import LOGS_DIR, Run, atomic_path, write_json
+from ..run import LOGS_DIR, Run, atomic_path, staging_dir, write_json
 from ..run.card import write_run_card
 from ..run.split import RunSplit, read_split
 from .classifier import Classifier
@@ -119,7 +118,7 @@ def write_eval_events(run: Run, name: str, metrics: dict, confusion_png: str) ->
 
     step = max(0, int(run.metrics.get("best_epoch") or 1) - 1)
     target = os.path.join(run.path, LOGS_DIR, name)
-    staging = tempfile.mkdtemp(prefix=".tmp-events-", dir=run.path)
+    staging = staging_dir(run.path, ".tmp-events-")
     try:
         writer = tf.summary.create_file_writer(staging)
         with writer.as_default():

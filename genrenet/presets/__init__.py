@@ -16,13 +16,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from importlib.metadata import version as package_version
 
 import numpy as np
 
 from ..errors import PresetError
-from ..run import Run, claim_run_dir, is_run_dir, write_run
+from ..run import Run, claim_run_dir, is_run_dir, staging_dir, write_run
 from ..run.config import structured_config
 
 PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -120,7 +119,7 @@ def materialise(name: str) -> str:
         return target
     model = build_preset_model(name)
     os.makedirs(cache_dir(), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir())
+    tmp = staging_dir(cache_dir(), f".{name}-")
     try:
         claim_run_dir(tmp)  # before the preset's own files go in: the folder is a run genrenet writes
         for name in set(shipped_files(folder)) & {"README.md", "preset.json", HEAD_FILE}:

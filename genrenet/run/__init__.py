@@ -26,14 +26,43 @@ from .config import structured_config
 LOGS_DIR = "logs"  # TensorBoard event files: logs/train, logs/validation, logs/eval-<dataset>-<split>
 
 
+def umask() -> int:
+    """The process's umask (read without changing it where Linux tells it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def with_umask_mode(path, *, directory: bool = False) -> str:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would (0666/0777 less the umask): temporary files and
+    folders are made private (0600/0700), and a file renamed into place would keep that, so that TF Serving or
+    a colleague running as another user could not read an export. Returns ``path``."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask())
+    return path
+
+
+def staging_dir(parent, prefix: str) -> str:
+    """A new folder in ``parent`` to write into before it is renamed into place, with the umask's mode."""
+    return with_umask_mode(tempfile.mkdtemp(prefix=prefix, dir=parent), directory=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` in one step."""
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` in one step (with the
+    mode the umask gives new files)."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix or os.path.splitext(path)[1],
                                dir=os.path.dirname(os.path.abspath(path)))
     os.close(fd)
+    with_umask_mode(tmp)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -40,7 +40,7 @@ from ..nn.frontend import iter_layers
 from ..nn.wav import decode_wav_batch
 from ..infer.classifier import Classifier
 from ..infer.source import EXPORT_META_FILE
-from ..run import Run
+from ..run import Run, staging_dir
 from ..run.card import CARD_FILE, run_card
 from ..infer.multilabel import read_thresholds
 from ..infer.tflite_metadata import with_audio_metadata
@@ -238,7 +238,7 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
     window = run.window_samples
     hop = int(round(hop_seconds * run.sample_rate)) if hop_seconds else window
     meta = dict(export_meta(run, name, version, tflite), hop_samples=hop)
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=os.path.dirname(target))
+    staging = staging_dir(os.path.dirname(target), f".tmp-{version}-")
     try:
         write_saved_model(staging, model, run, meta, hop)
         if tflite:

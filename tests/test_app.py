@@ -88,7 +88,7 @@ def test_a_song_goes_through_the_model_once_for_its_genres_and_timeline(tiny_run
     windows_seen = []
     forward = predictor.forward
     predictor.forward = lambda w: windows_seen.append(len(w)) or forward(w)
-    classify, timeline, _ = make_handlers(predictor, 3, str(tmp_path))
+    classify, timeline, _, _ = make_handlers(predictor, 3, str(tmp_path))
     top, result = classify(str(song))
     assert sum(windows_seen) == result["windows"] and top
     assert timeline(str(song)) is not None
@@ -105,7 +105,7 @@ def test_bad_file_gives_its_reason_and_the_app_keeps_serving(client, song, tmp_p
     with pytest.raises(AppError) as err:
         _classify(client, corrupt)
     message = str(err.value)
-    assert message.startswith("broken.wav: cannot decode") and "\n" not in message
+    assert message.startswith("broken.wav: truncated or damaged") and "\n" not in message
     assert "/tmp" not in message and "gradio" not in message  # the user's file name, not the upload path
     top, result = _classify(client, song)
     assert result["label"] == top["label"]
@@ -247,15 +247,19 @@ def test_page_shows_why_a_file_is_refused_then_classifies_the_next(app, browser,
     browser.get(app.local_url)
     upload = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#song input[type=file]")))
     upload.send_keys(str(corrupt))
-    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "broken.wav: cannot decode"))
+    reason = "broken.wav: truncated or damaged"
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#song-error"), reason))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "app-error.png"))
-    browser.get(app.local_url)  # a fresh page: the server is still answering
+    time.sleep(12)  # longer than the pop-up stays: the reason stays beside the song
+    assert reason in browser.find_element(By.CSS_SELECTOR, "#song-error").text
     song = write_tone(tmp_path / "tone.wav", seconds=6.0, freq=440.0)
     expected = predict(str(tiny_run), [song], verbose=0)[0]["label"]
+    browser.find_element(By.CSS_SELECTOR, "#song button[aria-label='Clear']").click()
     upload = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#song input[type=file]")))
     upload.send_keys(str(song))
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#top-genres"), expected))
+    assert browser.find_element(By.CSS_SELECTOR, "#song-error").text.strip() == ""
 
 
 def _click_button(browser, wait, text=None, label=None):

@@ -226,8 +226,9 @@ def test_bad_files_are_reported_with_reasons(tmp_path):
     ds = load_dataset(str(_bad_folder(tmp_path)))
     reasons = {p.rsplit("/", 1)[-1]: r for p, r in ds.skipped}
     assert set(reasons) == {"truncated.wav", "corrupt.mp3", "zero.wav", "song.m4a", "broken.wav"}
-    assert "unsupported format '.m4a'" in reasons["song.m4a"]
-    assert all("cannot decode" in reasons[f] for f in ("truncated.wav", "corrupt.mp3", "zero.wav"))
+    assert reasons["song.m4a"] == ".m4a: unsupported format; convert with ffmpeg (e.g. ffmpeg -i song.m4a song.flac)"
+    assert reasons["truncated.wav"].startswith("truncated or damaged")
+    assert reasons["corrupt.mp3"].startswith("not audio") and reasons["zero.wav"] == "empty file (0 bytes)"
     assert ds.labels == ["jazz", "rock"]
     assert "class 'empty' has no usable files (1 skipped): it is left out" in ds.notes
     assert "folder 'nothing' has no audio files: it is not used as a class" in ds.notes

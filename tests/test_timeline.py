@@ -49,7 +49,7 @@ def test_window_probabilities_refuse_what_predict_skips(predictor, tmp_path):
     sf.write(str(silent), np.zeros(22050, np.float32), 22050)
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio")
-    for path, reason in ((silent, "silent"), (corrupt, "cannot decode")):
+    for path, reason in ((silent, "silent"), (corrupt, "truncated or damaged")):
         with pytest.raises(AudioError, match=reason):
             window_probabilities(predictor, path)
         assert "error" in predict(predictor.source, [path], verbose=0)[0]

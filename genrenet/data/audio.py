@@ -2,17 +2,58 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import numpy as np
 
 from ..errors import AudioError
+from .quiet import decoder_noise_filtered
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".w64", ".caf", ".snd")
 
 # A decoded file longer than this is refused rather than allocated (a corrupt header can claim days).
 MAX_SECONDS = 4 * 3600
+# Audio formats libsndfile does not read: such files are skipped with what to do about them.
+UNSUPPORTED_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma", ".ape", ".alac", ".amr", ".webm", ".mka", ".ra")
+READ_FORMATS = "WAV, FLAC, Ogg, MP3, AIFF or AU"
+# libsndfile's words for a file whose content is no format it knows.
+NOT_AUDIO = ("Format not recognised", "unknown format", "possibly a pipe", "not a regular file")
+DAMAGED = ("No 'data' chunk", "truncated", "premature", "end of file", "Unexpected end", "Error in ", "Malformed")
 
+
+def unsupported_format(path) -> str | None:
+    """``.m4a: unsupported format; convert with ffmpeg ...`` for a format libsndfile cannot read, else None."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext not in UNSUPPORTED_EXTENSIONS:
+        return None
+    return f"{ext}: unsupported format; convert with ffmpeg (e.g. ffmpeg -i song{ext} song.flac)"
+
+
+def decode_reason(path, error: BaseException) -> str:
+    """The plain reason a decoder failed on ``path``: empty file, permission denied, unsupported format (with
+    the fix), not audio, truncated or damaged; else the decoder's own words without its file name."""
+    if isinstance(error, PermissionError):
+        return "permission denied (cannot read the file)"
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        return f"cannot open ({e.strerror or type(e).__name__})"
+    if size == 0:
+        return "empty file (0 bytes)"
+    if not os.access(path, os.R_OK):
+        return "permission denied (cannot read the file)"
+    text = str(error).strip()
+    if unsupported_format(path):
+        return unsupported_format(path)
+    if any(words in text for words in NOT_AUDIO):
+        return f"not audio (not a {READ_FORMATS} file)"
+    if any(words in text for words in DAMAGED):
+        return "truncated or damaged (its header or data is cut short or broken)"
+    if "System error" in text:
+        return "cannot read the file (system error)"
+    text = re.sub(r"^Error opening .*?: ", "", text)
+    return f"cannot decode ({text or type(error).__name__})"
 
 
 
@@ -69,7 +110,7 @@ def load_audio(path, sample_rate: int, *, max_seconds: float = MAX_SECONDS) -> n
     if reason:
         raise AudioError(path, reason)
     try:
-        with sf.SoundFile(os.fsencode(path)) as f:  # bytes: file names need not be valid UTF-8
+        with decoder_noise_filtered(path), sf.SoundFile(os.fsencode(path)) as f:  # bytes: any file name
             if f.channels < 1:
                 raise AudioError(path, "the file has no channels")
             if f.samplerate <= 0:
@@ -82,7 +123,7 @@ def load_audio(path, sample_rate: int, *, max_seconds: float = MAX_SECONDS) -> n
     except AudioError:
         raise
     except Exception as e:  # libsndfile's errors are RuntimeError/TypeError/ValueError/LibsndfileError
-        raise AudioError(path, f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})") from None
+        raise AudioError(path, decode_reason(path, e)) from None
     if audio.shape[0] == 0:
         raise AudioError(path, "contains no audio (zero length)")
     audio = to_mono(audio)
@@ -106,9 +147,10 @@ def stream_audio(path, sample_rate: int, *, block_seconds: float = 20.0, max_sec
     if reason:
         raise AudioError(path, reason)
     try:
-        f = sf.SoundFile(os.fsencode(path))
+        with decoder_noise_filtered(path):
+            f = sf.SoundFile(os.fsencode(path))
     except Exception as e:
-        raise AudioError(path, f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})") from None
+        raise AudioError(path, decode_reason(path, e)) from None
     with f:
         if f.channels < 1:
             raise AudioError(path, "the file has no channels")
@@ -126,10 +168,10 @@ def stream_audio(path, sample_rate: int, *, block_seconds: float = 20.0, max_sec
         block, frames = max(1, int(block_seconds * rate)), 0
         while True:
             try:
-                audio = f.read(block, dtype="float32", always_2d=True)
+                with decoder_noise_filtered(path):
+                    audio = f.read(block, dtype="float32", always_2d=True)
             except Exception as e:
-                raise AudioError(path, f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})"
-                                 ) from None
+                raise AudioError(path, decode_reason(path, e)) from None
             frames += audio.shape[0]
             if frames > limit:
                 raise AudioError(path, f"is longer than the {max_seconds:.0f} s limit")

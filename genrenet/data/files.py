@@ -11,7 +11,7 @@ import glob
 import os
 
 from ..errors import DatasetError
-from .audio import is_audio_file
+from .audio import is_audio_file, unsupported_format
 
 GLOB_CHARS = ("*", "?", "[")
 
@@ -52,13 +52,18 @@ def folder_audio(folder: str):
     if not os.access(folder, os.R_OK | os.X_OK):
         return [], f"{folder}: cannot read the folder (permission denied)"
     found = sorted(os.path.join(d, f) for d, _, names in os.walk(folder) for f in names)
-    other = [f for f in found if not is_audio_file(f)]
-    note = None
+    unsupported = [f for f in found if unsupported_format(f)]
+    other = [f for f in found if not is_audio_file(f) and not unsupported_format(f)]
+    notes = []
+    if unsupported:
+        kinds = sorted({os.path.splitext(f)[1].lower() for f in unsupported})
+        notes.append(f"skipped {len(unsupported)} file(s) in an unsupported format ({', '.join(kinds)}); convert "
+                     f"them with ffmpeg (e.g. ffmpeg -i song{kinds[0]} song.flac)")
     if other:
         kinds = sorted({os.path.splitext(f)[1].lower() or "no extension" for f in other})
-        note = (f"{folder}: ignored {len(other)} file(s) without an audio extension ({', '.join(kinds[:6])}"
-                f"{', …' if len(kinds) > 6 else ''}); name a file to classify it anyway")
-    return [f for f in found if is_audio_file(f)], note
+        notes.append(f"ignored {len(other)} file(s) without an audio extension ({', '.join(kinds[:6])}"
+                     f"{', …' if len(kinds) > 6 else ''}); name a file to classify it anyway")
+    return [f for f in found if is_audio_file(f)], f"{folder}: {'; '.join(notes)}" if notes else None
 
 
 def holds_audio(folder: str) -> bool:

@@ -100,6 +100,7 @@ def make_handlers(classifier: Classifier, top_k: int, csv_dir: str, outputs: Out
     outputs = outputs or Outputs.of(classifier)
     header = table_header(outputs.user_labels)
     recent = {}  # song path -> its window probabilities, from classify to the timeline drawn after it
+    refused = {}  # song path -> why it was refused, from classify to the message shown beside the song
 
     def classify(audio):
         """One audio file → the top genres or a tagger's tags (for gr.Label) and predict's full result (label,
@@ -109,6 +110,9 @@ def make_handlers(classifier: Classifier, top_k: int, csv_dir: str, outputs: Out
         try:
             result, windows = classify_file(classifier, audio, top_k, outputs)
         except AudioError as e:
+            while len(refused) >= RECENT_SONGS:
+                refused.pop(next(iter(refused)))
+            refused[audio] = user_message(audio, e)
             raise page_error(audio, e) from None
         while len(recent) >= RECENT_SONGS:  # /classify called alone never draws its timeline
             recent.pop(next(iter(recent)))
@@ -138,7 +142,12 @@ def make_handlers(classifier: Classifier, top_k: int, csv_dir: str, outputs: Out
         os.close(fd)
         return rows, write_csv(target, header, rows)
 
-    return classify, timeline, classify_batch
+    def song_error(audio):
+        """The reason the song was refused, shown beside it until the next song (the pop-up fades)."""
+        reason = refused.pop(audio, None) if audio else None
+        return f"**Could not classify** {html.escape(reason, quote=False)}" if reason else ""
+
+    return classify, timeline, classify_batch, song_error
 
 
 def model_summary(classifier: Classifier, outputs: Outputs | None = None) -> str:
@@ -162,7 +171,7 @@ def build_app(source, *, top_k: int = 3, labels_map=None):
     classifier.loaded()
     top_k = min(check_whole(top_k, "top_k", at_least=1), len(outputs.user_labels))
     csv_dir = tempfile.mkdtemp(prefix="genrenet-app-")
-    classify, timeline, classify_batch = make_handlers(classifier, top_k, csv_dir, outputs)
+    classify, timeline, classify_batch, song_error = make_handlers(classifier, top_k, csv_dir, outputs)
     what = "tags" if outputs.multi_label else "genres"
     # uploads and results older than two hours are removed every hour
     with gr.Blocks(title="genrenet", analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
@@ -174,6 +183,7 @@ def build_app(source, *, top_k: int = 3, labels_map=None):
                                  elem_id="song")
                 label = gr.Label(num_top_classes=top_k if not outputs.multi_label else None, label=f"Top {what}",
                                  elem_id="top-genres")
+            error = gr.Markdown("", elem_id="song-error")
             button = gr.Button("Classify", variant="primary")
             plot = gr.Plot(label="Tag timeline" if outputs.multi_label else "Genre timeline", format="png",
                            elem_id="genre-timeline")
@@ -186,10 +196,12 @@ def build_app(source, *, top_k: int = 3, labels_map=None):
             download = gr.File(label="CSV")
         song_events = [audio.upload, audio.stop_recording, button.click]
         # a new song clears the last song's timeline at once, so a refused file never shows an old picture
-        gr.on([*song_events, audio.clear], lambda: None, outputs=plot, api_visibility="private", queue=False)
+        gr.on([*song_events, audio.clear], lambda: (None, ""), outputs=[plot, error], api_visibility="private",
+              queue=False)
         song = gr.on(song_events, classify, inputs=audio,
                      outputs=[label, details], api_name="classify", concurrency_id="model")
         song.success(timeline, inputs=audio, outputs=plot, api_visibility="private", concurrency_id="model")
+        song.failure(song_error, inputs=audio, outputs=error, api_visibility="private", queue=False)
         batch_button.click(classify_batch, inputs=files, outputs=[table, download], api_name="classify_batch",
                            concurrency_id="model")
     return demo

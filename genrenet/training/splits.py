@@ -30,8 +30,8 @@ def resolve_splits(dataset: ClipDataset, val_fraction: Optional[float], seed: in
         if fewest < MIN_CLIPS_PER_CLASS_FOR_VALIDATION:
             return pool, [], [f"no validation split: a class has only {fewest} training clips (a hold-out needs "
                               f"{MIN_CLIPS_PER_CLASS_FOR_VALIDATION}+ per class to be worth its cost); early "
-                              "stopping watches the training loss (set val_fraction to hold out "
-                              "anyway)"]
+                              "stopping watches the training loss (to hold out anyway: --val-fraction F on "
+                              "the command line, val_fraction=F in Python)"]
         val_fraction = 0.2
     if not val_fraction:
         return pool, [], []

@@ -16,7 +16,9 @@ import numpy as np
 
 from ...errors import DatasetError
 from ..progress import Progress
-from ..audio import is_audio_file, load_audio, resample, unusable_path
+from ..audio import (READ_FORMATS, UNSUPPORTED_EXTENSIONS, decode_reason, is_audio_file, load_audio, resample,
+                     unusable_path)
+from ..quiet import decoder_noise_filtered
 from ..split import kfold
 
 SPLITS = ("train", "val", "test")
@@ -170,7 +172,6 @@ def check_dir(path: str, spec: str):
 
 
 # Audio formats libsndfile cannot read: listed as skipped (with what to do) rather than ignored.
-UNSUPPORTED_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma", ".ape", ".alac", ".amr", ".webm", ".mka", ".ra")
 # Reading headers is I/O (libsndfile releases the GIL): threads overlap the waits, also on network storage.
 SCAN_THREADS = 16
 # A scan of at least this many files shows its progress (a bar on a terminal, a line per tenth in a log).
@@ -237,14 +238,6 @@ def file_reason(path: str, root: str) -> Optional[str]:
     return f"not an audio file (extension {ext!r})" if ext else "not an audio file (no extension)"
 
 
-def unsupported_reason(path: str) -> Optional[str]:
-    """Why an audio file in a format libsndfile cannot read is skipped (with what to do), or None."""
-    if not path.lower().endswith(UNSUPPORTED_EXTENSIONS):
-        return None
-    return (f"unsupported format {os.path.splitext(path)[1]!r} (libsndfile reads wav, flac, ogg, mp3, au, aiff: "
-            "convert it)")
-
-
 def probe(path: str) -> tuple[Optional[str], Optional[float]]:
     """(why ``path`` cannot be used or None, its duration in seconds). Reads only the header (fast)."""
     import soundfile as sf
@@ -253,11 +246,12 @@ def probe(path: str) -> tuple[Optional[str], Optional[float]]:
     if reason:
         return reason, None
     try:
-        info = sf.info(os.fsencode(path))
+        with decoder_noise_filtered(path):
+            info = sf.info(os.fsencode(path))
     except Exception as e:
-        return f"cannot decode ({type(e).__name__}: {str(e).strip() or 'unknown error'})", None
+        return decode_reason(path, e), None
     if info.format == "RAW":  # libsndfile's guess for some tiny or headerless files: their "samples" are junk
-        return "cannot decode (no audio header: not a wav, flac, ogg, mp3, au or aiff file)", None
+        return f"not audio (not a {READ_FORMATS} file)", None
     if info.frames <= 0:
         return "contains no audio (zero length)", None
     if info.channels < 1:

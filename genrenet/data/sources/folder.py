@@ -10,8 +10,9 @@ import os
 from typing import Optional
 
 from ...errors import DatasetError
-from .base import (Clip, ClipDataset, check_dir, empty_class_notes, file_reason, finish, scan, unsupported_reason,
-                   walk_files, walked_link)
+from ..audio import unsupported_format
+from .base import (Clip, ClipDataset, check_dir, empty_class_notes, file_reason, finish, scan, walk_files,
+                   walked_link)
 
 OUTSIDE_CLASSES = "outside the class folders (PATH/<label>/<file>)"
 
@@ -34,8 +35,8 @@ def class_folder_files(path: str) -> tuple[list, list, list, list]:
             reason = file_reason(f, path)
             if reason:
                 ignored.append((f, reason))
-            elif unsupported_reason(f):
-                skipped.append((f, unsupported_reason(f)))
+            elif unsupported_format(f):
+                skipped.append((f, unsupported_format(f)))
             else:
                 rel = os.path.relpath(f, path)
                 candidates.append(Clip(id=rel, label=label, path=f, group=rel))

@@ -226,12 +226,14 @@ def test_cli_train_and_predict_on_hostile_files(tmp_path):
     assert b"random.wav" in skipped and b"fifo.wav" in skipped
 
     # Bad files named one by one and a whole folder (with a non-UTF-8 name, printed as its original bytes).
+    (tmp_path / "junk.mp3").write_bytes(np.random.default_rng(5).bytes(20000))  # libmpg123 has things to say
     files = [root / "a" / "random.wav", root / "a" / "x.wav", root / "b" / "self.wav", root / "a" / "fifo.wav",
-             tmp_path / "missing.wav", root]
+             tmp_path / "missing.wav", tmp_path / "junk.mp3", root]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     r = subprocess.run([sys.executable, "-m", "genrenet", "predict", str(tmp_path / "run"), *map(str, files)],
                        capture_output=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 1 and b" files failed" in r.stderr, r.stderr[-2000:]
+    assert b"MPEG" not in r.stderr and b"mpg123" not in r.stderr and b"possibly a pipe" not in r.stdout
     lines = r.stdout.strip().splitlines()
     errors = [line for line in lines if b": error: " in line]
     for name in (b"random.wav", b"x.wav/inner.wav", b"self.wav", b"fifo.wav", b"missing.wav"):  # a folder x.wav/
@@ -246,3 +248,66 @@ def test_cli_rejects_a_dataset_of_random_bytes(tmp_path):
         (tmp_path / "d" / f"c{i % 2}" / f"f{i}.wav").write_bytes(RNG.bytes(int(RNG.integers(0, 5000))))
     r = run_cli("train", "cnn", "--data", tmp_path / "d", "--out", tmp_path / "run")
     assert r.returncode == 2 and "no usable audio clips" in r.stderr and "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------------------------------ plain reasons
+def test_each_bad_file_gets_its_reason_in_plain_words(tmp_path):
+    good = _wav_bytes(_tone(1.0), SR)
+    cases = {
+        "empty.wav": (b"", "empty file (0 bytes)"),
+        "song.m4a": (b"\x00\x00\x00\x18ftypM4A " + RNG.bytes(200),
+                     ".m4a: unsupported format; convert with ffmpeg (e.g. ffmpeg -i song.m4a song.flac)"),
+        "random.mp3": (RNG.bytes(20000), "not audio (not a WAV, FLAC, Ogg, MP3, AIFF or AU file)"),
+        "notes.wav": (b"just some text, not a recording\n" * 20,
+                      "not audio (not a WAV, FLAC, Ogg, MP3, AIFF or AU file)"),
+        "cut.wav": (good[:30], "truncated or damaged (its header or data is cut short or broken)"),
+    }
+    for name, (data, reason) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(AudioError) as e:
+            load_audio(tmp_path / name, SR)
+        assert e.value.reason == reason, name
+
+
+def test_a_file_that_cannot_be_read_says_permission_denied(tmp_path, monkeypatch):
+    from genrenet.data import audio
+
+    path = tmp_path / "locked.wav"
+    path.write_bytes(_wav_bytes(_tone(1.0), SR))
+    assert audio.decode_reason(path, PermissionError(13, "Permission denied")) == \
+        "permission denied (cannot read the file)"
+    monkeypatch.setattr(audio.os, "access", lambda p, mode: False)  # as a user without read permission sees it
+    assert audio.decode_reason(path, RuntimeError("System error.")) == "permission denied (cannot read the file)"
+
+
+def test_libmpg123_lines_do_not_reach_the_terminal_and_other_lines_do(tmp_path, capfd):
+    from genrenet.data.quiet import decoder_noise_filtered
+
+    (tmp_path / "random.mp3").write_bytes(RNG.bytes(20000))
+    with pytest.raises(AudioError):
+        load_audio(tmp_path / "random.mp3", SR)
+    with decoder_noise_filtered("x.mp3"):
+        os.write(2, b"Note: Illegal Audio-MPEG-Header 0x00000000 at offset 19996.\nNote: Trying to resync...\n"
+                    b"[src/libmpg123/parse.c:skip_junk():1234] error: Giving up searching valid MPEG header\n"
+                    b"a warning of genrenet's own\n")
+    assert capfd.readouterr().err == "a warning of genrenet's own\n"
+
+
+def test_a_folder_names_itself_when_unreadable_and_counts_unsupported_formats(tmp_path, monkeypatch):
+    from genrenet.data import files
+    from genrenet.data.files import expand_audio_paths
+    from genrenet.errors import DatasetError
+
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "a.m4a").write_bytes(b"x")
+    (album / "b.m4a").write_bytes(b"x")
+    (album / "c.wav").write_bytes(_wav_bytes(_tone(1.0), SR))
+    found = expand_audio_paths([album])
+    assert found.files == [str(album / "c.wav")]
+    assert found.notes == [f"{album}: skipped 2 file(s) in an unsupported format (.m4a); convert them with ffmpeg "
+                           "(e.g. ffmpeg -i song.m4a song.flac)"]
+    monkeypatch.setattr(files.os, "access", lambda p, mode: os.fspath(p) != str(album))
+    with pytest.raises(DatasetError, match=f"no audio files in {album} .{album}: cannot read the folder "
+                                           r"\(permission denied\)"):
+        expand_audio_paths([album])

@@ -101,6 +101,14 @@ def unusable_path(path) -> str | None:
     return None
 
 
+def read_header(path):
+    """``soundfile.info`` of ``path`` (format, rate, frames) without reading its audio; decoder noise filtered."""
+    import soundfile as sf
+
+    with decoder_noise_filtered(path):
+        return sf.info(os.fsencode(os.fspath(path)))
+
+
 def load_audio(path, sample_rate: int, *, max_seconds: float = MAX_SECONDS) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sample_rate``. Raises :class:`AudioError` on anything unusable."""
     import soundfile as sf

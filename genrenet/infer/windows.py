@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..data import SkipLog, streamed_window_batches, window_dataset
-from ..data.audio import unusable_path
+from ..data.audio import read_header, unusable_path
 from ..data.progress import Progress
 from ..nn.frontend import fused_frontend
 
@@ -69,12 +69,10 @@ def model_forward(model, num_clips: int) -> Callable[[np.ndarray], np.ndarray]:
 
 def clip_seconds(path) -> float:
     """Duration from the header (0 when unreadable: the decoder then reports why)."""
-    import soundfile as sf
-
     if not path or unusable_path(path):  # never open a FIFO or device just to read a header: it may block forever
         return 0.0
     try:
-        info = sf.info(os.fsencode(path))
+        info = read_header(path)
         return info.frames / info.samplerate if info.samplerate > 0 else 0.0
     except Exception:
         return 0.0

@@ -16,9 +16,8 @@ import numpy as np
 
 from ...errors import DatasetError
 from ..progress import Progress
-from ..audio import (READ_FORMATS, UNSUPPORTED_EXTENSIONS, decode_reason, is_audio_file, load_audio, resample,
-                     unusable_path)
-from ..quiet import decoder_noise_filtered
+from ..audio import (READ_FORMATS, UNSUPPORTED_EXTENSIONS, decode_reason, is_audio_file, load_audio, read_header,
+                     resample, unusable_path)
 from ..split import kfold
 
 SPLITS = ("train", "val", "test")
@@ -240,14 +239,11 @@ def file_reason(path: str, root: str) -> Optional[str]:
 
 def probe(path: str) -> tuple[Optional[str], Optional[float]]:
     """(why ``path`` cannot be used or None, its duration in seconds). Reads only the header (fast)."""
-    import soundfile as sf
-
     reason = unusable_path(path)
     if reason:
         return reason, None
     try:
-        with decoder_noise_filtered(path):
-            info = sf.info(os.fsencode(path))
+        info = read_header(path)
     except Exception as e:
         return decode_reason(path, e), None
     if info.format == "RAW":  # libsndfile's guess for some tiny or headerless files: their "samples" are junk

@@ -207,6 +207,15 @@ def export_meta(run: Run, name: str, version: int, tflite: bool) -> dict:
     return meta
 
 
+def check_export_names(name, version, hop_seconds):
+    """A :class:`ConfigError` (``param`` naming it) for a version that is not a whole number ≥ 0, a hop that is
+    not > 0, or a name that is not one folder name: before anything is written."""
+    check_whole(version, "version", at_least=0)
+    check_positive(hop_seconds, "hop_seconds", optional=True)
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or os.sep in name:
+        raise ExportError(f"must be a folder name (no path separators), got {name!r}", param="name")
+
+
 def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1, force: bool = False,
            tflite: bool = False, quantize=None, calibration_data: str | None = None,
            hop_seconds: float | None = None, verbose: int = 1) -> str:
@@ -221,10 +230,7 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
     also writes ``model-<mode>.tflite`` for each, calibrated and measured on windows of ``calibration_data``
     (default: the data the run was trained on); see :mod:`genrenet.serve.quantize`.
     """
-    check_whole(version, "version", at_least=0)
-    check_positive(hop_seconds, "hop_seconds", optional=True)
-    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or os.sep in name:
-        raise ExportError(f"must be a folder name (no path separators), got {name!r}", param="name")
+    check_export_names(name, version, hop_seconds)
     modes = quantization.parse_quantize(quantize)
     tflite = tflite or bool(modes)
     run = run if isinstance(run, Run) else source_run(run)

@@ -197,7 +197,8 @@ def ondevice_section(exported: Optional[dict]) -> list:
     return lines + [""]
 
 
-PRECISIONS = {"float16": "float16 weights, float32 compute", "dynamic": "int8 weights, float activations",
+PRECISIONS = {"float16": "float16 weights, float32 compute",
+              "dynamic": "int8 weights, activations quantised on the fly",
               "int8": "int8 weights and activations (front-end float32)"}
 
 

@@ -1,6 +1,6 @@
-"""Quantised TFLite files: ``float16`` (weights in float16), ``dynamic`` (weights in int8, activations float) and
-``int8`` (full-integer model body, calibrated on windows of real audio), each with the log-mel front-end kept in
-float32.
+"""Quantised TFLite files: ``float16`` (weights in float16), ``dynamic`` (weights in int8, each op's input
+quantised on the fly) and ``int8`` (full-integer model body, calibrated on windows of real audio), each with the
+log-mel front-end kept in float32.
 
 Why the front-end stays float32: the power spectrum ``re² + im²`` spans ~10 decades (and overflows float16 for
 loud audio), so an int8 or float16 front-end loses the quiet bands the log brings back. ``int8`` therefore

@@ -149,6 +149,16 @@ def test_without_a_model_source_the_default_preset_is_used_and_said():
     assert default_source("runs/x") == ("runs/x", None)
 
 
+def test_the_page_calls_a_preset_a_preset_and_a_run_a_run(tiny_run, preset_cache):
+    from genrenet.infer.classifier import Classifier
+    from genrenet.presets import DEFAULT_PRESET
+    from genrenet.serve.app import model_summary
+
+    preset = model_summary(Classifier.from_preset(DEFAULT_PRESET))
+    assert preset.startswith(f"Model `{DEFAULT_PRESET}` (preset): ") and "(run)" not in preset
+    assert model_summary(Classifier.from_preset(str(tiny_run))).startswith("Model `tiny` (run): ")
+
+
 def _wait_for_http(url, proc, seconds=120):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -286,6 +286,13 @@ def cmd_evaluate(args):
     if args.json:
         _print_json(metrics)
         return
+    if "roc_auc_macro" in metrics:  # a tagger
+        figures = ", ".join(f"{name} {'n/a' if metrics[key] is None else format(metrics[key], '.3f')}" for name, key in
+                            (("ROC-AUC", "roc_auc_macro"), ("PR-AUC", "pr_auc_macro"), ("F1", "f1_macro")))
+        print(f"{metrics['data']} ({metrics['split']}): {figures} (macro over {metrics['tags_ranked']} tags) "
+              f"on {metrics['num_clips']} clips")
+        print(f"wrote {metrics['out']}/metrics.json, predictions.csv, per_tag.csv")
+        return
     print(f"{metrics['data']} ({metrics['split']}): clip accuracy {metrics['clip_accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f}, window accuracy {metrics['window_accuracy']:.3f} "
           f"on {metrics['num_clips']} clips")

@@ -316,6 +316,17 @@ def test_evaluate_reports_exact_sklearn_aucs_of_its_saved_predictions(tag_run, t
                           if float(r[f"p_{t}"]) >= thresholds[run.labels.index(t)] - 5e-7] for r in rows]
 
 
+def test_the_evaluate_command_prints_a_taggers_figures(tag_run, tmp_path):
+    from conftest import run_cli
+
+    run, path = tag_run
+    r = run_cli("evaluate", run.path, "--data", f"csv:{path}", "--split", "all")
+    assert r.returncode == 0, r.stderr
+    saved = json.load(open(os.path.join(run.path, f"eval-{path.stem}-all", "metrics.json")))
+    assert f"ROC-AUC {saved['roc_auc_macro']:.3f}, PR-AUC {saved['pr_auc_macro']:.3f}" in r.stdout
+    assert "per_tag.csv" in r.stdout
+
+
 def test_predict_rows_carry_the_tags_passing_the_runs_thresholds(tag_run):
     run, path = tag_run
     clf = genrenet.Classifier.from_preset(run.path)

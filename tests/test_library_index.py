@@ -166,3 +166,20 @@ def test_an_index_above_the_exact_size_is_written_and_searched_with_its_graph(ti
     row = similar(idx, [library / "song0.wav"], k=5, verbose=0)[0]
     assert len(row["neighbours"]) == 5
     assert str(library / "song0.wav") not in [n["file"] for n in row["neighbours"]]
+
+
+@pytest.mark.slow
+def test_an_index_built_on_beam_holds_the_embeddings_of_a_local_build(tiny_run, library, tmp_path):
+    pytest.importorskip("apache_beam")
+    local, beam = tmp_path / "local", tmp_path / "beam"
+    build_index(str(tiny_run), [library], local, verbose=0)
+    report = build_index(str(tiny_run), [library], beam, runner="DirectRunner", verbose=0)
+    assert (report["new"], report["count"]) == (7, 7)
+    assert not [n for n in os.listdir(beam) if n.startswith(".shards-")]
+    _, a = read_index(local)
+    _, b = read_index(beam)
+    order = [b.files.index(f) for f in a.files]
+    np.testing.assert_allclose(b.vectors[order], a.vectors, atol=1e-4)
+    write_tone(library / "new.wav", seconds=4.0, freq=1234.0)
+    again = build_index(str(tiny_run), [library], beam, runner="DirectRunner", verbose=0)
+    assert (again["new"], again["kept"]) == (1, 7)

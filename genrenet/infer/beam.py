@@ -1,15 +1,18 @@
-"""``predict`` at catalog scale on Apache Beam (DirectRunner/Prism locally, Dataflow, Flink, Spark).
+"""``predict`` and clip embeddings at catalog scale on Apache Beam (DirectRunner/Prism locally, Dataflow, Flink,
+Spark).
 
 ``patterns | ClassifyAudio(source)`` matches file patterns, decodes, resamples and windows every file on the
 workers (genrenet's decoder and windows, as ``predict``), batches the windows of many files through
 ``RunInference`` with :class:`GenrenetModelHandler` (the model loaded once per worker process) and gives one
 result per file: the mean of its windows' probabilities, with the fields of ``predict --json`` (``tags`` for a
 multi-label source, the user's labels with a label map), or ``error``.
+``patterns | EmbedAudio(source)`` is the same transform with the model's penultimate features in place of the
+probabilities: one clip embedding per file (what ``genrenet index --runner`` builds an index from).
 """
 from __future__ import annotations
 
 import json
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
@@ -17,6 +20,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from ..data import Clip, SkipLog, streamed_window_batches
 from ..data.beamio import beam, local_file, match_pattern, pipeline_options
 from .classifier import Classifier
+from .embed import window_embeddings
 from .predict import outputs_result
 from .tags import Outputs
 from .windows import default_batch_size
@@ -24,25 +28,27 @@ from .windows import default_batch_size
 METRICS = "genrenet"
 
 
-class GenrenetModelHandler(ModelHandler[np.ndarray, PredictionResult, Classifier]):
+class GenrenetModelHandler(ModelHandler[np.ndarray, PredictionResult, Callable]):
     """RunInference's model handler for any model source (a preset, a run directory, an exported SavedModel, a
     ``.tflite`` file): one :class:`~genrenet.infer.Classifier` per worker process, windows ``[W]`` in,
-    probabilities ``[C]`` out. Workers open the source as given (a preset is materialised where it runs)."""
+    probabilities ``[C]`` out, or the penultimate features with ``embeddings=True`` (runs and presets). Workers
+    open the source as given (a preset is materialised where it runs)."""
 
-    def __init__(self, source, max_batch_size: Optional[int] = None):
+    def __init__(self, source, max_batch_size: Optional[int] = None, embeddings: bool = False):
         super().__init__()
         clf = Classifier.from_preset(source)
-        self.source, self.info = clf.source, clf.info
+        self.source, self.info, self.embeddings = clf.source, clf.info, embeddings
         self.labels, self.sample_rate, self.window_samples = clf.labels, clf.sample_rate, clf.window_samples
         self.max_batch_size = max_batch_size or default_batch_size(self.window_samples, self.sample_rate)
 
-    def load_model(self) -> Classifier:
-        return Classifier.from_preset(self.source, verbose=0)
+    def load_model(self) -> Callable:
+        clf = Classifier.from_preset(self.source, verbose=0)
+        return window_embeddings(clf.keras_model) if self.embeddings else clf.forward
 
-    def run_inference(self, batch: Sequence[np.ndarray], model: Classifier,
+    def run_inference(self, batch: Sequence[np.ndarray], model: Callable,
                       inference_args=None) -> Iterable[PredictionResult]:
-        probs = np.asarray(model.forward(np.stack(batch).astype(np.float32, copy=False)), np.float64)
-        return [PredictionResult(None, p) for p in probs]
+        outputs = np.asarray(model(np.stack(batch).astype(np.float32, copy=False)), np.float64)
+        return [PredictionResult(None, p) for p in outputs]
 
     def batch_elements_kwargs(self):
         return {"min_batch_size": 1, "max_batch_size": self.max_batch_size}
@@ -126,18 +132,50 @@ class ClassifyAudio(beam.PTransform):
         self.top_k = top_k
 
     def expand(self, patterns):
+        outputs, top_k = self.outputs, self.top_k
+        return (patterns | "MeanPerFile" >> MeanOutputs(self.handler)
+                | "Result" >> beam.MapTuple(lambda f, acc: _result(f, acc, outputs, top_k)))
+
+
+class MeanOutputs(beam.PTransform):
+    """File patterns → ``(file, (sum of its windows' model outputs, windows, error))`` per matched file: the
+    steps :class:`ClassifyAudio` and :class:`EmbedAudio` share."""
+
+    def __init__(self, handler: GenrenetModelHandler):
+        super().__init__()
+        self.handler = handler
+
+    def expand(self, patterns):
         h = self.handler
         matched = patterns | "MatchFiles" >> beam.ParDo(MatchFiles()).with_outputs("errors", main="files")
         files = matched.files | "EachFileOnce" >> beam.Distinct()  # patterns may overlap; also spreads the files
         cut = files | "Window" >> beam.ParDo(WindowFile(h.sample_rate, h.window_samples)).with_outputs(
             "errors", main="windows")
-        probs = (cut.windows | "RunInference" >> RunInference(KeyedModelHandler(h))
-                 | "Probabilities" >> beam.MapTuple(lambda f, r: (f, ("probs", np.asarray(r.inference)))))
+        outputs = (cut.windows | "RunInference" >> RunInference(KeyedModelHandler(h))
+                   | "Outputs" >> beam.MapTuple(lambda f, r: (f, ("probs", np.asarray(r.inference)))))
         errors = ((matched.errors, cut.errors) | "Errors" >> beam.Flatten()
                   | "ErrorItems" >> beam.MapTuple(lambda f, reason: (f, ("error", reason))))
-        outputs, top_k = self.outputs, self.top_k
-        return ((probs, errors) | "PerFile" >> beam.Flatten() | "Mean" >> beam.CombinePerKey(MeanProbabilities())
-                | "Result" >> beam.MapTuple(lambda f, acc: _result(f, acc, outputs, top_k)))
+        return (outputs, errors) | "PerFile" >> beam.Flatten() | "Mean" >> beam.CombinePerKey(MeanProbabilities())
+
+
+def _embedding(path, acc) -> dict:
+    total, count, error = acc
+    if error or not count:
+        return {"file": path, "error": error or "could not be decoded"}
+    return {"file": path, "embedding": (total / count).tolist(), "windows": count}
+
+
+class EmbedAudio(beam.PTransform):
+    """File patterns → one dict per matched file: ``file``, ``embedding`` (the mean of its windows' penultimate
+    features, as ``genrenet embed`` gives it) and ``windows``, or ``file`` and ``error``. ``source``: a run
+    directory or a preset (exports hold no penultimate features)."""
+
+    def __init__(self, source=None, batch_size: Optional[int] = None):
+        super().__init__()
+        self.handler = GenrenetModelHandler(source, max_batch_size=batch_size, embeddings=True)
+
+    def expand(self, patterns):
+        return patterns | "MeanPerFile" >> MeanOutputs(self.handler) | "Embedding" >> beam.MapTuple(_embedding)
 
 
 def predict_pipeline(source, patterns, output: str, *, runner: str = "DirectRunner", beam_args=(),
@@ -167,3 +205,34 @@ def _counts(result) -> dict:
     for c in counters:
         totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + (c.committed or c.attempted or 0)
     return {"classified": totals.get("results_ok", 0), "errors": totals.get("results_error", 0)}
+
+
+def embed_pipeline(source, patterns, output: str, *, runner: str = "DirectRunner", beam_args=(),
+                   batch_size: Optional[int] = None) -> list:
+    """Run :class:`EmbedAudio` on ``patterns``, write JSON Lines shards ``OUTPUT-SSSSS-of-NNNNN.jsonl`` and
+    return the shards' paths."""
+    from apache_beam.io.filesystems import FileSystems
+
+    with beam.Pipeline(options=pipeline_options(runner, beam_args)) as p:
+        (p | "Patterns" >> beam.Create([str(x) for x in patterns])
+         | "Embed" >> EmbedAudio(source, batch_size=batch_size)
+         | "Json" >> beam.Map(json.dumps)
+         | "Write" >> beam.io.WriteToText(output, file_name_suffix=".jsonl"))
+    return sorted(m.path for m in FileSystems.match([f"{output}-*-of-*.jsonl"])[0].metadata_list)
+
+
+def read_embedding_shards(shards) -> tuple:
+    """``(files, embeddings [N, D], skipped [(file, reason)])`` from :func:`embed_pipeline`'s shards."""
+    from apache_beam.io.filesystems import FileSystems
+
+    files, rows, skipped = [], [], []
+    for shard in shards:
+        with FileSystems.open(shard) as f:
+            for line in f.read().decode("utf-8").splitlines():
+                row = json.loads(line)
+                if "error" in row:
+                    skipped.append((row["file"], row["error"]))
+                else:
+                    files.append(row["file"])
+                    rows.append(row["embedding"])
+    return files, np.asarray(rows, np.float32).reshape(len(files), -1), skipped

@@ -12,7 +12,7 @@ from .. import registry
 from ..data import Clip, SkipLog
 from ..nn.blocks import penultimate_model
 from ..run import atomic_path
-from .windows import predict_clips
+from .windows import model_forward, predict_clips
 
 
 def registered_model(name: str, pretrained: Optional[str] = None):
@@ -35,6 +35,12 @@ def embed_files(model, files, *, sample_rate: int, window_samples: int, batch_si
     return {"files": np.array([c.path for c, k in zip(clips, ok) if k]),
             "embeddings": mean[ok].astype(np.float32), "windows": counts[ok],
             "skipped": sorted(log.skipped.items())}
+
+
+def window_embeddings(model):
+    """``windows [n, W] → penultimate features [n, D]`` (NumPy) of a Keras model, one window batch at a time (what
+    Beam's workers run; a clip's embedding is the mean over its windows, as :func:`embed_files` gives it)."""
+    return model_forward(penultimate_model(model), num_clips=0)
 
 
 def write_embeddings(out: str, result: dict):

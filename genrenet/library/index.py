@@ -190,7 +190,7 @@ def embed_entries(classifier, paths, stats, embed, dim: int) -> tuple:
     """``(entries, skipped)`` of ``paths`` embedded by ``embed(classifier, paths)``."""
     files, vectors, skipped = embed(classifier, paths)
     where = {p: i for i, p in enumerate(paths)}
-    rows = [where[f] for f in files]
+    rows = [where[f] for f in files]  # the embedders give back the paths they were given
     vectors = vectors if len(files) else np.zeros((0, dim), np.float32)
     entries = Entries(files, np.array([stats[r][0] for r in rows], np.int64),
                       np.array([stats[r][1] for r in rows], np.int64), vectors)
@@ -255,7 +255,7 @@ def build_index(source, paths, out, *, batch_size: int = 32, runner: Optional[st
     work = plan(old if old is not None else Entries.concat([], dim), files, stats)
     todo = work["new"] + work["changed"]
     stat_of = dict(zip(files, stats))
-    embed = embedder(runner, beam_args, batch_size, verbose)
+    embed = embedder(runner, beam_args, batch_size, verbose, out)
     fresh, failed = embed_entries(classifier, todo, [stat_of[f] for f in todo], embed, dim)
     dim = dim or (fresh.vectors.shape[1] if len(fresh) else 0)
     entries = Entries.concat([old.take(work["keep"]) if old is not None else Entries.concat([], dim), fresh], dim)
@@ -271,20 +271,32 @@ def build_index(source, paths, out, *, batch_size: int = 32, runner: Optional[st
             "search": "hnsw (faiss)" if meta["graph"] else "exact", "pipeline_version": meta["pipeline_version"]}
 
 
-def embedder(runner: Optional[str], beam_args, batch_size: int, verbose: int):
-    """``embed(classifier, paths) → (files, unit vectors, skipped)``: here, or on Apache Beam's ``runner``."""
-    if runner:
-        def on_beam(classifier, paths):
-            from ..infer.beam import embed_pipeline_rows
+def embedder(runner: Optional[str], beam_args, batch_size: int, verbose: int, out: str):
+    """``embed(classifier, paths) → (files, unit vectors, skipped)``: here, or on Apache Beam's ``runner``, whose
+    JSON Lines shards go to a temporary folder inside the index folder ``out`` and are removed once read."""
+    if not runner:
+        return lambda classifier, paths: embed_local(classifier, paths, batch_size=batch_size, verbose=verbose)
 
-            if not paths:
-                return [], np.zeros((0, 0), np.float32), []
-            files, embeddings, skipped = embed_pipeline_rows(classifier.source, paths, runner=runner,
-                                                             beam_args=beam_args, batch_size=batch_size)
-            files, vectors, zero = unit_rows(files, embeddings)
-            return files, vectors, skipped + zero
-        return on_beam
-    return lambda classifier, paths: embed_local(classifier, paths, batch_size=batch_size, verbose=verbose)
+    def on_beam(classifier, paths):
+        import shutil
+        import tempfile
+
+        from ..infer.beam import embed_pipeline, read_embedding_shards
+
+        if not paths:
+            return [], np.zeros((0, 0), np.float32), []
+        shards_dir = tempfile.mkdtemp(prefix=".shards-", dir=out)
+        try:
+            shards = embed_pipeline(classifier.source, paths, os.path.join(shards_dir, "embeddings"),
+                                    runner=runner, beam_args=beam_args, batch_size=batch_size)
+            files, embeddings, skipped = read_embedding_shards(shards)
+        finally:
+            shutil.rmtree(shards_dir, ignore_errors=True)
+        if verbose:
+            print(f"embedded {len(files)} files on {runner} ({len(shards)} shards)", file=sys.stderr)
+        files, vectors, zero = unit_rows(files, embeddings)
+        return files, vectors, skipped + zero
+    return on_beam
 
 
 # ------------------------------------------------------------------------------------------- searching

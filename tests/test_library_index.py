@@ -183,3 +183,22 @@ def test_an_index_built_on_beam_holds_the_embeddings_of_a_local_build(tiny_run, 
     write_tone(library / "new.wav", seconds=4.0, freq=1234.0)
     again = build_index(str(tiny_run), [library], beam, runner="DirectRunner", verbose=0)
     assert (again["new"], again["kept"]) == (1, 7)
+
+
+def test_the_app_with_an_index_has_a_similar_songs_tab_that_ranks_an_uploaded_copy_first(tiny_run, library,
+                                                                                           tmp_path):
+    pytest.importorskip("gradio", reason="the app needs the [app] extra")
+    from genrenet.library.index import LibraryIndex
+    from genrenet.serve.app import build_app, make_similar_handler
+
+    idx = tmp_path / "idx"
+    build_index(str(tiny_run), [library], idx, verbose=0)
+    upload = tmp_path / "upload" / "mine.wav"
+    upload.parent.mkdir()
+    shutil.copy(library / "song2.wav", upload)
+    rows = make_similar_handler(LibraryIndex(idx))(str(upload))
+    assert [r[0] for r in rows] == list(range(1, 8))
+    assert rows[0][2] == str(library / "song2.wav") and rows[0][1] > 0.999
+    demo = build_app(str(tiny_run), index=str(idx))
+    assert "similar" in {getattr(fn, "api_name", None) for fn in demo.fns.values()}
+    assert "similar" not in {getattr(fn, "api_name", None) for fn in build_app(str(tiny_run)).fns.values()}

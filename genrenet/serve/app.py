@@ -2,7 +2,9 @@
 
 One song: upload or record it, see the top genres and the genre timeline (log-mel spectrogram above, each
 genre's probability per window below, on one time axis); for a multi-label model, its tags (independent
-probabilities) and the song's top tags over time. A label map (``labels_map``) shows your labels instead. Many songs: a table of results and a CSV. The page's
+probabilities) and the song's top tags over time. A label map (``labels_map``) shows your labels instead. Many songs:
+a table of results and a CSV. With an index (``genrenet index``), a third tab lists the songs of the index most
+similar to an uploaded one. The page's
 song button calls the named endpoint ``/classify``, the same function Gradio's client calls, and its result is
 ``predict``'s for that file. The model loads once, when the app is built; every model call goes through one
 concurrency group, so a model that is not thread-safe (a TFLite interpreter) is never called twice at once.
@@ -24,6 +26,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MAX_FILE_SIZE = "100mb"
 RECENT_SONGS = 16  # window probabilities kept for timelines not drawn yet
+SIMILAR_SONGS = 10  # rows of the similar-songs table
 
 
 def require_gradio():
@@ -150,6 +153,48 @@ def make_handlers(classifier: Classifier, top_k: int, csv_dir: str, outputs: Out
     return classify, timeline, classify_batch, song_error
 
 
+def make_similar_handler(index, k: int = SIMILAR_SONGS):
+    """The similar-songs tab's function over an opened :class:`~genrenet.library.index.LibraryIndex`: one
+    audio file → table rows ``[rank, score, file]`` of the index's ``k`` most similar songs (the ``/similar``
+    endpoint)."""
+    from ..library.index import similar
+
+    gr = require_gradio()
+
+    def similar_songs(audio):
+        if not audio:
+            raise gr.Error("Upload a song first.")
+        row = similar(index, [audio], k=k, verbose=0)[0]
+        if "error" in row:
+            raise page_error(audio, row["error"])
+        return [[rank, round(n["score"], 4), n["file"]] for rank, n in enumerate(row["neighbours"], 1)]
+
+    return similar_songs
+
+
+def similar_tab(index):
+    """The "Similar songs" tab of an index: an upload, a button and the table (inside the app's Blocks)."""
+    gr = require_gradio()
+    with gr.Tab("Similar songs"):
+        gr.Markdown(f"The {min(SIMILAR_SONGS, len(index))} songs of `{index.path}` ({len(index)} songs) that "
+                    "sound most like this one (cosine similarity of clip embeddings).")
+        audio = gr.Audio(sources=["upload"], type="filepath", label="Song", elem_id="similar-song")
+        button = gr.Button("Find similar songs", variant="primary")
+        table = gr.Dataframe(headers=["rank", "score", "file"], interactive=False, label="Similar songs",
+                             elem_id="similar-songs")
+        button.click(make_similar_handler(index), inputs=audio, outputs=table, api_name="similar",
+                     concurrency_id="model")
+
+
+def open_index(path):
+    """The index at ``path`` opened for the app, its model loaded and checked (errors before the page starts)."""
+    from ..library.index import LibraryIndex
+
+    index = LibraryIndex(path)
+    index.model().loaded()
+    return index
+
+
 def model_summary(classifier: Classifier, outputs: Outputs | None = None) -> str:
     """The line under the title: which model is being served, what it gives and how it listens."""
     outputs = outputs or Outputs.of(classifier)
@@ -161,11 +206,13 @@ def model_summary(classifier: Classifier, outputs: Outputs | None = None) -> str
             "Any format libsndfile reads (WAV, FLAC, OGG, MP3, AIFF, AU, ...).")
 
 
-def build_app(source, *, top_k: int = 3, labels_map=None):
+def build_app(source, *, top_k: int = 3, labels_map=None, index=None):
     """The Gradio Blocks of the app, with the model of ``source`` (any model source, a
     :class:`~genrenet.infer.Classifier`, or ``None`` for the default preset) loaded once, here; ``labels_map``
-    (a label map file) shows your labels instead of the model's."""
+    (a label map file) shows your labels instead of the model's; ``index`` (an index folder) adds the
+    similar-songs tab, its own model loaded here too."""
     gr = require_gradio()  # before the model loads: a missing extra is reported at once
+    library = open_index(index) if index is not None else None
     classifier = Classifier.from_preset(source)
     outputs = Outputs.of(classifier, labels_map)
     classifier.loaded()
@@ -204,15 +251,18 @@ def build_app(source, *, top_k: int = 3, labels_map=None):
         song.failure(song_error, inputs=audio, outputs=error, api_visibility="private", queue=False)
         batch_button.click(classify_batch, inputs=files, outputs=[table, download], api_name="classify_batch",
                            concurrency_id="model")
+        if library is not None:
+            similar_tab(library)
     return demo
 
 
 def serve(source=None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, top_k: int = 3,
-          max_file_size: str | int = MAX_FILE_SIZE, block: bool = True, labels_map=None):
+          max_file_size: str | int = MAX_FILE_SIZE, block: bool = True, labels_map=None, index=None):
     """Build the app and serve it on ``host:port`` (loopback unless told otherwise); uploads larger than
-    ``max_file_size`` are refused. With ``block=False`` it returns the running Blocks (``.close()`` stops it)."""
+    ``max_file_size`` are refused; ``index``: an index folder for the similar-songs tab. With ``block=False`` it
+    returns the running Blocks (``.close()`` stops it)."""
     check_whole(port, "port", at_least=0, at_most=65535)
-    demo = build_app(source, top_k=top_k, labels_map=labels_map)
+    demo = build_app(source, top_k=top_k, labels_map=labels_map, index=index)
     demo.queue(default_concurrency_limit=1)
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, prevent_thread_lock=not block,
                 ssr_mode=False, quiet=not block, footer_links=["api"], show_error=False)

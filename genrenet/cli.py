@@ -379,7 +379,7 @@ def cmd_app(args):
     from .serve.app import serve
 
     serve(args.source, host=args.host, port=args.port, top_k=args.top_k, max_file_size=args.max_file_size,
-          labels_map=args.labels_map)
+          labels_map=args.labels_map, index=args.index)
 
 
 def _beam_predict(args, source, patterns):
@@ -728,6 +728,8 @@ def _add_app_parser(sub):
     _add_labels_map(s)
     s.add_argument("--max-file-size", default="100mb",
                    help="largest upload accepted, e.g. 100mb or 1gb (default 100mb)")
+    s.add_argument("--index", default=None, metavar="INDEX", help="an index folder (`genrenet index`): adds a "
+                   "similar-songs tab")
     s.set_defaults(fn=cmd_app)
 
 

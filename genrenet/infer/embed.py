@@ -40,7 +40,13 @@ def embed_files(model, files, *, sample_rate: int, window_samples: int, batch_si
 def window_embeddings(model):
     """``windows [n, W] → penultimate features [n, D]`` (NumPy) of a Keras model, one window batch at a time (what
     Beam's workers run; a clip's embedding is the mean over its windows, as :func:`embed_files` gives it)."""
-    return model_forward(penultimate_model(model), num_clips=0)
+    net = penultimate_model(model)
+    forward = model_forward(net, num_clips=0)
+
+    def embeddings(windows):
+        return forward(windows) if net is not None else None  # holds net: the compiled forward refers to it weakly
+
+    return embeddings
 
 
 def write_embeddings(out: str, result: dict):

@@ -111,12 +111,17 @@ def is_index_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, INDEX_MARKER))
 
 
-def claim_index_dir(path: str):
-    """Make ``path`` an index folder genrenet may write: new or empty folders get the marker; any other folder
-    that is not an index is refused, changing nothing in it."""
+def refuse_foreign_dir(path: str):
+    """A folder that holds files and is not an index is never written: a :class:`LibraryIndexError`."""
     if os.path.isdir(path) and not is_index_dir(path) and os.listdir(path):
         raise LibraryIndexError(f"{path}: not a genrenet index (the folder holds other files); choose a new or "
                                 "empty folder (nothing was changed)", param="out")
+
+
+def claim_index_dir(path: str):
+    """Make ``path`` an index folder genrenet may write: new or empty folders get the marker; any other folder
+    that is not an index is refused, changing nothing in it."""
+    refuse_foreign_dir(path)
     os.makedirs(path, exist_ok=True)
     if not is_index_dir(path):
         write_text(os.path.join(path, INDEX_MARKER), "genrenet similar-songs index\n")
@@ -244,13 +249,14 @@ def build_index(source, paths, out, *, batch_size: int = 32, runner: Optional[st
     out = os.fspath(out)
     old_meta, old = read_index(out) if is_index_dir(out) and os.path.isfile(os.path.join(out, DATA_FILE)) \
         else (None, None)
-    claim_index_dir(out)
+    refuse_foreign_dir(out)  # before any work; the folder is created once the model is known to fit
     files, stats, skipped = scan(paths, verbose)
     classifier = Classifier.from_preset(source, verbose=verbose)
     pipeline = index_pipeline(classifier)
     shown = os.path.abspath(classifier.source) if os.path.exists(classifier.source) else classifier.source
     if old_meta is not None:
         check_pipeline(old_meta, pipeline, out, shown, param="out")
+    claim_index_dir(out)
     dim = old.vectors.shape[1] if old is not None else 0
     work = plan(old if old is not None else Entries.concat([], dim), files, stats)
     todo = work["new"] + work["changed"]

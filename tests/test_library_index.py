@@ -202,3 +202,15 @@ def test_the_app_with_an_index_has_a_similar_songs_tab_that_ranks_an_uploaded_co
     demo = build_app(str(tiny_run), index=str(idx))
     assert "similar" in {getattr(fn, "api_name", None) for fn in demo.fns.values()}
     assert "similar" not in {getattr(fn, "api_name", None) for fn in build_app(str(tiny_run)).fns.values()}
+
+
+def test_an_export_is_refused_with_what_to_index_with_instead(tiny_run, library, tmp_path):
+    import dataclasses
+
+    from genrenet import Classifier
+    from genrenet.infer.source import open_source
+
+    export = Classifier(dataclasses.replace(open_source(str(tiny_run)), kind="savedmodel"))
+    with pytest.raises(LibraryIndexError, match="savedmodel export has none: index with the run directory"):
+        build_index(export, [library], tmp_path / "idx", verbose=0)
+    assert not (tmp_path / "idx").exists()

@@ -296,7 +296,10 @@ def cmd_evaluate(args):
     print(f"{metrics['data']} ({metrics['split']}): clip accuracy {metrics['clip_accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f}, window accuracy {metrics['window_accuracy']:.3f} "
           f"on {metrics['num_clips']} clips")
-    print(f"wrote {metrics['out']}/metrics.json, predictions.csv, confusion.png")
+    if metrics.get("ece") is not None:
+        print(f"calibration: ECE {metrics['ece']:.3f} ({metrics['ece_bins']} bins), NLL {metrics['nll']:.3f}, "
+              f"Brier {metrics['brier']:.3f}")
+    print(f"wrote {metrics['out']}/metrics.json, predictions.csv, confusion.png, reliability.png")
 
 
 def cmd_predict(args):
@@ -308,17 +311,18 @@ def cmd_predict(args):
         return _beam_predict(args, source, paths)
     classifier = Classifier.from_preset(source)  # loaded once, also for --timeline
     results = classifier.predict(paths, top_k=args.top_k, batch_size=args.batch_size, hop_seconds=args.hop,
-                                 verbose=1, labels_map=args.labels_map)  # progress and notes on stderr
+                                 min_confidence=args.min_confidence, verbose=1,
+                                 labels_map=args.labels_map)  # progress and notes on stderr
     if args.json:
         _print_json(results)
     else:
         for r in results:
             print(f"{r['file']}: {result_text(r)}")
-    failed = sum("error" in r for r in results)
+    failed = sum(not r.get("label") for r in results)  # an error, or no genre (silent, too short...)
     if failed == len(results):
         raise FileNotFoundError(f"none of the files could be classified ({failed} of {failed} files failed)")
     if args.timeline:
-        for path in classifier.save_timelines([r["file"] for r in results if "error" not in r], args.timeline,
+        for path in classifier.save_timelines([r["file"] for r in results if r.get("label")], args.timeline,
                                               labels_map=args.labels_map):
             print(f"wrote {path}", file=sys.stderr)
     if failed:  # exit codes: 0 every file classified, 1 some failed, 2 none classified (or a usage error)
@@ -364,12 +368,13 @@ def tag_outcome(report, args) -> int:
 
 
 def result_text(r: dict) -> str:
-    """One predict row as text: the top labels, or a multi-label source's tags (independent probabilities)."""
-    if "error" in r:
-        return f"error: {r['error']}"
-    scores = lambda pairs: ", ".join(f"{l} {p:.3f}" for l, p in pairs)  # noqa: E731
+    """One predict row as text: the top labels (``unsure: ...``, ``no genre: ...``, ``error: ...``; see
+    :func:`~genrenet.infer.predict.describe`), or a multi-label source's tags (independent probabilities)."""
+    from .infer.predict import describe
+
     if "tags" not in r:
-        return scores(r["top"])
+        return describe(r)
+    scores = lambda pairs: ", ".join(f"{l} {p:.3f}" for l, p in pairs)  # noqa: E731
     if r["uncertain"]:
         return f"no tag passes its threshold (best: {scores(r['top'])})"
     return f"tags {scores(r['tags'])} (independent probabilities)"
@@ -590,6 +595,9 @@ def _add_predict_parser(sub):
                    "FlinkRunner, ...): FILE are patterns (gs://, s3:// with their Beam extras), results go to "
                    "--output as JSON Lines; other flags go to Beam's pipeline options (--flag=value)")
     s.add_argument("--output", default=None, metavar="PREFIX", help="with --runner: write PREFIX-*.jsonl")
+    s.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                   help="a top probability below P is marked uncertain (\"unsure: rock or blues\"); default: the "
+                        "threshold chosen on the model's held-out clips, else 0.5")
     _add_hop(s)
     s.set_defaults(fn=cmd_predict)
 

@@ -14,7 +14,7 @@ _HOMES = {
     "AudioCache": "memory", "AudioError": "audio", "load_audio": "audio", "Augment": "augment",
     "AugmentError": "augment", "CachePolicy": "cache", "cache_root": "cache", "Clip": "sources",
     "ClipDataset": "sources", "DatasetError": "sources", "load_dataset": "sources", "with_folds": "sources",
-    "SkipLog": "skips", "holdout_split": "split", "kfold": "split", "TrainingSpec": "training",
+    "SkipLog": "skips", "NotMusic": "skips", "holdout_split": "split", "kfold": "split", "TrainingSpec": "training",
     "training_epochs": "training", "validation_dataset": "training", "streamed_window_batches": "windows",
     "window_dataset": "windows",
 }

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import AudioError
 from .quiet import decoder_noise_filtered
+from .skips import NotMusic
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".w64", ".caf", ".snd")
 
@@ -136,7 +137,7 @@ def load_audio(path, sample_rate: int, *, max_seconds: float = MAX_SECONDS) -> n
         raise AudioError(path, "contains no audio (zero length)")
     audio = to_mono(audio)
     if not np.all(np.isfinite(audio)):
-        raise AudioError(path, "contains NaN or infinite samples")
+        raise AudioError(path, NotMusic("contains NaN or infinite samples"))
     audio = resample(audio, rate, sample_rate)
     if audio.size == 0:
         raise AudioError(path, f"is too short ({frames} samples at {rate} Hz is less than one sample at "
@@ -186,7 +187,7 @@ def stream_audio(path, sample_rate: int, *, block_seconds: float = 20.0, max_sec
             last = audio.shape[0] < block
             mono = to_mono(audio)
             if not np.all(np.isfinite(mono)):
-                raise AudioError(path, "contains NaN or infinite samples")
+                raise AudioError(path, NotMusic("contains NaN or infinite samples"))
             out = resampler.resample_chunk(mono, last=last) if resampler is not None else mono
             if out.size:
                 yield out.astype(np.float32, copy=False)

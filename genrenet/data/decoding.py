@@ -16,12 +16,14 @@ import tensorflow as tf
 from .audio import AudioError
 from .cache import CachePolicy
 from .memory import AudioCache, cache_key
-from .skips import SkipLog
+from .skips import NotMusic, SkipLog
 from .sources.base import format_seconds
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Training needs at least this much real audio per clip: shorter clips would be mostly padding.
 MIN_TRAINING_SECONDS = 1.0
+# Audio quieter than this RMS (-60 dBFS) is near-silent: nothing to learn from or classify.
+SILENCE_RMS = 1e-3
 RESAMPLING_SLACK = 0.01  # seconds: a 1-s file resampled may come out a few samples short
 CHECK_THREADS = 4  # decoding releases the GIL: a few threads overlap it
 
@@ -65,16 +67,35 @@ def usable_audio(clip, load, window_samples: int, log: SkipLog) -> np.ndarray:
     except Exception as e:  # never let one file end the run
         log.skip(clip.name, f"cannot decode ({type(e).__name__}: {e})")
         return np.zeros(0, np.float32)
-    if not np.all(np.isfinite(audio)):
-        log.skip(clip.name, "contains NaN or infinite samples")
-        return np.zeros(0, np.float32)
-    if not np.any(audio):
-        log.skip(clip.name, "is silent (all samples are zero)")
+    reason = silence_reason(audio)
+    if reason:
+        log.skip(clip.name, reason)
         return np.zeros(0, np.float32)
     if len(audio) < window_samples:
         log.pad(clip.name)
         audio = np.pad(audio, (0, window_samples - len(audio)))
     return audio.astype(np.float32, copy=False)
+
+
+def silence_reason(audio: np.ndarray):
+    """Why decoded ``audio`` holds nothing to learn from or classify (NaN/Inf samples, silent, or near-silent:
+    RMS below :data:`SILENCE_RMS`), or None."""
+    if not np.all(np.isfinite(audio)):
+        return NotMusic("contains NaN or infinite samples")
+    if not np.any(audio):
+        return NotMusic("is silent (all samples are zero)")
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    if rms < SILENCE_RMS:
+        return NotMusic(f"is near-silent (RMS {20 * np.log10(rms):.0f} dBFS, below "
+                        f"{20 * np.log10(SILENCE_RMS):.0f} dBFS)")
+    return None
+
+
+def too_short_reason(seconds: float, min_seconds: float = MIN_TRAINING_SECONDS):
+    """Why a clip of ``seconds`` is too short to learn from or classify (less than ``min_seconds``), or None."""
+    if seconds >= min_seconds - RESAMPLING_SLACK:
+        return None
+    return NotMusic(f"too short ({format_seconds(seconds)} s; at least {min_seconds:g} s)")
 
 
 def clip_audio(clips, sample_rate: int, window_samples: int, log: SkipLog, *, cache, indices=None,
@@ -129,8 +150,9 @@ def trainable_clips(clips, sample_rate: int, log: SkipLog, *, cache,
         audio = usable_audio(clip, load, 0, log)
         if audio.size == 0:
             return None
-        if audio.size / sample_rate < min_seconds - RESAMPLING_SLACK:
-            log.skip(clip.name, f"too short ({format_seconds(audio.size / sample_rate)} s; at least {min_seconds:g} s)")
+        reason = too_short_reason(audio.size / sample_rate, min_seconds)
+        if reason:
+            log.skip(clip.name, reason)
             return None
         return dataclasses.replace(clip, audio=audio, sample_rate=sample_rate) if policy.memory else clip
 

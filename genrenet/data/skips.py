@@ -5,6 +5,11 @@ from __future__ import annotations
 import threading
 
 
+class NotMusic(str):
+    """A skip reason saying the file holds nothing to classify (silent, near-silent, too short, truncated,
+    NaN/Inf samples) rather than that it could not be read: predict gives such a file no label and this reason."""
+
+
 class SkipLog:
     """Thread-safe record of skipped files and padded clips, reported by train/evaluate and saved in runs, with
     the files the dataset ignored (not clips of it), so that its report names every file that was not used."""

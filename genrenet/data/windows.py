@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from .audio import AudioError, stream_audio
 from .decoding import AUTOTUNE, clip_audio
-from .skips import SkipLog
+from .skips import NotMusic, SkipLog
 
 
 def steady_options() -> tf.data.Options:
@@ -85,7 +85,7 @@ def streamed_clip_windows(clip, log: SkipLog, *, sample_rate: int, window_sample
     if total == 0:
         raise AudioError(clip.name, "contains no audio after resampling")
     if not audible:
-        raise AudioError(clip.name, "is silent (all samples are zero)")
+        raise AudioError(clip.name, NotMusic("is silent (all samples are zero)"))
     if total < w:
         log.pad(clip.name)
         yield frame_array(buf, w, hop)

@@ -21,7 +21,7 @@ from ..data import Clip, SkipLog, streamed_window_batches
 from ..data.beamio import beam, local_file, match_pattern, pipeline_options
 from .classifier import Classifier
 from .embed import window_embeddings
-from .predict import outputs_result
+from .predict import outputs_result, unclassified
 from .tags import Outputs
 from .windows import default_batch_size
 
@@ -39,6 +39,7 @@ class GenrenetModelHandler(ModelHandler[np.ndarray, PredictionResult, Callable])
         clf = Classifier.from_preset(source)
         self.source, self.info, self.embeddings = clf.source, clf.info, embeddings
         self.labels, self.sample_rate, self.window_samples = clf.labels, clf.sample_rate, clf.window_samples
+        self.min_confidence = clf.info.min_confidence
         self.max_batch_size = max_batch_size or default_batch_size(self.window_samples, self.sample_rate)
 
     def load_model(self) -> Callable:
@@ -112,11 +113,11 @@ class MeanProbabilities(beam.CombineFn):
         return acc
 
 
-def _result(path, acc, outputs: Outputs, top_k: int) -> dict:
+def _result(path, acc, outputs: Outputs, top_k: int, min_confidence: float) -> dict:
     total, count, error = acc
     if error or not count:
-        return {"file": path, "error": error or "could not be decoded"}
-    return outputs_result(outputs, path, total / count, top_k, count)
+        return unclassified(path, error or "could not be decoded")
+    return outputs_result(outputs, path, total / count, top_k, count, min_confidence)
 
 
 class ClassifyAudio(beam.PTransform):
@@ -132,9 +133,9 @@ class ClassifyAudio(beam.PTransform):
         self.top_k = top_k
 
     def expand(self, patterns):
-        outputs, top_k = self.outputs, self.top_k
+        outputs, top_k, threshold = self.outputs, self.top_k, self.handler.min_confidence
         return (patterns | "MeanPerFile" >> MeanOutputs(self.handler)
-                | "Result" >> beam.MapTuple(lambda f, acc: _result(f, acc, outputs, top_k)))
+                | "Result" >> beam.MapTuple(lambda f, acc: _result(f, acc, outputs, top_k, threshold)))
 
 
 class MeanOutputs(beam.PTransform):

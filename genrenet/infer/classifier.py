@@ -58,6 +58,8 @@ class Classifier:
     multi_label = property(lambda self: self.info.multi_label, doc="Independent (sigmoid) probabilities.")
     thresholds = property(lambda self: self.info.thresholds,
                           doc="Per-tag thresholds of a tagger, in label order (None: it has none).")
+    calibration = property(lambda self: self.info.calibration,
+                           doc="The temperature and threshold fitted on held-out clips (``calibration.json``).")
     model_name = property(lambda self: self.info.model_name, doc="The registered architecture, when known.")
 
     @property
@@ -98,18 +100,22 @@ class Classifier:
         return self.loaded().fused_for(num_clips) or self.forward
 
     def predict(self, inputs, *, top_k: int = 3, batch_size: Optional[int] = None,
-                hop_seconds: Optional[float] = None, verbose: int = 1, labels_map=None) -> list[dict]:
+                hop_seconds: Optional[float] = None, min_confidence: Optional[float] = None,
+                verbose: int = 1, labels_map=None) -> list[dict]:
         """Classify files, folders (their audio files) and glob patterns: one dict per file with ``file``,
-        ``label``, ``top`` [[label, p]] (``top_k`` best), ``probabilities`` and ``windows`` (a multi-label
-        source adds ``tags`` and ``uncertain``), or ``file`` and ``error``. ``labels_map``: a JSON/YAML file
-        {model label: your label} (:mod:`genrenet.infer.labelmap`). Notes about files a folder held besides
-        audio go to stderr when ``verbose``."""
+        ``label``, ``uncertain`` (top probability below ``min_confidence``, default the one chosen on held-out
+        clips), ``top`` [[label, p]] (``top_k`` best), ``probabilities`` (calibrated) and ``windows`` (a
+        multi-label source adds ``tags``, and is ``uncertain`` when no tag passes); ``file``, ``label: None`` and
+        ``reason`` for a file with nothing to classify (silent, too short, truncated, NaN/Inf); or ``file`` and
+        ``error``. ``labels_map``: a JSON/YAML file {model label: your label}
+        (:mod:`genrenet.infer.labelmap`). Notes about files a folder held besides audio go to stderr when
+        ``verbose``."""
         check_whole(top_k, "top_k", at_least=1)
         check_whole(batch_size, "batch_size", at_least=1, optional=True)
         check_positive(hop_seconds, "hop_seconds", optional=True)
         paths = audio_paths(inputs, verbose)
         return predict_files(self, paths, top_k=top_k, batch_size=batch_size, hop_seconds=hop_seconds,
-                             verbose=verbose, labels_map=labels_map)
+                             min_confidence=min_confidence, verbose=verbose, labels_map=labels_map)
 
     def window_probabilities(self, file):
         """``(times [n], probs [n, C])``: the model on each window of ``file`` (their mean is ``predict``'s)."""
@@ -153,13 +159,14 @@ def saved_embeddings(result: dict, out: Optional[str], verbose: int) -> dict:
 
 
 def predict(source, files, *, top_k: int = 3, batch_size: Optional[int] = None,
-            hop_seconds: Optional[float] = None, verbose: int = 1, labels_map=None) -> list[dict]:
+            hop_seconds: Optional[float] = None, min_confidence: Optional[float] = None, verbose: int = 1,
+            labels_map=None) -> list[dict]:
     """Classify files, folders and patterns with a preset, a run directory, an exported SavedModel version
     directory or a ``.tflite`` file (``None``: the default preset):
     ``genrenet.predict("musicnn-msd-gtzan", ["song.mp3", "album/"])``."""
     return Classifier.from_preset(source, verbose=verbose).predict(
-        files, top_k=top_k, batch_size=batch_size, hop_seconds=hop_seconds, verbose=verbose,
-        labels_map=labels_map)
+        files, top_k=top_k, batch_size=batch_size, hop_seconds=hop_seconds, min_confidence=min_confidence,
+        verbose=verbose, labels_map=labels_map)
 
 
 def plot_timeline(source, file, *, title: Optional[str] = None):

@@ -1,8 +1,9 @@
-"""``evaluate``: clip-level metrics (a clip is the mean of its windows' probabilities), predictions and a
-confusion-matrix plot, for any model source (:class:`~genrenet.infer.Classifier`). For a run or a preset they go
-to ``RUN/eval-<dataset>-<split>/``, with the same metrics and plot as TensorBoard events in
-``RUN/logs/eval-<dataset>-<split>/`` and the results in the run's model card ``RUN/README.md``; for an export or
-a ``.tflite`` file to ``eval-<model>-<dataset>-<split>/`` in the current folder (or ``out``)."""
+"""``evaluate``: clip-level metrics (a clip is the mean of its windows' probabilities) with their calibration
+(ECE, NLL, Brier), predictions, a confusion-matrix plot and a reliability diagram, for any model source
+(:class:`~genrenet.infer.Classifier`). For a run or a preset they go to ``RUN/eval-<dataset>-<split>/``, with the
+same metrics and plot as TensorBoard events in ``RUN/logs/eval-<dataset>-<split>/`` and the results in the run's
+model card ``RUN/README.md``; for an export or a ``.tflite`` file to ``eval-<model>-<dataset>-<split>/`` in the
+current folder (or ``out``)."""
 from __future__ import annotations
 
 import csv
@@ -20,6 +21,7 @@ from ..data.sources.base import SPLIT_ALIASES
 from ..run import LOGS_DIR, Run, atomic_path, staging_dir, write_json
 from ..run.card import write_run_card
 from ..run.split import RunSplit, read_split
+from .calibration import ECE_BINS, calibration_metrics, plot_reliability
 from .classifier import Classifier
 from .multilabel import evaluate_tags
 from .windows import Progress, clip_outputs, default_batch_size, model_forward
@@ -67,6 +69,7 @@ def evaluate_forward(forward, labels, clips, *, sample_rate, window_samples, bat
     y_pred = np.where(ok, np.nan_to_num(scores).argmax(1), -1)
     window_correct = int(sum(votes[i, y_true[i]] for i in np.flatnonzero(ok)))
     metrics = clip_metrics(y_true[ok].tolist(), y_pred[ok].tolist(), labels, window_correct, int(counts.sum()))
+    metrics.update(calibration_metrics(mean[ok], y_true[ok]))
     metrics["aggregate"] = aggregate
     metrics["skipped_files"] = int((~ok).sum())
     if return_predictions:
@@ -146,8 +149,9 @@ def evaluate(source, data="synthetic", split: Optional[str] = None, *, batch_siz
              aggregate: str = "mean", hop_seconds: Optional[float] = None, out: Optional[str] = None,
              verbose: int = 1) -> dict:
     """Evaluate any model source (a run directory, a preset, an export version directory, a ``.tflite`` file, a
-    :class:`~genrenet.run.Run` or a :class:`~genrenet.infer.Classifier`) on ``data``; writes ``metrics.json``,
-    ``predictions.csv`` and ``confusion.png``.
+    :class:`~genrenet.run.Run` or a :class:`~genrenet.infer.Classifier`) on ``data``; writes ``metrics.json``
+    (with the calibration of the probabilities predict gives: ``ece`` over 15 bins, ``nll``, ``brier``),
+    ``predictions.csv``, ``confusion.png`` and the reliability diagram ``reliability.png``.
 
     ``split``: ``train`` and ``val`` of a run are the clips it trained and validated on (``split.json``); it
     defaults to the dataset's ``test`` split, else the run's validation clips when ``data`` holds them, else
@@ -191,6 +195,11 @@ def evaluate(source, data="synthetic", split: Optional[str] = None, *, batch_siz
     plot_confusion(metrics["confusion_matrix"], clf.labels, os.path.join(out, "confusion.png"),
                    title=f"{clf.model_name or ''} on {dataset.name} ({split}): "
                          f"clip accuracy {metrics['clip_accuracy']:.2f}")
+    ok = counts > 0
+    plot_reliability(mean[ok], [clf.labels.index(c.label) for c, k in zip(clips, ok) if k],
+                     os.path.join(out, "reliability.png"),
+                     title=f"{clf.model_name or ''} on {dataset.name} ({split})")
+    metrics["ece_bins"] = ECE_BINS
     metrics["skipped"] = [f"{n}: {r}" for n, r in sorted(log.skipped.items())]
     metrics["ignored"] = [f"{n}: {r}" for n, r in sorted(log.ignored.items())]
     write_json(os.path.join(out, "metrics.json"), metrics)

@@ -1,25 +1,31 @@
 """How a model source runs on windows: a Keras model (run directories and presets), a loaded SavedModel's
-``serving_default`` or a LiteRT interpreter, each as ``forward(windows [n, W] float32) → probabilities [n, C]``,
+``serving_default`` or a LiteRT interpreter, each as ``forward(windows [n, W] float32) → calibrated probabilities
+[n, C]``,
 and ``fused_for(num_clips)``: a faster forward for large jobs where the runtime has one (else None)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..run import Run
+from .calibration import tempered_forward
 from .source import ModelSource, tflite_interpreter
 from .windows import model_forward, worth_fusing
 
 
 class KerasRuntime:
-    """A run's (or preset's) Keras model; jobs of many clips run its fused front-end."""
+    """A run's (or preset's) Keras model, its probabilities tempered by the run's calibration; jobs of many clips
+    run its fused front-end. (Exports carry the temperature in their graph.)"""
 
     def __init__(self, info: ModelSource):
         self.keras_model = Run(info.path).load_model()
-        self.forward = model_forward(self.keras_model, num_clips=1)
+        self.temperature = float((info.calibration or {}).get("temperature", 1.0))
+        self.forward = tempered_forward(model_forward(self.keras_model, num_clips=1), self.temperature)
 
     def fused_for(self, num_clips: int):
         """The model with its front-end fused, for a job of ``num_clips`` clips where that pays off (else None)."""
-        return model_forward(self.keras_model, num_clips) if worth_fusing(num_clips) else None
+        if not worth_fusing(num_clips):
+            return None
+        return tempered_forward(model_forward(self.keras_model, num_clips), self.temperature)
 
 
 class SavedModelRuntime:

@@ -17,6 +17,7 @@ from ..errors import ConfigError, RunError
 from ..features import FeatureConfig
 from ..presets import DEFAULT_PRESET, is_preset, list_presets, materialise
 from ..run import LOCK_FILE, Run, is_started_run
+from .calibration import DEFAULT_MIN_CONFIDENCE
 from .multilabel import read_thresholds, thresholds_for
 from .tflite_metadata import read_metadata
 
@@ -44,6 +45,13 @@ class ModelSource:
     multi_label: bool = False
     model_name: Optional[str] = None
     thresholds: Optional[list] = None
+    calibration: Optional[dict] = None  # calibration.json of a run, or what an export's metadata records of it
+
+    @property
+    def min_confidence(self) -> float:
+        """The top probability below which a prediction is ``uncertain``: chosen on held-out clips when the
+        source is calibrated, else :data:`~genrenet.infer.calibration.DEFAULT_MIN_CONFIDENCE`."""
+        return float((self.calibration or {}).get("min_confidence", DEFAULT_MIN_CONFIDENCE))
 
 
 def open_source(source) -> ModelSource:
@@ -99,7 +107,8 @@ def run_source(source: str, kind: str, run: Run) -> ModelSource:
     return ModelSource(source=source, kind=kind, path=run.path, labels=list(run.labels),
                        sample_rate=run.sample_rate, window_samples=run.window_samples, features=run.features,
                        multi_label=bool(run.config["model"].get("multi_label", False)),
-                       model_name=run.model_name, thresholds=run_thresholds(run))
+                       model_name=run.model_name, thresholds=run_thresholds(run),
+                       calibration=run.calibration)
 
 
 def run_thresholds(run: Run) -> Optional[list]:
@@ -141,7 +150,7 @@ def meta_source(path: str, kind: str, meta: dict) -> ModelSource:
                        window_samples=int(meta["window_samples"]),
                        features=FeatureConfig.from_dict(features) if features else FeatureConfig(sample_rate=rate),
                        multi_label=bool(meta.get("multi_label", False)), model_name=meta.get("model"),
-                       thresholds=meta_thresholds(meta, path))
+                       thresholds=meta_thresholds(meta, path), calibration=meta.get("calibration"))
 
 
 def meta_thresholds(meta: dict, path: str) -> Optional[list]:

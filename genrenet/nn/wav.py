@@ -69,12 +69,41 @@ def resample(x, orig_rate, target_rate: int):
     return tf.cond(tf.equal(orig, target), identity, convert)
 
 
+def assert_wav_chunks(wav_bytes):
+    """InvalidArgument, in plain words, for bytes that are not a RIFF/WAVE file or whose chunk ids up to the
+    ``data`` chunk are not printable: ``decode_wav`` would otherwise put those raw bytes into its message, which
+    Python cannot decode (a ``UnicodeDecodeError`` instead of the InvalidArgument error)."""
+    size = tf.strings.length(wav_bytes)
+    padded = tf.strings.join([wav_bytes, tf.constant(b"\0" * 16)])  # every read below stays in range
+    riff = tf.logical_and(tf.equal(tf.strings.substr(padded, 0, 4), "RIFF"),
+                          tf.equal(tf.strings.substr(padded, 8, 4), "WAVE"))
+    check = tf.debugging.Assert(tf.logical_and(size >= 12, riff), ["not a WAV file (no RIFF/WAVE header)"])
+
+    def more(offset, ok):
+        inside = offset + 4 <= size  # decode_wav reads an id even when no size follows it
+        return tf.logical_and(ok, tf.logical_and(inside, tf.not_equal(
+            tf.strings.substr(padded, tf.minimum(offset, size), 4), "data")))
+
+    def step(offset, ok):
+        printable = tf.strings.regex_full_match(tf.strings.substr(padded, offset, 4), "[ -~]{4}")
+        digits = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, offset + 4, 4), tf.uint8), tf.int64)
+        length = tf.reduce_sum(digits * tf.constant([1, 1 << 8, 1 << 16, 1 << 24], tf.int64))
+        length = tf.cast(tf.minimum(length, tf.cast(size, tf.int64)), tf.int32)
+        return offset + 8 + length + length % 2, printable
+
+    with tf.control_dependencies([check]):
+        _, ok = tf.while_loop(more, step, [tf.constant(12), tf.constant(True)])
+    return tf.debugging.Assert(ok, ["not a WAV file: a chunk id is not text (corrupt, or not a WAV)"])
+
+
 def decode_wav_mono(wav_bytes, target_rate: int):
     """One WAV file (scalar string) → mono float32 [samples] at ``target_rate``.
 
-    Raises InvalidArgument for bytes that are not a 16-bit PCM WAV, and for a WAV with no samples.
+    Raises InvalidArgument for bytes that are not a 16-bit PCM WAV (random bytes included), and for a WAV with no
+    samples.
     """
-    audio, rate = tf.audio.decode_wav(wav_bytes)                # [samples, channels] in [-1, 1), rate int32
+    with tf.control_dependencies([assert_wav_chunks(wav_bytes)]):
+        audio, rate = tf.audio.decode_wav(wav_bytes)            # [samples, channels] in [-1, 1), rate int32
     tf.debugging.assert_positive(tf.shape(audio)[0], message="the WAV file contains no samples")
     mono = tf.reduce_mean(audio, axis=1)
     return resample(mono, rate, target_rate)

@@ -5,7 +5,8 @@ A preset is a run directory in all but its model file: ``config.json``, ``labels
 model card ``README.md``, ``preset.json`` (what ``genrenet presets`` lists) and, for a preset with a head of its
 own, ``head.npz``, the trained ``probabilities`` layer (a few kB). The pretrained backbone's weights ship once
 with genrenet (``genrenet/models/weights``) and are shared by every preset; a tagger preset
-(``"multi_label": true``) keeps the backbone's own 50-tag sigmoid head and ships no ``head.npz``. :func:`materialise` rebuilds the full model once, writes it as an ordinary run
+(``"multi_label": true``) keeps the backbone's own 50-tag sigmoid head and ships no ``head.npz``. ``calibration.json`` (when present) is the temperature
+fitted out-of-fold. :func:`materialise` rebuilds the full model once, writes it as an ordinary run
 directory into the per-user cache (:func:`cache_dir`), and returns that directory; ``Classifier.from_preset``
 opens it, so everything that takes a model source (``predict``, ``evaluate``, ``embed``, ``export``, the app,
 Beam) takes a preset too.
@@ -21,14 +22,15 @@ from importlib.metadata import version as package_version
 import numpy as np
 
 from ..errors import PresetError
-from ..run import Run, claim_run_dir, is_run_dir, staging_dir, write_run
+from ..run import CALIBRATION_FILE, Run, claim_run_dir, is_run_dir, staging_dir, write_run
 from ..run.config import structured_config
 
 PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
 #: The preset ``genrenet predict FILE...`` uses when no source is given.
 DEFAULT_PRESET = "musicnn-msd-gtzan"
 HEAD_FILE = "head.npz"
-SHIPPED_FILES = ("config.json", "labels.json", "metrics.json", "README.md", "preset.json", HEAD_FILE)
+SHIPPED_FILES = ("config.json", "labels.json", "metrics.json", "README.md", "preset.json", HEAD_FILE,
+                 CALIBRATION_FILE)
 
 
 def shipped_files(folder: str) -> list:
@@ -122,7 +124,7 @@ def materialise(name: str) -> str:
     tmp = staging_dir(cache_dir(), f".{name}-")
     try:
         claim_run_dir(tmp)  # before the preset's own files go in: the folder is a run genrenet writes
-        for name in set(shipped_files(folder)) & {"README.md", "preset.json", HEAD_FILE}:
+        for name in set(shipped_files(folder)) & {"README.md", "preset.json", HEAD_FILE, CALIBRATION_FILE}:
             shutil.copyfile(os.path.join(folder, name), os.path.join(tmp, name))
         write_run(tmp, model, labels=_read_json(os.path.join(folder, "labels.json")),
                   config=_read_json(os.path.join(folder, "config.json")),

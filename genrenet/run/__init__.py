@@ -72,6 +72,9 @@ def atomic_path(path, suffix=""):
 
 
 LOCK_FILE = "train.lock"
+# The temperature and abstention threshold fitted on held-out clips ({"method": "temperature", "temperature": T,
+# "min_confidence": t, ...}); absent when the run had no held-out clips to fit them on.
+CALIBRATION_FILE = "calibration.json"
 CHECKPOINT_DIR = "checkpoint"  # the epoch-boundary checkpoint of a run in progress
 # What training writes into a run directory before model.keras: a folder holding one is a run, finished or not.
 STARTED_RUN_FILES = ("config.json", "labels.json", "history.csv", "metrics.json", CHECKPOINT_DIR)
@@ -318,6 +321,16 @@ class Run:
         path = self.file("metrics.json")
         if not os.path.isfile(path):
             return {}
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    @property
+    def calibration(self) -> Optional[dict]:
+        """``calibration.json``: the temperature and abstention threshold fitted on held-out clips (None when
+        the run has none)."""
+        path = self.file(CALIBRATION_FILE)
+        if not os.path.isfile(path):
+            return None
         with open(path, encoding="utf-8") as f:
             return json.load(f)
 

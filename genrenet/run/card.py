@@ -24,7 +24,8 @@ YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n"}  # wo
 KNOWN_DATA_KINDS = ("synthetic", "gtzan", "fma", "csv")
 RESULT_METRICS = (("clip_accuracy", "accuracy", "Clip accuracy"), ("macro_f1", "f1", "Macro-F1"),
                   ("window_accuracy", "accuracy", "Window accuracy"), ("roc_auc_macro", "roc_auc", "ROC-AUC (macro)"),
-                  ("pr_auc_macro", "pr_auc", "PR-AUC (macro)"))
+                  ("pr_auc_macro", "pr_auc", "PR-AUC (macro)"), ("ece", "ece", "ECE"), ("nll", "nll", "NLL"),
+                  ("brier", "brier", "Brier"))
 
 
 # --- YAML front matter ------------------------------------------------------------------------------------------
@@ -161,6 +162,27 @@ def results_section(config: dict, metrics: dict, evaluations: list) -> list:
     return lines + [""]
 
 
+def calibration_section(calibration: Optional[dict]) -> list:
+    """How the probabilities were calibrated, and how well (``calibration.json``)."""
+    if not calibration or calibration.get("method") != "temperature":
+        return ["## Calibration", "", "Not calibrated: the run had no held-out clips to fit a temperature on "
+                "(train with `--val-fraction`, or a frozen backbone's head, which is calibrated out-of-fold).", ""]
+    before, after = calibration.get("before", {}), calibration.get("after", {})
+    crossed = calibration.get("cross_fitted")
+    return ["## Calibration", ""] + _table([
+        ("method", f"temperature scaling, T = {calibration['temperature']:.3f}, fitted on {calibration['fitted_on']}"
+                   f" ({calibration.get('num_clips')} clips)"),
+        ("ECE (15 bins)", f"{before.get('ece', 0):.3f} before, {after.get('ece', 0):.3f} after"
+         + (f"; {crossed['ece']:.3f} with the temperature of the other folds (clips its fit never saw)"
+            if crossed else "")),
+        ("NLL", f"{before.get('nll', 0):.3f} before, {after.get('nll', 0):.3f} after"),
+        ("Brier", f"{before.get('brier', 0):.3f} before, {after.get('brier', 0):.3f} after"),
+        ("uncertain", f"a prediction whose top probability is below {calibration['min_confidence']:.2f} is marked "
+                      f"`uncertain` (held-out clips at or above it were right ≥ "
+                      f"{calibration.get('target_accuracy', 0.9):.0%} of the time)"),
+    ]) + [""]
+
+
 def usage_section(path: str, exported: Optional[dict] = None) -> list:
     """How to predict, evaluate, export, serve and look at the training curves."""
     if exported:
@@ -207,13 +229,14 @@ def size_mb(n: int) -> str:
 
 
 def model_card(config: dict, labels: list, metrics: dict, evaluations: list = (), *, path: str = "RUN",
-               description: str = "", exported: Optional[dict] = None) -> str:
-    """The card's text: front matter, then model, training, results and usage sections. ``config`` is a
-    ``config.json`` dict in either layout."""
+               description: str = "", exported: Optional[dict] = None, calibration: Optional[dict] = None) -> str:
+    """The card's text: front matter, then model, training, results, calibration and usage sections.
+    ``config`` is a ``config.json`` dict in either layout."""
     config, evaluations = structured_config(config), list(evaluations)
     title = f"# genrenet `{config['model']['name']}`: music genre classifier"
     body = [title, ""] + model_section(config, labels, description) + training_section(config, metrics) \
-        + results_section(config, metrics, evaluations) + ondevice_section(exported) + usage_section(path, exported)
+        + results_section(config, metrics, evaluations) + calibration_section(calibration) \
+        + ondevice_section(exported) + usage_section(path, exported)
     return "---\n" + to_yaml(front_matter(config, labels, metrics, evaluations)) + "\n---\n\n" + "\n".join(body)
 
 
@@ -245,7 +268,8 @@ def model_description(name) -> str:
 def run_card(run: Run, *, also: tuple = (), exported: Optional[dict] = None, path: Optional[str] = None) -> str:
     """The card of a finished run, from its files (evaluations included)."""
     return model_card(run.config, run.labels, run.metrics, run_evaluations(run, also), path=path or run.path,
-                      description=model_description(run.model_name), exported=exported)
+                      description=model_description(run.model_name), exported=exported,
+                      calibration=run.calibration)
 
 
 def write_run_card(run: Run, *, also: tuple = ()) -> str:

@@ -18,13 +18,15 @@ import tempfile
 
 from ..errors import AudioError, MissingDependencyError, check_whole
 from ..infer.classifier import Classifier
-from ..infer.predict import outputs_result
+from ..data import NotMusic
+from ..infer.predict import describe, header_reasons, outputs_result, unclassified
 from ..infer.tags import Outputs
 from ..infer.timeline import song_timeline
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MAX_FILE_SIZE = "100mb"
+TOP_GENRES = "Top genres"
 RECENT_SONGS = 16  # window probabilities kept for timelines not drawn yet
 SIMILAR_SONGS = 10  # rows of the similar-songs table
 
@@ -55,28 +57,41 @@ def page_error(path, error):
 def classify_file(classifier: Classifier, path, top_k: int, outputs: Outputs | None = None):
     """``(result, windows)`` for one file: ``predict``'s result (file given by its name; over the labels of
     ``outputs``) and the ``(times, probabilities)`` of every window it is the mean of, so the timeline needs no
-    second model pass. Raises :class:`AudioError` when the file cannot be used, with the decoder's reason."""
-    times, probs = classifier.window_probabilities(path)
-    result = outputs_result(outputs or Outputs.of(classifier), os.path.basename(os.fspath(path)),
-                            probs.astype("float64").mean(0), top_k, len(probs))
+    second model pass. A file with nothing to classify (silent, too short, truncated) gets ``predict``'s row
+    without a label and no windows. Raises :class:`AudioError` when the file cannot be used, with the decoder's
+    reason."""
+    name = os.path.basename(os.fspath(path))
+    for _, reason in header_reasons([os.fspath(path)]):
+        return unclassified(name, reason), None
+    try:
+        times, probs = classifier.window_probabilities(path)
+    except AudioError as e:
+        if isinstance(e.reason, NotMusic):
+            return unclassified(name, e.reason), None
+        raise
+    result = outputs_result(outputs or Outputs.of(classifier), name, probs.astype("float64").mean(0), top_k,
+                            len(probs), classifier.info.min_confidence)
     return result, (times, probs)
 
 
 def chart_scores(result: dict) -> dict:
-    """What the page's chart shows: a multi-label model's tags, else the top genres, as {label: probability}."""
-    return {label: p for label, p in result.get("tags", result["top"])}
+    """What the page's chart shows: a multi-label model's tags, else the top genres, as {label: probability}
+    (nothing for a file with no genre)."""
+    return {label: p for label, p in result.get("tags", result.get("top", []))}
 
 
 def result_rows(labels, results) -> list[list]:
-    """Table rows for the batch tab and its CSV: file, label, each label's probability, windows, error."""
+    """Table rows for the batch tab and its CSV: file, label (``unsure: ...`` when the model is unsure), each
+    label's probability, windows, error (``no genre: ...`` for a file with nothing to classify)."""
     rows = []
     for r in results:
         name = os.path.basename(r["file"])
-        if "error" in r:
-            rows.append([name, "", *([None] * len(labels)), 0, user_message(r["file"], r["error"])])
+        if "error" in r or r.get("label") is None:
+            why = r["error"] if "error" in r else f"no genre: {r['reason']}"
+            rows.append([name, "", *([None] * len(labels)), 0, user_message(r["file"], why)])
         else:
             probs = [round(r["probabilities"][label], 6) for label in labels]
-            rows.append([name, r["label"], *probs, r["windows"], ""])
+            rows.append([name, describe(r) if r.get("uncertain") else r["label"], *probs, r["windows"], ""])
     return rows
 
 
@@ -124,7 +139,8 @@ def make_handlers(classifier: Classifier, top_k: int, csv_dir: str, outputs: Out
 
     def timeline(audio):
         """The genre timeline figure of the song (spectrogram above, genres below)."""
-        if not audio:
+        if not audio or (audio in recent and recent[audio] is None):  # no genre: nothing to draw
+            recent.pop(audio, None)
             return None
         try:
             return song_timeline(classifier, audio, windows=recent.pop(audio, None), outputs=outputs)[0]

@@ -9,9 +9,11 @@ Signatures:
   (:mod:`genrenet.nn.wav`), then windowed like ``serving_default``; each example averages only its own
   windows. Malformed bytes raise InvalidArgument.
 
-Both return ``probabilities`` float32 [batch, C], ``label_id`` int64 [batch], ``label`` string [batch]; a
-multi-label run with per-tag thresholds (``thresholds.json``) also returns ``tags`` string [batch, C]: the tags
-whose probability is at least their threshold, highest first, then empty strings.
+Both return ``probabilities`` float32 [batch, C] (calibrated: the run's temperature is part of the graph),
+``label_id`` int64 [batch], ``label`` string [batch]; a multi-label run with per-tag thresholds
+(``thresholds.json``) also returns ``tags`` string [batch, C]: the tags whose probability is at least their
+threshold, highest first, then empty strings. A waveform with NaN or infinite samples or without samples, and
+bytes that are not a WAV file, raise InvalidArgument.
 
 With ``tflite=True`` the version directory also holds ``model.tflite`` (TFLITE_BUILTINS only; input
 ``waveform`` float32 [batch, window_samples] — one window per row, batch resizable, default 1 — output
@@ -38,6 +40,7 @@ from ..errors import ExportError, check_positive, check_whole
 from ..keras_compat import attach_assets
 from ..nn.frontend import iter_layers
 from ..nn.wav import decode_wav_batch
+from ..infer.calibration import temper
 from ..infer.classifier import Classifier
 from ..infer.source import EXPORT_META_FILE
 from ..run import Run, staging_dir
@@ -51,9 +54,13 @@ TFLITE_FILE = "model.tflite"
 
 
 
-def windowed_classifier(model, labels, window_samples: int, hop_samples: int | None = None, thresholds=None):
+def windowed_classifier(model, labels, window_samples: int, hop_samples: int | None = None, thresholds=None,
+                        temperature: float = 1.0):
     """``classify(waveform [B, T], lengths [B] | None)`` → {probabilities, label_id, label} (and ``tags`` with
     per-tag ``thresholds``: :func:`passing_tags`).
+
+    Every window's probabilities are tempered by the run's calibration ``temperature`` before the mean (as
+    predict does). A waveform holding NaN or infinite samples, or no samples, raises InvalidArgument.
 
     Row ``b`` holds ``lengths[b]`` real samples (default: all ``T``); its windows are those predict cuts
     (:func:`genrenet.data.windows.frame_windows`: shorter than a window is zero-padded, audio after the last
@@ -64,7 +71,11 @@ def windowed_classifier(model, labels, window_samples: int, hop_samples: int | N
     label_table = tf.constant(list(labels))
 
     def classify(waveform, lengths=None):
-        waveform = tf.cast(waveform, tf.float32)
+        waveform = tf.debugging.assert_all_finite(tf.cast(waveform, tf.float32),
+                                                  "the waveform holds NaN or infinite samples")
+        with tf.control_dependencies([tf.debugging.assert_positive(
+                tf.shape(waveform)[1], message="the waveform is empty (no samples)")]):
+            waveform = tf.identity(waveform)
         batch = tf.shape(waveform)[0]
         if lengths is None:
             lengths = tf.fill([batch], tf.shape(waveform)[1])
@@ -74,6 +85,8 @@ def windowed_classifier(model, labels, window_samples: int, hop_samples: int | N
         chosen = tf.boolean_mask(windows, mask)                                   # [sum(counts), W]
         owner = tf.boolean_mask(tf.broadcast_to(tf.range(batch)[:, None], tf.shape(mask)), mask)
         probs = tf.cast(model(chosen, training=False), tf.float32)
+        if temperature != 1.0:
+            probs = temper(probs, temperature)
         probs = tf.math.unsorted_segment_sum(probs, owner, batch) / tf.cast(counts, tf.float32)[:, None]
         label_id = tf.argmax(probs, axis=-1, output_type=tf.int64)
         out = {"probabilities": probs, "label_id": label_id, "label": tf.gather(label_table, label_id)}
@@ -94,10 +107,10 @@ def passing_tags(probs, label_table, thresholds):
 
 
 def wav_classifier(model, labels, sample_rate: int, window_samples: int, hop_samples: int | None = None,
-                   thresholds=None):
+                   thresholds=None, temperature: float = 1.0):
     """A function wav_bytes string [B] → {probabilities, label_id, label[, tags]} (decode, mono, resample,
     windows)."""
-    classify = windowed_classifier(model, labels, window_samples, hop_samples, thresholds)
+    classify = windowed_classifier(model, labels, window_samples, hop_samples, thresholds, temperature)
 
     def classify_wav(wav_bytes):
         waveform, lengths = decode_wav_batch(wav_bytes, sample_rate)
@@ -125,8 +138,10 @@ def _unrolled(model):
     return copy
 
 
-def tflite_model(model, window_samples: int, quantize: str | None = None, calibration=None) -> bytes:
-    """Convert one window of ``model`` (waveform [batch, W] → probabilities) with TFLITE_BUILTINS only.
+def tflite_model(model, window_samples: int, quantize: str | None = None, calibration=None,
+                 temperature: float = 1.0) -> bytes:
+    """Convert one window of ``model`` (waveform [batch, W] → probabilities tempered by ``temperature``) with
+    TFLITE_BUILTINS only.
 
     ``quantize``: ``float16``, ``dynamic`` or ``int8`` (:mod:`genrenet.serve.quantize`; int8 needs
     ``calibration`` windows [n, W]). Raises :class:`ExportError` naming the model and the first converter
@@ -143,7 +158,8 @@ def tflite_model(model, window_samples: int, quantize: str | None = None, calibr
         archive = keras.export.ExportArchive()
         archive.track(lite)
         with quantization.traced_for(lite, quantize):
-            archive.add_endpoint("serve", lambda w: {"probabilities": lite(w, training=False)},
+            archive.add_endpoint("serve", lambda w: {"probabilities": temper(lite(w, training=False), temperature)
+                                                     if temperature != 1.0 else lite(w, training=False)},
                                  input_signature=[tf.TensorSpec([None, window_samples], tf.float32,
                                                                 name="waveform")])
             archive.write_out(tmp, verbose=False)
@@ -200,6 +216,9 @@ def export_meta(run: Run, name: str, version: int, tflite: bool) -> dict:
         if thresholds is not None:
             meta["thresholds"] = {"labels": list(run.labels), "thresholds": thresholds}
             meta["outputs"]["tags"] = "string [batch, classes]: tags at or above their threshold, highest first"
+    if run.calibration:
+        meta["calibration"] = dict(run.calibration, applied="in the graph: every signature's and model.tflite's "
+                                                            "probabilities are tempered")
     if tflite:
         meta["tflite"] = {"file": TFLITE_FILE, "inputs": {"waveform": f"float32 [batch, {window}] (one window "
                                                                     "per row; batch resizable, default 1)"},
@@ -248,7 +267,7 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
     try:
         write_saved_model(staging, model, run, meta, hop)
         if tflite:
-            float_content = described_tflite(run, tflite_model(model, window))
+            float_content = described_tflite(run, tflite_model(model, window, temperature=temperature(run)))
             with open(os.path.join(staging, TFLITE_FILE), "wb") as f:
                 f.write(float_content)
             for mode in modes:
@@ -290,7 +309,8 @@ def write_quantized(folder: str, run: Run, model, mode: str, windows: tuple, flo
     """Write ``model-<mode>.tflite`` into ``folder`` with the float file's metadata; returns what it measured
     (size, label agreement and largest probability difference against the float32 file)."""
     calibration, held_out = windows
-    content = described_tflite(run, tflite_model(model, run.window_samples, mode, calibration))
+    content = described_tflite(run, tflite_model(model, run.window_samples, mode, calibration,
+                                                    temperature=temperature(run)))
     path = os.path.join(folder, quantization.quantized_file(mode))
     with open(path, "wb") as f:
         f.write(content)
@@ -319,15 +339,20 @@ def write_saved_model(folder: str, model, run: Run, meta: dict, hop: int):
         archive = keras.export.ExportArchive()
         archive.track(model)
         attach_assets(archive, labels_txt=labels_path, genrenet_json=os.path.join(asset_dir, EXPORT_META_FILE))
-        thresholds = meta.get("thresholds", {}).get("thresholds")
-        archive.add_endpoint("serving_default", windowed_classifier(model, run.labels, window, hop, thresholds),
+        thresholds, t = meta.get("thresholds", {}).get("thresholds"), temperature(run)
+        archive.add_endpoint("serving_default", windowed_classifier(model, run.labels, window, hop, thresholds, t),
                              input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
         archive.add_endpoint("classify_wav", wav_classifier(model, run.labels, run.sample_rate, window, hop,
-                                                            thresholds),
+                                                            thresholds, t),
                              input_signature=[tf.TensorSpec([None], tf.string, name="wav_bytes")])
         archive.write_out(folder, verbose=False)
     finally:
         shutil.rmtree(asset_dir, ignore_errors=True)
+
+
+def temperature(run: Run) -> float:
+    """The calibration temperature the export bakes into its graph (1: none)."""
+    return float((run.calibration or {}).get("temperature", 1.0))
 
 
 def source_run(source) -> Run:

@@ -36,10 +36,12 @@ from ..infer.multilabel import THRESHOLDS_FILE, default_thresholds, tag_metrics,
 from ..infer.windows import model_forward
 from ..keras_compat import keras_workarounds, op_determinism
 from ..registry import ModelSpec
-from ..run import LOGS_DIR, Run, RunWriter, run_lock
+from ..run import CALIBRATION_FILE, LOGS_DIR, Run, RunWriter, run_lock
 from ..run.split import SPLIT_FILE, split_record
 from ..run.card import CARD_FILE, model_card
-from . import transfer
+from . import calibration, transfer
+from ..infer.calibration import calibration_metrics
+from ..infer.windows import model_forward
 from .checkpoint import (CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state,
                          run_dir_and_resume)
 from .config import TrainConfig
@@ -73,6 +75,7 @@ class _Session:
     resume: bool
     verbose: int
     log: SkipLog = dataclasses.field(default_factory=SkipLog)
+    out_of_fold: Optional[dict] = None  # a frozen head's out-of-fold predictions, when it had no validation clips
 
     @property
     def writer(self) -> RunWriter:
@@ -410,7 +413,7 @@ def _fit(s: _Session, d: _Data, net: keras.Model) -> EpochCheckpoint:
                                        epochs=cfg.epochs, learning_rate=cfg.learning_rate, state=s.state,
                                        schedule=cfg.lr_schedule)
     with _no_usable_audio_stops_training(s):
-        transfer.fit_head(net, d.train_clips, d.val_clips, d.labels, head=cfg.head,
+        s.out_of_fold = transfer.fit_head(net, d.train_clips, d.val_clips, d.labels, head=cfg.head,
                           sample_rate=s.spec.features.sample_rate, window_samples=int(net.input_shape[-1]),
                           batch_size=cfg.batch_size, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
                           callbacks=callbacks, verbose=s.keras_verbose, log=s.log,
@@ -469,9 +472,18 @@ def _finish(s: _Session, d: _Data, net: keras.Model, history: list, config: dict
         s.say(f"validation: clip accuracy {val['clip_accuracy']:.3f}, macro-F1 {val['macro_f1']:.3f} "
               f"on {val['num_clips']} clips")
     writer = s.writer
+    fitted = _calibrate(s, d, net, config)
+    if fitted:
+        writer.json(CALIBRATION_FILE, fitted)
+        if d.val_clips:  # the validation row of the card: calibrated, as predict gives them
+            metrics.update({f"val_{k}": v for k, v in fitted["after"].items()})
+        s.say(f"calibration: temperature {fitted['temperature']:.3f} on {fitted['num_clips']} held-out clips, "
+              f"ECE {fitted['before']['ece']:.3f} → {fitted['after']['ece']:.3f}; uncertain below "
+              f"{fitted['min_confidence']:.2f}")
     writer.history(history)
     writer.json("metrics.json", metrics)
-    writer.text(CARD_FILE, model_card(config, d.labels, metrics, path=s.out, description=s.spec.description))
+    writer.text(CARD_FILE, model_card(config, d.labels, metrics, path=s.out, description=s.spec.description,
+                                      calibration=fitted))
     run = writer.finish(net)
     shutil.rmtree(os.path.join(s.out, CHECKPOINT_DIR), ignore_errors=True)
     return run
@@ -523,6 +535,28 @@ def _out_of_fold_thresholds(s: _Session, d: _Data, folds: int) -> dict:
         scores.append(p)
     tuned = tune_thresholds(np.concatenate(truth), np.concatenate(scores), d.labels)
     return dict(tuned, method=f"max F1 per tag on out-of-fold predictions ({folds} folds of the training clips)")
+
+
+def _calibrate(s: _Session, d: _Data, net: keras.Model, config: dict) -> Optional[dict]:
+    """``calibration.json``: the temperature and abstention threshold fitted on the validation clips, or on a
+    frozen head's out-of-fold predictions when it trained on every clip (None when there is neither, and for
+    multi-label models, whose outputs are not one softmax)."""
+    if s.cfg.multi_label:
+        return None
+    if d.val_clips and s.cfg.evaluate_val and not s.out_of_fold:
+        held = calibration.held_out_windows(model_forward(net, len(d.val_clips)), d.val_clips, d.labels,
+                                            sample_rate=s.spec.features.sample_rate,
+                                            window_samples=int(net.input_shape[-1]), batch_size=s.cfg.batch_size)
+        return held and calibration.calibration(*held, fitted_on=f"the {len(d.val_clips)} validation clips")
+    if s.out_of_fold and not s.cfg.fine_tune_epochs:
+        oof = s.out_of_fold
+        fitted = calibration.calibration(oof["window_probs"], oof["owner"], oof["y_true"],
+                                         fitted_on=f"out-of-fold predictions of the head on the training clips "
+                                                   f"({oof['folds']} {'group-disjoint ' * (oof['by'] == 'group')}"
+                                                   "folds)")
+        crossed = calibration.cross_fitted(oof["window_probs"], oof["owner"], oof["y_true"], oof["clip_fold"])
+        return dict(fitted, cross_fitted=calibration_metrics(crossed, oof["y_true"]))
+    return None
 
 
 class _SkipReport(keras.callbacks.Callback):

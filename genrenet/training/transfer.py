@@ -7,6 +7,8 @@ is updated in place) trains on them: the same optimisation, an order of magnitud
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import keras
 import numpy as np
 
@@ -119,10 +121,11 @@ def _inner_log_loss(z, labels, groups, c: float, num_classes: int) -> float:
 
 def fit_head(model, train_clips, val_clips, labels, *, head, sample_rate, window_samples, batch_size, epochs,
              learning_rate, callbacks, verbose, log: SkipLog, label_smoothing: float = 0.0, multi_label=False,
-             pos_weight=None):
+             pos_weight=None) -> Optional[dict]:
     """Train the head of a frozen-backbone ``model`` on cached window features: ``head="keras"`` (dropout →
-    Dense with Adam, returns the Keras History) or ``"logistic"`` (a logistic regression written into the same
-    Dense layer; returns its one-row history)."""
+    Dense with Adam) or ``"logistic"`` (a logistic regression written into the same Dense layer). Without
+    validation clips, returns a single-label head's out-of-fold predictions on the training clips (see
+    :func:`out_of_fold`), which calibration is fitted on; else None."""
     say = print if verbose else (lambda *a, **k: None)
     say(f"computing frozen-backbone features of {len(train_clips) + len(val_clips)} clips once")
     kw = dict(sample_rate=sample_rate, window_samples=window_samples, batch_size=batch_size, log=log)
@@ -130,12 +133,61 @@ def fit_head(model, train_clips, val_clips, labels, *, head, sample_rate, window
     if not len(x):
         raise DatasetError("no usable training audio: all training files were skipped")
     val = window_features(model, val_clips, labels, **kw)[:2] if val_clips else None
-    if head == "keras":
-        return keras_head(model, x, y, val, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                          callbacks=callbacks, verbose=verbose, label_smoothing=label_smoothing,
-                          multi_label=multi_label, pos_weight=pos_weight)
     groups = np.array([train_clips[i].group or train_clips[i].id for i in owner])
-    fitted = logistic_head(model, x, y, groups)
-    say(f"logistic-regression head: C = {fitted['C']} (inner cross-validation log-loss "
-        f"{fitted['inner_log_loss']:.3f})")
-    return fitted
+    initial = model.get_layer("probabilities").get_weights()
+
+    def fit(rows, callbacks=(), verbose=0, val=None):
+        if head == "keras":
+            return keras_head(model, x[rows], y[rows], val, epochs=epochs, learning_rate=learning_rate,
+                              batch_size=batch_size, callbacks=callbacks, verbose=verbose,
+                              label_smoothing=label_smoothing, multi_label=multi_label, pos_weight=pos_weight)
+        return logistic_head(model, x[rows], y[rows], groups[rows])
+
+    fitted = fit(np.arange(len(x)), callbacks, verbose, val)
+    if head != "keras":
+        say(f"logistic-regression head: C = {fitted['C']} (inner cross-validation log-loss "
+            f"{fitted['inner_log_loss']:.3f})")
+    if val_clips or multi_label:  # a tagger's sigmoid outputs get per-tag thresholds instead
+        return None
+    return out_of_fold(model, fit, initial, x, y, owner, groups)
+
+
+#: Folds of the out-of-fold predictions a head without validation clips is calibrated on.
+CALIBRATION_FOLDS = 5
+
+
+def out_of_fold(model, fit, initial, x, y, owner, groups) -> Optional[dict]:
+    """The head's out-of-fold window probabilities: ``fit(rows)`` trains the head again from its ``initial``
+    weights on all but one label-stratified fold of clips, which it then predicts. ``model`` keeps the head
+    trained on every clip. Folds are group-disjoint (artists) when every fold's training part still holds every
+    class, else they split clips (a class of one artist would otherwise be missing from a fold's training, and
+    its predictions say nothing about the final head). Returns ``{"window_probs", "owner", "y_true",
+    "clip_fold", "folds", "by"}`` (``owner`` indexing the clips that gave windows), or None with too few clips
+    per class to fold."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    clips, clip_of_row = np.unique(owner, return_inverse=True)
+    clip_label = np.zeros(len(clips), int)
+    clip_label[clip_of_row] = y.argmax(1)
+    clip_group = np.empty(len(clips), object)
+    clip_group[clip_of_row] = groups
+    folds = min(CALIBRATION_FOLDS, int(np.bincount(clip_label).min()))
+    if folds < 2:
+        return None
+    by, splits = "group", []
+    if len(set(clip_group)) >= folds:
+        splits = list(StratifiedGroupKFold(folds).split(clips, clip_label, clip_group))
+    if not splits or any(len(set(clip_label[train])) < y.shape[1] for train, _ in splits):
+        by, splits = "clip", list(StratifiedKFold(folds).split(clips, clip_label))
+    layer = model.get_layer("probabilities")
+    final = layer.get_weights()
+    probs, clip_fold = np.zeros_like(y, dtype=np.float64), np.zeros(len(clips), int)
+    for f, (_, test) in enumerate(splits):
+        held = np.isin(clip_of_row, test)
+        layer.set_weights(initial)
+        fit(np.flatnonzero(~held))
+        probs[held] = np.asarray(layer(x[held]), np.float64)
+        clip_fold[test] = f
+    layer.set_weights(final)
+    return {"window_probs": probs, "owner": clip_of_row, "y_true": clip_label, "clip_fold": clip_fold,
+            "folds": folds, "by": by}

@@ -16,6 +16,7 @@ import numpy as np
 
 from ...errors import DatasetError
 from ..progress import Progress
+from ..skips import NotMusic
 from ..audio import (READ_FORMATS, UNSUPPORTED_EXTENSIONS, decode_reason, is_audio_file, load_audio, read_header,
                      resample, unusable_path)
 from ..split import kfold
@@ -271,7 +272,8 @@ def truncation_reason(extra_info: str, seconds: Optional[float]) -> Optional[str
     declared = seconds * int(found.group(1)) / int(found.group(2))
     if declared - seconds <= TRUNCATION_TOLERANCE:
         return None
-    return f"truncated: the header promises {format_seconds(declared)} s, the file holds {format_seconds(seconds)} s"
+    return NotMusic(f"truncated: the header promises {format_seconds(declared)} s, the file holds "
+                    f"{format_seconds(seconds)} s")
 
 
 def format_seconds(seconds: float) -> str:

@@ -10,15 +10,19 @@ Three steps, all with seed 0 and deterministic TF ops:
    features over 5 fold partitions × 3 head seeds (``benchmarks/transfer_recipe.py``): the preset's accuracy
    is the mean of those 15 runs, as one partition of 40 clips is a coarse estimate;
 2. the preset's head: the same command on all 40 clips;
-3. packaging: the run's ``config.json``, ``labels.json`` and ``metrics.json`` (with the CV accuracy added), its
+3. packaging: the run's ``config.json``, ``labels.json``, ``metrics.json`` (with the CV accuracy added) and
+   ``calibration.json`` (the temperature training fits on the head's out-of-fold predictions: 4 folds × 3
+   shuffles of the 40 clips, with the ECE measured on each fold under the temperature of the other folds), its
    ``probabilities`` layer as ``head.npz``, ``preset.json`` and the model card ``README.md``. The packaged
    preset is then rebuilt from the shipped musicnn weights and checked against the trained run's model.
 
-Two builds give identical files.
+Two builds give identical files. ``--reuse-cv`` keeps step 1's figures from the preset's ``metrics.json`` (for a
+rebuild that changes only steps 2 and 3).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -68,7 +72,21 @@ def cross_validate(data: str, dataset) -> dict:
             "per_fold": [r["acc"] for r in per_fold]}
 
 
-def model_card(config: dict, labels: list, cv: dict, parameters: int) -> str:
+def calibration_text(calibration: dict) -> str:
+    """The card's paragraph on how sure the preset says it is, and how that was measured."""
+    crossed = calibration["cross_fitted"]
+    return (f"**Calibration: ECE {crossed['ece']:.3f}** (15 bins), measured on {calibration['fitted_on']}, each "
+            "fold tempered by the temperature fitted on the other folds; "
+            f"a perfectly calibrated model would measure {calibration['ece_floor']:.3f} on as many predictions "
+            f"(most bins hold a few clips), and the mean top probability is within "
+            f"{calibration['confidence_gap']:.3f} of the accuracy. Before calibration: ECE "
+            f"{calibration['before']['ece']:.3f}, NLL {calibration['before']['nll']:.3f}; after: NLL "
+            f"{calibration['after']['nll']:.3f}. Probabilities are tempered with T = "
+            f"{calibration['temperature']:.3f}; a prediction below {calibration['min_confidence']:.2f} is marked "
+            "`uncertain` (\"unsure: rock or blues\").")
+
+
+def model_card(config: dict, labels: list, cv: dict, parameters: int, calibration: dict) -> str:
     """The preset's README.md."""
     acc = cv["clip_accuracy"]
     return f"""# {NAME}
@@ -97,6 +115,8 @@ single partition of the README's table (seed 0, full `genrenet train` runs): {cv
 clip is 5 points: treat these as rough estimates on very little music, not benchmark results. The recipe was
 chosen among frozen-backbone recipes (head, backbones, windows) by `python -m benchmarks.transfer_recipe`.
 
+{calibration_text(calibration)}
+
 **Limits.** GTZAN is a research dataset with known faults (Sturm 2013, "The GTZAN dataset: its contents, its
 faults, their effects on evaluation, and the future use", arXiv:1306.1461): repeated clips, mislabelled clips,
 distortions, and strong artist repetition. Its ten genres are a narrow, dated view of music, and 40 clips are
@@ -121,6 +141,7 @@ def package(run, out: str, cv: dict):
     config = {**run.config, "data": {**run.config["data"], "spec": "gtzan_dev (40 GTZAN clips, 4 per genre)"},
               "run": {**run.config["run"], "command": COMMAND}}
     metrics = dict(run.metrics, cross_validation=cv)
+    calibration = run.calibration
     shutil.rmtree(out, ignore_errors=True)
     writer = RunWriter(out)
     writer.json("config.json", config)
@@ -132,9 +153,14 @@ def package(run, out: str, cv: dict):
         "training_data": "the 40 GTZAN clips of gtzan_dev (4 per genre, 10 genres; a research dataset with known "
                          "faults, Sturm 2013)",
         "accuracy": cv["clip_accuracy"], "accuracy_protocol": cv["protocol"],
+        "ece": calibration["cross_fitted"]["ece"],
+        "ece_protocol": f"15-bin ECE of the {calibration['fitted_on']}, each fold tempered by the temperature "
+                        "fitted on the other folds; a perfectly calibrated model would measure "
+                        f"{calibration['ece_floor']:.3f} on as many predictions",
         "parameters": int(model.count_params()), "weights": "shipped with genrenet (genrenet/models/weights/msd_musicnn.npz, ISC licence)",
         "rebuild": "python -m benchmarks.build_preset"})
-    writer.text("README.md", model_card(config, run.labels, cv, int(model.count_params())))
+    writer.text("README.md", model_card(config, run.labels, cv, int(model.count_params()), calibration))
+    writer.json("calibration.json", calibration)
     with open(writer.file("head.npz"), "wb") as f:
         np.savez(f, kernel=kernel, bias=bias)
     return model
@@ -156,13 +182,19 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA)
     p.add_argument("--out", default=OUT, help=f"preset folder (default {OUT})")
+    p.add_argument("--reuse-cv", action="store_true",
+                   help="keep the cross-validation figures of the preset's metrics.json instead of running step 1")
     args = p.parse_args(argv)
     from genrenet.data import load_dataset
     from genrenet.training.trainer import train
 
     data = os.path.normpath(args.data)
     dataset = load_dataset(data)
-    cv = cross_validate(data, dataset)
+    if args.reuse_cv:
+        with open(os.path.join(args.out, "metrics.json"), encoding="utf-8") as f:
+            cv = json.load(f)["cross_validation"]
+    else:
+        cv = cross_validate(data, dataset)
     with tempfile.TemporaryDirectory() as tmp:
         run = train("musicnn", data=data, out=os.path.join(tmp, "run"), pretrained="msd", seed=SEED,
                     deterministic=True, verbose=0)

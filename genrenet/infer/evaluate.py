@@ -192,14 +192,8 @@ def evaluate(source, data="synthetic", split: Optional[str] = None, *, batch_siz
     out = out or (os.path.join(run.path, name) if run else f"eval-{_slug(source_stem(clf))}-{name[5:]}")
     os.makedirs(out, exist_ok=True)
     write_predictions(os.path.join(out, "predictions.csv"), clips, clf.labels, y_pred, mean, counts)
-    plot_confusion(metrics["confusion_matrix"], clf.labels, os.path.join(out, "confusion.png"),
-                   title=f"{clf.model_name or ''} on {dataset.name} ({split}): "
-                         f"clip accuracy {metrics['clip_accuracy']:.2f}")
-    ok = counts > 0
-    plot_reliability(mean[ok], [clf.labels.index(c.label) for c, k in zip(clips, ok) if k],
-                     os.path.join(out, "reliability.png"),
-                     title=f"{clf.model_name or ''} on {dataset.name} ({split})")
-    metrics["ece_bins"] = ECE_BINS
+    write_plots(out, metrics, clf.labels, clips, mean, counts,
+                title=f"{clf.model_name or ''} on {dataset.name} ({split})")
     metrics["skipped"] = [f"{n}: {r}" for n, r in sorted(log.skipped.items())]
     metrics["ignored"] = [f"{n}: {r}" for n, r in sorted(log.ignored.items())]
     write_json(os.path.join(out, "metrics.json"), metrics)
@@ -255,6 +249,16 @@ def evaluate_tagger(clf: Classifier, dataset: ClipDataset, split: str, clips: li
         write_run_card(run, also=(metrics,))
     metrics["out"] = out
     return metrics
+
+
+def write_plots(out: str, metrics: dict, labels, clips, mean, counts, title: str):
+    """``confusion.png`` and the reliability diagram ``reliability.png`` of the clips that were classified."""
+    plot_confusion(metrics["confusion_matrix"], labels, os.path.join(out, "confusion.png"),
+                   title=f"{title}: clip accuracy {metrics['clip_accuracy']:.2f}")
+    ok = counts > 0
+    plot_reliability(mean[ok], [labels.index(c.label) for c, k in zip(clips, ok) if k],
+                     os.path.join(out, "reliability.png"), title=title)
+    metrics["ece_bins"] = ECE_BINS
 
 
 def known_clips(dataset: ClipDataset, split: str, clips: list, labels, verbose: int) -> list:

@@ -174,7 +174,11 @@ def calibration_section(calibration: Optional[dict]) -> list:
                    f" ({calibration.get('num_clips')} clips)"),
         ("ECE (15 bins)", f"{before.get('ece', 0):.3f} before, {after.get('ece', 0):.3f} after"
          + (f"; {crossed['ece']:.3f} with the temperature of the other folds (clips its fit never saw)"
-            if crossed else "")),
+            if crossed else "")
+         + (f" (a perfectly calibrated model would measure {calibration['ece_floor']:.3f} on as many clips)"
+            if calibration.get("ece_floor") is not None else "")),
+        ("mean top probability − accuracy", f"{calibration['confidence_gap']:.3f} after"
+         if calibration.get("confidence_gap") is not None else None),
         ("NLL", f"{before.get('nll', 0):.3f} before, {after.get('nll', 0):.3f} after"),
         ("Brier", f"{before.get('brier', 0):.3f} before, {after.get('brier', 0):.3f} after"),
         ("uncertain", f"a prediction whose top probability is below {calibration['min_confidence']:.2f} is marked "

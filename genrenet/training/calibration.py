@@ -64,8 +64,10 @@ def choose_min_confidence(clip_probs, y_true, target: float = TARGET_ACCURACY) -
 
 
 def calibration(window_probs, owner, y_true, *, fitted_on: str) -> dict:
-    """What ``calibration.json`` holds: the method, the temperature, the abstention threshold, and the held-out
-    clips' ECE, NLL and Brier score before and after (``fitted_on`` says which clips)."""
+    """What ``calibration.json`` holds: the method, the temperature, the abstention threshold, the held-out
+    clips' ECE, NLL and Brier score before and after (``fitted_on`` says which clips), the ECE a perfectly
+    calibrated model would show on as many clips (:func:`ece_floor`), and the gap between mean top probability
+    and accuracy after."""
     y_true = np.asarray(y_true, int)
     temperature = fit_temperature(window_probs, owner, y_true)
     before = clip_probabilities(window_probs, owner, len(y_true))
@@ -73,7 +75,25 @@ def calibration(window_probs, owner, y_true, *, fitted_on: str) -> dict:
     return {"method": "temperature", "temperature": round(temperature, 6),
             "min_confidence": choose_min_confidence(after, y_true), "target_accuracy": TARGET_ACCURACY,
             "fitted_on": fitted_on, "num_clips": int(len(y_true)),
-            "before": calibration_metrics(before, y_true), "after": calibration_metrics(after, y_true)}
+            "before": calibration_metrics(before, y_true), "after": calibration_metrics(after, y_true),
+            "ece_floor": round(ece_floor(after), 4),
+            "confidence_gap": round(float(abs(after.max(1).mean() - (after.argmax(1) == y_true).mean())), 4)}
+
+
+def ece_floor(clip_probs, draws: int = 200, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated model would still show on this many clips with these probabilities: the
+    mean ECE when each clip's genre is drawn from its own probabilities (``draws`` times, seeded). On tens of
+    clips most bins hold one or two, so even perfect probabilities measure an ECE of about 0.1: compare with
+    this, not with 0."""
+    clip_probs = np.asarray(clip_probs, np.float64)
+    clip_probs = clip_probs / clip_probs.sum(1, keepdims=True)
+    rng = np.random.default_rng(seed)
+    cumulative = clip_probs.cumsum(1)
+    eces = []
+    for _ in range(draws):
+        drawn = (rng.random((len(clip_probs), 1)) > cumulative).sum(1).clip(0, clip_probs.shape[1] - 1)
+        eces.append(calibration_metrics(clip_probs, drawn)["ece"])
+    return float(np.mean(eces))
 
 
 def cross_fitted(window_probs, owner, y_true, clip_fold) -> np.ndarray:

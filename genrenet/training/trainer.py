@@ -550,10 +550,10 @@ def _calibrate(s: _Session, d: _Data, net: keras.Model, config: dict) -> Optiona
         return held and calibration.calibration(*held, fitted_on=f"the {len(d.val_clips)} validation clips")
     if s.out_of_fold and not s.cfg.fine_tune_epochs:
         oof = s.out_of_fold
-        fitted = calibration.calibration(oof["window_probs"], oof["owner"], oof["y_true"],
-                                         fitted_on=f"out-of-fold predictions of the head on the training clips "
-                                                   f"({oof['folds']} {'group-disjoint ' * (oof['by'] == 'group')}"
-                                                   "folds)")
+        fitted_on = (f"out-of-fold predictions of the head on its {len(d.train_clips)} training clips "
+                     f"({oof['folds']} {'group-disjoint ' * (oof['by'] == 'group')}folds, {oof['repeats']} "
+                     f"shuffles: each clip predicted {oof['repeats']} times)")
+        fitted = calibration.calibration(oof["window_probs"], oof["owner"], oof["y_true"], fitted_on=fitted_on)
         crossed = calibration.cross_fitted(oof["window_probs"], oof["owner"], oof["y_true"], oof["clip_fold"])
         return dict(fitted, cross_fitted=calibration_metrics(crossed, oof["y_true"]))
     return None

@@ -152,42 +152,58 @@ def fit_head(model, train_clips, val_clips, labels, *, head, sample_rate, window
     return out_of_fold(model, fit, initial, x, y, owner, groups)
 
 
-#: Folds of the out-of-fold predictions a head without validation clips is calibrated on.
-CALIBRATION_FOLDS = 5
+#: Folds and repetitions (fold shuffles) of the out-of-fold predictions a head without validation clips is
+#: calibrated on: with few clips, one partition's predictions are a noisy sample of how sure the head should be.
+CALIBRATION_FOLDS, CALIBRATION_REPEATS = 5, 3
 
 
-def out_of_fold(model, fit, initial, x, y, owner, groups) -> Optional[dict]:
-    """The head's out-of-fold window probabilities: ``fit(rows)`` trains the head again from its ``initial``
-    weights on all but one label-stratified fold of clips, which it then predicts. ``model`` keeps the head
-    trained on every clip. Folds are group-disjoint (artists) when every fold's training part still holds every
-    class, else they split clips (a class of one artist would otherwise be missing from a fold's training, and
-    its predictions say nothing about the final head). Returns ``{"window_probs", "owner", "y_true",
-    "clip_fold", "folds", "by"}`` (``owner`` indexing the clips that gave windows), or None with too few clips
-    per class to fold."""
+def fold_splits(clip_label, clip_group, folds: int, seed: int, num_classes: int) -> tuple:
+    """``(by, [(train, test)...])``: label-stratified folds of clips, group-disjoint (artists) when every fold's
+    training part still holds every class, else by clip (a class of one artist would be missing from a fold's
+    training, and its predictions would say nothing about the head trained on every clip)."""
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+    clips = np.arange(len(clip_label))
+    if len(set(clip_group)) >= folds:
+        splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(clips, clip_label,
+                                                                                         clip_group))
+        if all(len(set(clip_label[train])) == num_classes for train, _ in splits):
+            return "group", splits
+    return "clip", list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(clips, clip_label))
+
+
+def out_of_fold(model, fit, initial, x, y, owner, groups, repeats: int = CALIBRATION_REPEATS) -> Optional[dict]:
+    """The head's out-of-fold window probabilities: ``fit(rows)`` trains the head again from its ``initial``
+    weights on all but one fold of clips (:func:`fold_splits`), which it then predicts; ``repeats`` fold
+    shuffles give each clip that many predictions. ``model`` keeps the head trained on every clip. Returns
+    ``{"window_probs", "owner", "y_true", "clip_fold", "folds", "by", "repeats"}`` (``owner`` indexes
+    (repeat, clip) pairs; ``clip_fold`` is each clip's fold in the first shuffle), or None with too few clips
+    per class to fold."""
     clips, clip_of_row = np.unique(owner, return_inverse=True)
-    clip_label = np.zeros(len(clips), int)
+    n = len(clips)
+    clip_label = np.zeros(n, int)
     clip_label[clip_of_row] = y.argmax(1)
-    clip_group = np.empty(len(clips), object)
+    clip_group = np.empty(n, object)
     clip_group[clip_of_row] = groups
     folds = min(CALIBRATION_FOLDS, int(np.bincount(clip_label).min()))
     if folds < 2:
         return None
-    by, splits = "group", []
-    if len(set(clip_group)) >= folds:
-        splits = list(StratifiedGroupKFold(folds).split(clips, clip_label, clip_group))
-    if not splits or any(len(set(clip_label[train])) < y.shape[1] for train, _ in splits):
-        by, splits = "clip", list(StratifiedKFold(folds).split(clips, clip_label))
     layer = model.get_layer("probabilities")
     final = layer.get_weights()
-    probs, clip_fold = np.zeros_like(y, dtype=np.float64), np.zeros(len(clips), int)
-    for f, (_, test) in enumerate(splits):
-        held = np.isin(clip_of_row, test)
-        layer.set_weights(initial)
-        fit(np.flatnonzero(~held))
-        probs[held] = np.asarray(layer(x[held]), np.float64)
-        clip_fold[test] = f
+    probs, first_fold = [], np.zeros(n, int)
+    for r in range(repeats):
+        by, splits = fold_splits(clip_label, clip_group, folds, r, y.shape[1])
+        rep = np.zeros_like(y, dtype=np.float64)
+        for f, (_, test) in enumerate(splits):
+            held = np.isin(clip_of_row, test)
+            layer.set_weights(initial)
+            fit(np.flatnonzero(~held))
+            rep[held] = np.asarray(layer(x[held]), np.float64)
+            if r == 0:
+                first_fold[test] = f
+        probs.append(rep)
     layer.set_weights(final)
-    return {"window_probs": probs, "owner": clip_of_row, "y_true": clip_label, "clip_fold": clip_fold,
-            "folds": folds, "by": by}
+    return {"window_probs": np.concatenate(probs), "owner": np.concatenate([clip_of_row + r * n
+                                                                           for r in range(repeats)]),
+            "y_true": np.tile(clip_label, repeats), "clip_fold": np.tile(first_fold, repeats), "folds": folds,
+            "by": by, "repeats": repeats}

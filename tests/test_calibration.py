@@ -145,7 +145,7 @@ def test_files_with_nothing_to_classify_get_no_label(calibrated_run, audio_files
 
 def test_cli_says_unsure_and_no_genre(calibrated_run, audio_files):
     r = run_cli("predict", calibrated_run, audio_files["tone"], audio_files["silent"], "--min-confidence", "1")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1 and "1 of 2 files failed" in r.stderr, r.stderr  # the silent file got no genre
     lines = dict(line.split(": ", 1) for line in r.stdout.splitlines())
     assert lines[str(audio_files["tone"])].startswith("unsure: ")
     assert " or " in lines[str(audio_files["tone"])]
@@ -231,12 +231,12 @@ def test_training_with_held_out_clips_writes_calibration(tmp_path):
 def test_app_says_unsure_and_no_genre(calibrated_run, audio_files):
     pytest.importorskip("gradio")
     from genrenet.infer.classifier import Classifier
-    from genrenet.serve.app import classify_file, shown_label
+    from genrenet.serve.app import chart_scores, classify_file, verdict
 
     clf = Classifier.from_preset(str(calibrated_run))
     silent, windows = classify_file(clf, audio_files["silent"], 2)
     assert silent["label"] is None and "silent" in silent["reason"] and windows is None
-    assert shown_label(silent).label.startswith("no genre: is silent")
+    assert chart_scores(silent) == {} and verdict(silent).startswith("**no genre: is silent")
     row, _ = classify_file(clf, audio_files["tone"], 2)
-    row["uncertain"] = True
-    assert shown_label(row).label.startswith(f"unsure: {row['top'][0][0]} or {row['top'][1][0]}")
+    assert verdict(dict(row, uncertain=False)) == ""
+    assert verdict(dict(row, uncertain=True)).startswith(f"**unsure: {row['top'][0][0]} or {row['top'][1][0]}")

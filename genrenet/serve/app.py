@@ -26,7 +26,6 @@ from ..infer.timeline import song_timeline
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MAX_FILE_SIZE = "100mb"
-TOP_GENRES = "Top genres"
 RECENT_SONGS = 16  # window probabilities kept for timelines not drawn yet
 SIMILAR_SONGS = 10  # rows of the similar-songs table
 
@@ -78,6 +77,14 @@ def chart_scores(result: dict) -> dict:
     """What the page's chart shows: a multi-label model's tags, else the top genres, as {label: probability}
     (nothing for a file with no genre)."""
     return {label: p for label, p in result.get("tags", result.get("top", []))}
+
+
+def verdict(result) -> str:
+    """The line under the label: ``unsure: rock or blues (0.48, 0.31)`` when the model is unsure, ``no genre:
+    is silent ...`` for a file with nothing to classify, else nothing."""
+    if not result or (result.get("label") is not None and not result.get("uncertain")):
+        return ""
+    return f"**{html.escape(describe(result), quote=False)}**"
 
 
 def result_rows(labels, results) -> list[list]:
@@ -246,6 +253,7 @@ def build_app(source, *, top_k: int = 3, labels_map=None, index=None):
                                  elem_id="song")
                 label = gr.Label(num_top_classes=top_k if not outputs.multi_label else None, label=f"Top {what}",
                                  elem_id="top-genres")
+                unsure = gr.Markdown("", elem_id="verdict")
             error = gr.Markdown("", elem_id="song-error")
             button = gr.Button("Classify", variant="primary")
             plot = gr.Plot(label="Tag timeline" if outputs.multi_label else "Genre timeline", format="png",
@@ -259,12 +267,13 @@ def build_app(source, *, top_k: int = 3, labels_map=None, index=None):
             download = gr.File(label="CSV")
         song_events = [audio.upload, audio.stop_recording, button.click]
         # a new song clears the last song's timeline at once, so a refused file never shows an old picture
-        gr.on([*song_events, audio.clear], lambda: (None, ""), outputs=[plot, error], api_visibility="private",
-              queue=False)
+        gr.on([*song_events, audio.clear], lambda: (None, "", ""), outputs=[plot, error, unsure],
+              api_visibility="private", queue=False)
         song = gr.on(song_events, classify, inputs=audio,
                      outputs=[label, details], api_name="classify", concurrency_id="model")
         song.success(timeline, inputs=audio, outputs=plot, api_visibility="private", concurrency_id="model")
         song.failure(song_error, inputs=audio, outputs=error, api_visibility="private", queue=False)
+        song.success(verdict, inputs=details, outputs=unsure, api_visibility="private", queue=False)
         batch_button.click(classify_batch, inputs=files, outputs=[table, download], api_name="classify_batch",
                            concurrency_id="model")
         if library is not None:

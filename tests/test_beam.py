@@ -59,7 +59,8 @@ def test_beam_predict_gives_the_results_of_predict(tiny_run, tmp_path):
     rows = read_jsonl(tmp_path / "out" / "pred")
     assert_same_as_predict(rows, tiny_run, files)
     assert counts == {"classified": 3, "errors": 2}
-    assert all(set(r) == {"file", "label", "top", "probabilities", "windows"} for r in rows if "error" not in r)
+    assert all(set(r) == {"file", "label", "uncertain", "top", "probabilities", "windows"}
+               for r in rows if "error" not in r)
 
 
 def test_beam_predict_from_a_savedmodel_and_a_tflite_export(tiny_run, tmp_path):

@@ -311,3 +311,21 @@ def test_a_folder_names_itself_when_unreadable_and_counts_unsupported_formats(tm
     with pytest.raises(DatasetError, match=f"no audio files in {album} .{album}: cannot read the folder "
                                            r"\(permission denied\)"):
         expand_audio_paths([album])
+
+
+def test_in_graph_wav_decoding_answers_random_bytes_with_invalid_argument():
+    """classify_wav's decoder: random bytes, bytes behind a RIFF/WAVE header, empty and cut-short files are all
+    InvalidArgument (never a UnicodeDecodeError from TensorFlow's message carrying the raw bytes)."""
+    import tensorflow as tf
+
+    from genrenet.nn.wav import decode_wav_mono
+
+    decode = tf.function(lambda b: decode_wav_mono(b, 16000))
+    rng = np.random.default_rng(28)
+    cases = [b"", b"RIF", b"RIFF" + rng.bytes(4) + b"WAVE" + rng.bytes(7)]
+    for i in range(300):
+        junk = rng.bytes(int(rng.integers(0, 400)))
+        cases.append(b"RIFF" + junk[:4] + b"WAVE" + junk[4:] if i % 2 else junk)
+    for junk in cases:
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            decode(tf.constant(junk))

@@ -1,6 +1,7 @@
 """Approximate nearest-neighbour libraries compared on the same vectors: faiss-cpu (HNSW), usearch (HNSW) and
 voyager (HNSW), against exact search (NumPy), for the similar-songs index.
 
+    pip install faiss-cpu usearch voyager      # faiss-cpu comes with genrenet[library]; the peers only for this
     python -m benchmarks.index_libraries [--sizes 10000,100000] [--dim 200] [--queries 200] [--threads 2]
 
 Vectors are synthetic clip embeddings: unit vectors drawn around 1,000 random centres (songs of a genre or an

@@ -134,6 +134,7 @@ def test_data_service_errors_are_one_line(extra, message, tmp_path, capsys):
 def test_data_service_command_refuses_zero_workers(capsys):
     from genrenet.cli import main
 
-    assert main(["data-service", "--workers", "0"]) == 2
-    err = capsys.readouterr().err
-    assert err == "genrenet: error: --workers must be at least 1, got 0\n"
+    with pytest.raises(SystemExit) as exit_:
+        main(["data-service", "--workers", "0"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith("error: argument --workers: must be ≥ 1, got 0\n")

@@ -87,12 +87,17 @@ def test_predict_without_a_model_uses_the_default_preset(preset_cache, songs):
 def test_load_preset_predicts_what_predict_says(preset_cache, songs):
     import genrenet
     from genrenet.data import Clip
-    from genrenet.infer.windows import predict_clips
+    from genrenet.infer.calibration import tempered_forward
+    from genrenet.infer.windows import clip_outputs, model_forward
 
     model = genrenet.load_preset(DEFAULT)
     assert model.output_shape == (None, 10) and model.get_layer("timbral_74_conv").trainable is False
+    temperature = genrenet.Classifier.from_preset(DEFAULT).calibration["temperature"]
+    assert temperature != 1.0  # the preset is calibrated: predict tempers each window before the clip mean
     clips = [Clip(id=str(s), label="", path=str(s)) for s in songs]
-    mean, _, _ = predict_clips(model, clips, sample_rate=16000, window_samples=int(model.input_shape[-1]), verbose=0)
+    forward = tempered_forward(model_forward(model, len(clips)), temperature)
+    mean = clip_outputs(forward, clips, num_outputs=10, sample_rate=16000,
+                        window_samples=int(model.input_shape[-1])).mean
     results = genrenet.predict(DEFAULT, songs, verbose=0)
     for row, result in zip(mean, results):
         np.testing.assert_allclose(row, [result["probabilities"][g] for g in GENRES], atol=1e-5)

@@ -159,7 +159,7 @@ def test_app_shows_a_taggers_tags_and_its_tag_timeline_with_a_label_map(preset_c
 
     clf = Classifier.from_preset("musicnn-msd-tags")
     outputs = Outputs.of(clf, MSD_MAP)
-    classify, timeline, _ = make_handlers(clf, 3, str(tmp_path), outputs)
+    classify, timeline, _, _ = make_handlers(clf, 3, str(tmp_path), outputs)
     song = str(write_tone(tmp_path / "tone.wav", seconds=3.5))
     chart, result = classify(song)
     assert set(result["probabilities"]) == set(outputs.user_labels) and "reggae" not in result["probabilities"]

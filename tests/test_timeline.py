@@ -52,7 +52,8 @@ def test_window_probabilities_refuse_what_predict_skips(predictor, tmp_path):
     for path, reason in ((silent, "silent"), (corrupt, "truncated or damaged")):
         with pytest.raises(AudioError, match=reason):
             window_probabilities(predictor, path)
-        assert "error" in predict(predictor.source, [path], verbose=0)[0]
+        row = predict(predictor.source, [path], verbose=0)[0]
+        assert row.get("label") is None and reason in (row.get("error") or row.get("reason")), row
 
 
 def test_a_file_shorter_than_a_window_is_drawn_over_one_whole_window(predictor, tmp_path):

@@ -54,7 +54,8 @@ def test_frozen_head_on_only_undecodable_files_says_what_was_skipped(tmp_path):
     r = run_cli("train", "musicnn", "--pretrained", "msd", "--data", tmp_path / "data", "--out", tmp_path / "run",
                 "--val-fraction", "0")
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
-    assert "no usable training audio: all training files were skipped (4 skipped in total" in r.stderr
+    assert "no usable training audio in at least two classes" in r.stderr and "4 files skipped: " in r.stderr
+    assert "a/a0.wav: " in r.stderr and "NaN" in r.stderr and "and 1 more" in r.stderr, r.stderr
 
 
 def test_logistic_head_is_the_same_softmax_dense_layer_as_the_fitted_regression():

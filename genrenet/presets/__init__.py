@@ -139,5 +139,6 @@ def materialise(name: str) -> str:
 
 
 def load_preset(name: str):
-    """The preset's Keras model (waveform → probabilities), the same one ``predict`` runs."""
+    """The preset's Keras model (waveform → window probabilities), the one ``predict`` runs; ``predict`` also
+    tempers each window's probabilities by the preset's ``calibration.json`` before averaging a clip."""
     return Run(materialise(name)).load_model()

@@ -118,9 +118,10 @@ def write_csv(path, header, rows):
 
 
 def make_handlers(classifier: Classifier, top_k: int, csv_dir: str, outputs: Outputs | None = None):
-    """The page's three functions over one loaded model: ``classify`` (the ``/classify`` endpoint),
-    ``timeline`` (the figure for the same song) and ``classify_batch`` (table and CSV), all over the labels of
-    ``outputs`` (a label map's; default: the model's)."""
+    """The page's four functions over one loaded model: ``classify`` (the ``/classify`` endpoint),
+    ``timeline`` (the figure for the same song), ``classify_batch`` (table and CSV) and ``song_error`` (why the
+    last song was refused, kept on the page), all over the labels of ``outputs`` (a label map's; default: the
+    model's)."""
     gr = require_gradio()
     outputs = outputs or Outputs.of(classifier)
     header = table_header(outputs.user_labels)

@@ -1,6 +1,7 @@
 """Files per second of ``genrenet predict`` vs the classic librosa-feature pipeline, on the same files.
 
     python -m benchmarks.predict [--files 100] [--repeats 3] [--models cnn,lstm,... | --run RUN] [--tflite]
+        [--quantize float16,dynamic,int8] [--runtimes tflite,auto]
 
 Writes ``--files`` synthetic 30-s WAV files (``genrenet.data.synthetic``, 10 styles) into a temporary folder,
 then times, in this one process and on the same files:
@@ -9,11 +10,14 @@ then times, in this one process and on the same files:
   directory and from its exported SavedModel (and, with ``--tflite``, from the ``.tflite`` file): decode +
   resample in tf.data, 3-s windows of many files batched through the model, mean per file. Model loading and
   one warm-up pass are not timed (steady state); the cold numbers (load + first pass) are printed too.
+* with ``--runtimes``: the run directory through ``predict --runtime tflite`` / ``auto`` (its model converted once
+  to LiteRT in genrenet's cache; conversion is part of the untimed warm-up).
 * the classic pipeline: ``librosa.load`` → 3-s windows → 20 MFCC, 12 chroma, spectral centroid / bandwidth /
   rolloff / contrast, zero-crossing rate and RMS (mean and std of each over frames) → ``StandardScaler`` +
   ``RandomForestClassifier`` (trained, untimed, on the same features of the first ``--train-files`` files) → mean per file.
 
-Each timed pass is repeated ``--repeats`` times; the table shows the median and marks the rows that reach the
+The timed passes are interleaved: each of ``--repeats`` rounds runs every method once, the classic pipeline
+included, so that a shared machine's busy spells fall on all of them alike. The table shows the median and marks the rows that reach the
 target (``TARGET``× the classic pipeline). The ``roof`` column is the most any predictor could reach with
 that model here: this machine's float32 matmul throughput (measured in the run) divided by the model's FLOPs per
 file as TF's profiler counts them (convolutions and matmuls; not the RFFT, nor ops inside RNN loops, so the roof
@@ -84,7 +88,8 @@ def minimal_run(folder: str, model: str, labels) -> str:
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump({"model": model, "model_kwargs": {}, "num_classes": len(labels),
                    "features": spec.features.to_dict(), "window_seconds": spec.window_seconds,
-                   "window_samples": spec.window_samples()}, f)
+                   "window_samples": spec.window_samples(),
+                   "data": "synthetic:clips=8,seconds=6"}, f)  # what `--runtime tflite` calibrates int8 on
     return folder
 
 
@@ -182,13 +187,32 @@ def timed(fn, repeats: int) -> list[float]:
     return times
 
 
+def litert_precision(clf) -> str:
+    """`` (int8)`` / `` (float32)``: the precision of a run converted to LiteRT by ``--runtime``; else ''."""
+    from genrenet.infer.litert import cached_litert, resolved_runtime
+
+    if clf.kind not in ("run", "preset") or resolved_runtime(clf.info, clf.runtime) != "tflite":
+        return ""
+    facts = cached_litert(clf.info, verbose=0)[1]
+    agreement = f", {100 * facts['label_agreement']:.0f}% windows agree" if "label_agreement" in facts else ""
+    return f" ({facts['precision']}{agreement})"
+
+
+def interleaved(fns, repeats: int) -> list[list[float]]:
+    """Times of each of ``fns``, called in turn ``repeats`` times (one round = every fn once), so that a busy
+    spell of a shared machine slows every method alike rather than the one that happened to run then."""
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times):
+            out += timed(fn, 1)
+    return times
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.predict", description=__doc__.split("\n\n")[0])
     p.add_argument("--files", type=int, default=100, help="number of 30-s files (default 100)")
     p.add_argument("--seconds", type=float, default=30.0, help="length of each file (default 30)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes per method; the median is reported")
-    p.add_argument("--classic-repeats", type=int, default=None, help="passes of the (slow) classic pipeline "
-                   "(default: --repeats)")
     p.add_argument("--models", "--model", default="cnn,lstm", help="comma-separated registered models for untrained "
                    "runs, or 'all' (default cnn,lstm: the article's two first models)")
     p.add_argument("--run", default=None, help="benchmark this run directory instead of untrained models")
@@ -199,6 +223,8 @@ def main(argv=None) -> int:
     p.add_argument("--tflite", action="store_true", help="also time the .tflite file (export --tflite)")
     p.add_argument("--quantize", default="", help="also time these quantised .tflite files (export --quantize, "
                    "comma-separated: float16,dynamic,int8; calibrated on the synthetic set)")
+    p.add_argument("--runtimes", default="", help="also time the run directory with these `predict --runtime` "
+                   "values (comma-separated: tflite,auto; tflite converts once into genrenet's cache, not timed)")
     p.add_argument("--keep", default=None, help="write the files/run/export here and keep them")
     args = p.parse_args(argv)
 
@@ -228,51 +254,55 @@ def main(argv=None) -> int:
     peak = matmul_peak_gflops()
     print(f"float32 matmul throughput: {peak:.0f} GFLOP/s (the compute roof)", flush=True)
     modes = [m for m in args.quantize.split(",") if m]
+    runtimes = [r for r in args.runtimes.split(",") if r and r != "keras"]  # keras: the run dir row
+    if runtimes:  # the converted files of these throw-away runs go into the work folder, not the user's cache
+        os.environ["GENRENET_CACHE"] = os.path.join(work, "cache")
     for name, run in runs:
         version = export(run, os.path.join(work, "export", name), force=True, tflite=args.tflite,
                          quantize=modes, calibration_data="synthetic" if modes else None, verbose=0)
-        added = [(f"`{name}` run dir", run), (f"`{name}` SavedModel", version)]
+        added = [(f"`{name}` run dir", run, "keras"), (f"`{name}` SavedModel", version, "auto")]
+        added += [(f"`{name}` run dir --runtime {r}", run, r) for r in runtimes]
         if args.tflite or modes:
-            added.append((f"`{name}` .tflite", os.path.join(version, "model.tflite")))
-        added += [(f"`{name}` .tflite {m}", os.path.join(version, f"model-{m}.tflite")) for m in modes]
+            added.append((f"`{name}` .tflite", os.path.join(version, "model.tflite"), "auto"))
+        added += [(f"`{name}` .tflite {m}", os.path.join(version, f"model-{m}.tflite"), "auto") for m in modes]
         sources += added
         gflop = gflop_per_file(run, args.seconds)
-        for label, _ in added:
+        for label, _, _ in added:
             roof[f"genrenet predict, {label}"] = (gflop, peak / gflop if gflop else float("inf"))
 
-    rows = []
-    for name, source in sources:
+    clfs = []
+    for name, source, runtime in sources:
         start = time.perf_counter()
-        clf = Classifier.from_preset(source)
-        clf.predict(files, batch_size=args.batch_size, verbose=0)  # warm-up (traces, caches)
-        cold = time.perf_counter() - start
-        times = timed(lambda: clf.predict(files, batch_size=args.batch_size, verbose=0), args.repeats)
-        rows.append((f"genrenet predict, {name}", statistics.median(times), times, cold))
-        print(f"  {name}: {[round(x, 2) for x in times]} s (cold: load + first pass {cold:.1f} s)", flush=True)
-        clf = None  # free the model before the next source loads
+        clf = Classifier.from_preset(source, runtime=runtime, verbose=0)
+        clf.predict(files, batch_size=args.batch_size, verbose=0)  # warm-up (traces, caches, conversion)
+        clfs.append((f"genrenet predict, {name}{litert_precision(clf)}", clf, time.perf_counter() - start))
 
     t = time.perf_counter()
     classifier = train_classic(files[:max(len(STYLES), args.train_files)])
     print(f"  classic: trained StandardScaler + RandomForest on the files' window features in "
           f"{time.perf_counter() - t:.1f} s (not timed below)", flush=True)
-    times = timed(lambda: classic_predict(files, classifier), args.classic_repeats or args.repeats)
-    rows.append(("librosa features + scikit-learn", statistics.median(times), times, None))
-    print(f"  classic: {[round(x, 2) for x in times]} s", flush=True)
+    methods = [(name, lambda clf=clf: clf.predict(files, batch_size=args.batch_size, verbose=0), cold)
+               for name, clf, cold in clfs]
+    methods.append(("librosa features + scikit-learn", lambda: classic_predict(files, classifier), None))
+    times = interleaved([m[1] for m in methods], args.repeats)
+    rows = [(name, statistics.median(t), t, cold) for (name, _, cold), t in zip(methods, times)]
+    for name, _, t, cold in rows:
+        print(f"  {name}: {[round(x, 2) for x in t]} s" + (f" (cold: load + first pass {cold:.1f} s)"
+                                                           if cold is not None else ""), flush=True)
 
     classic = rows[-1][1]
     print()
-    print(f"{len(files)} files × {args.seconds:g} s, median of {args.repeats} passes (classic: "
-          f"{args.classic_repeats or args.repeats}); {'run ' + args.run if args.run else 'untrained models'}; "
+    print(f"{len(files)} files × {args.seconds:g} s, median of {args.repeats} interleaved passes; {'run ' + args.run if args.run else 'untrained models'}; "
           f"{os.environ.get('TF_CPU_ALLOCATOR_USE_BFC') and 'BFC allocator' or 'system malloc'}")
-    print(f"{'method':<44} {'files/s':>9} {'s/file':>8} {'× classic':>10} {'GFLOP/file':>11} "
+    print(f"{'method':<72} {'files/s':>9} {'s/file':>8} {'× classic':>10} {'GFLOP/file':>11} "
           f"{'roof × classic':>15}  target {TARGET:g}×")
     for name, median, _, _ in rows:
         ratio = classic / median
-        gflop, bound = roof.get(name, (None, None))
+        gflop, bound = roof.get(name.split(" (")[0], (None, None))
         verdict = "" if name.startswith("librosa") else ("met" if ratio >= TARGET else "not met")
         if bound is not None and bound * classic / len(files) < TARGET and ratio < TARGET:
             verdict += " (out of reach in float32 here: roof below target)"
-        print(f"{name:<44} {len(files) / median:>9.2f} {median / len(files):>8.4f} {ratio:>10.1f} "
+        print(f"{name:<72} {len(files) / median:>9.2f} {median / len(files):>8.4f} {ratio:>10.1f} "
               f"{'' if gflop is None else f'{gflop:.2f}':>11} "
               f"{'' if bound is None else f'{bound * classic / len(files):.1f}':>15}  {verdict}")
     return 0

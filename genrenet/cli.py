@@ -308,8 +308,10 @@ def cmd_predict(args):
 
     source, paths = split_source(args.inputs)
     if args.runner:
+        if args.runtime:
+            raise UsageError("--runtime: applies to predict without --runner (Beam workers run the Keras model)")
         return _beam_predict(args, source, paths)
-    classifier = Classifier.from_preset(source)  # loaded once, also for --timeline
+    classifier = Classifier.from_preset(source, runtime=args.runtime)  # loaded once, also for --timeline
     results = classifier.predict(paths, top_k=args.top_k, batch_size=args.batch_size, hop_seconds=args.hop,
                                  min_confidence=args.min_confidence, verbose=1,
                                  labels_map=args.labels_map)  # progress and notes on stderr
@@ -584,6 +586,10 @@ def _add_predict_parser(sub):
                         "folders")
     s.add_argument("--top-k", type=COUNT, default=3, help="labels in `top` (default 3); for a tagger without "
                    "per-tag thresholds, also the number of tags")
+    s.add_argument("--runtime", choices=("auto", "keras", "tflite"), default=None,
+                   help="how a run or preset runs: keras (default), tflite (converted once to LiteRT, int8 when "
+                        "that keeps labels, cached in genrenet's cache) or auto (whichever measured faster for the "
+                        "architecture); an export runs as it was exported")
     _add_labels_map(s)
     s.add_argument("--batch-size", type=COUNT, default=None, help="windows per model call, across files (default: "
                    "64 windows of 3 s, fewer when windows are longer)")

@@ -20,6 +20,7 @@ from ..features import FeatureConfig
 from ..run import Run
 from .embed import embed_files, registered_model, write_embeddings
 from .predict import predict_files
+from .litert import check_runtime
 from .runtime import load_runtime
 from .source import ModelSource, default_source, open_source
 from .tags import Outputs
@@ -29,22 +30,27 @@ from .timeline import save_timelines, song_timeline, window_probabilities
 class Classifier:
     """A model you can run, whatever it was saved as. Build it with :meth:`from_preset`."""
 
-    def __init__(self, info: ModelSource):
+    def __init__(self, info: ModelSource, runtime: Optional[str] = None, verbose: int = 1):
         self.info = info
-        self.runtime = None
+        self.runtime = check_runtime(runtime, info.kind)
+        self.verbose = verbose
+        self.loaded_runtime = None
 
     @classmethod
-    def from_preset(cls, source=None, *, verbose: int = 1) -> "Classifier":
+    def from_preset(cls, source=None, *, runtime: Optional[str] = None, verbose: int = 1) -> "Classifier":
         """The classifier of a preset name, a run directory, an exported SavedModel version directory or a
         ``.tflite`` file (``None``: the default preset, with a note on stderr when ``verbose``). A path that is
         none of these (an unfinished run, an export root) raises a :class:`~genrenet.errors.RunError` saying
-        why; it never falls back to a preset."""
+        why; it never falls back to a preset. ``runtime`` (a run or a preset): ``keras`` (None: the default),
+        ``tflite`` (converted once to LiteRT, :mod:`genrenet.infer.litert`) or ``auto`` (whichever measured
+        faster for the architecture); an export runs as it was exported (None or ``auto``; ``tflite`` too for a
+        .tflite file)."""
         if isinstance(source, Classifier):
             return source
         source, note = default_source(source)
         if note and verbose:
             print(f"note: {note}", file=sys.stderr)
-        return cls(open_source(source))
+        return cls(open_source(source), runtime=runtime, verbose=verbose)
 
     def __repr__(self):
         return f"Classifier({self.source!r}, kind={self.kind!r}, {len(self.labels)} labels)"
@@ -79,9 +85,9 @@ class Classifier:
 
     def loaded(self):
         """The runtime with the model loaded (once)."""
-        if self.runtime is None:
-            self.runtime = load_runtime(self.info)
-        return self.runtime
+        if self.loaded_runtime is None:
+            self.loaded_runtime = load_runtime(self.info, self.runtime, self.verbose)
+        return self.loaded_runtime
 
     @property
     def keras_model(self):
@@ -160,11 +166,11 @@ def saved_embeddings(result: dict, out: Optional[str], verbose: int) -> dict:
 
 def predict(source, files, *, top_k: int = 3, batch_size: Optional[int] = None,
             hop_seconds: Optional[float] = None, min_confidence: Optional[float] = None, verbose: int = 1,
-            labels_map=None) -> list[dict]:
+            labels_map=None, runtime: Optional[str] = None) -> list[dict]:
     """Classify files, folders and patterns with a preset, a run directory, an exported SavedModel version
-    directory or a ``.tflite`` file (``None``: the default preset):
-    ``genrenet.predict("musicnn-msd-gtzan", ["song.mp3", "album/"])``."""
-    return Classifier.from_preset(source, verbose=verbose).predict(
+    directory or a ``.tflite`` file (``None``: the default preset), in ``runtime`` (see
+    :meth:`Classifier.from_preset`): ``genrenet.predict("musicnn-msd-gtzan", ["song.mp3", "album/"])``."""
+    return Classifier.from_preset(source, runtime=runtime, verbose=verbose).predict(
         files, top_k=top_k, batch_size=batch_size, hop_seconds=hop_seconds, min_confidence=min_confidence,
         verbose=verbose, labels_map=labels_map)
 

@@ -4,10 +4,14 @@
 and ``fused_for(num_clips)``: a faster forward for large jobs where the runtime has one (else None)."""
 from __future__ import annotations
 
+import functools
+from typing import Optional
+
 import numpy as np
 
 from ..run import Run
 from .calibration import tempered_forward
+from .litert import litert_path
 from .source import ModelSource, tflite_interpreter
 from .windows import model_forward, worth_fusing
 
@@ -48,13 +52,18 @@ class SavedModelRuntime:
 
 
 class TFLiteRuntime:
-    """A ``.tflite`` file in a LiteRT interpreter whose input is resized to each batch of windows."""
+    """A ``.tflite`` file in a LiteRT interpreter (XNNPACK, one thread per core) whose input is resized to each
+    batch of windows: the source itself, or ``path``, a run's model converted (:mod:`genrenet.infer.litert`)."""
 
-    keras_model = None
-
-    def __init__(self, info: ModelSource):
-        self.interpreter = tflite_interpreter(info.path)
+    def __init__(self, info: ModelSource, path: Optional[str] = None):
+        self.interpreter = tflite_interpreter(path or info.path)
         self.batch = None
+        self.run_path = info.path if path else None
+
+    @functools.cached_property
+    def keras_model(self):
+        """The Keras model behind a converted run (for embeddings); None for a ``.tflite`` source."""
+        return Run(self.run_path).load_model() if self.run_path else None
 
     def forward(self, windows):
         windows = np.asarray(windows, np.float32)
@@ -75,6 +84,10 @@ class TFLiteRuntime:
 RUNTIMES = {"preset": KerasRuntime, "run": KerasRuntime, "savedmodel": SavedModelRuntime, "tflite": TFLiteRuntime}
 
 
-def load_runtime(info: ModelSource):
-    """The runtime of a source's kind, with its model loaded."""
+def load_runtime(info: ModelSource, runtime: Optional[str] = None, verbose: int = 1):
+    """The runtime of a source's kind with its model loaded; a run or a preset runs in LiteRT when ``runtime``
+    (``auto``, ``keras``, ``tflite``; None: the source's default) resolves to it (:func:`~genrenet.infer.litert.resolved_runtime`)."""
+    converted = litert_path(info, runtime, verbose)
+    if converted:
+        return TFLiteRuntime(info, converted)
     return RUNTIMES[info.kind](info)

@@ -38,7 +38,6 @@ import tensorflow as tf
 from ..data.windows import frame_windows, window_count
 from ..errors import ExportError, check_positive, check_whole
 from ..keras_compat import attach_assets
-from ..nn.frontend import iter_layers
 from ..nn.wav import decode_wav_batch
 from ..infer.calibration import temper
 from ..infer.classifier import Classifier
@@ -47,7 +46,8 @@ from ..run import Run, staging_dir
 from ..run.card import CARD_FILE, run_card
 from ..infer.multilabel import read_thresholds
 from ..infer.tflite_metadata import with_audio_metadata
-from . import quantize as quantization
+from ..infer import quantize as quantization
+from ..infer.quantize import tflite_model
 
 TFLITE_FILE = "model.tflite"
 
@@ -119,75 +119,6 @@ def wav_classifier(model, labels, sample_rate: int, window_samples: int, hop_sam
     return classify_wav
 
 
-def _unrolled(model):
-    """A copy of ``model`` (same weights) with every recurrent layer unrolled, for TFLite's builtin ops."""
-    def clone(layer):
-        config = layer.get_config()
-        if isinstance(layer, keras.layers.Bidirectional):
-            config["layer"]["config"]["unroll"] = True
-            if config.get("backward_layer"):
-                config["backward_layer"]["config"]["unroll"] = True
-        elif isinstance(layer, keras.layers.RNN):
-            config["unroll"] = True
-        return layer.__class__.from_config(config)
-
-    if not any(isinstance(l, (keras.layers.RNN, keras.layers.Bidirectional)) for l in iter_layers(model)):
-        return model
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def tflite_model(model, window_samples: int, quantize: str | None = None, calibration=None,
-                 temperature: float = 1.0) -> bytes:
-    """Convert one window of ``model`` (waveform [batch, W] → probabilities tempered by ``temperature``) with
-    TFLITE_BUILTINS only.
-
-    ``quantize``: ``float16``, ``dynamic`` or ``int8`` (:mod:`genrenet.serve.quantize`; int8 needs
-    ``calibration`` windows [n, W]). Raises :class:`ExportError` naming the model and the first converter
-    error when that is impossible.
-    """
-    name = getattr(model, "name", "model")
-    try:
-        lite = _unrolled(model)
-    except Exception as e:  # a custom recurrent layer that cannot be rebuilt unrolled
-        raise ExportError(f"{name}: cannot be converted to TFLite (unrolling its recurrent layers failed: "
-                          f"{type(e).__name__}: {e}); export without it", param="tflite") from None
-    tmp = tempfile.mkdtemp(prefix="genrenet-tflite-")
-    try:
-        archive = keras.export.ExportArchive()
-        archive.track(lite)
-        with quantization.traced_for(lite, quantize):
-            archive.add_endpoint("serve", lambda w: {"probabilities": temper(lite(w, training=False), temperature)
-                                                     if temperature != 1.0 else lite(w, training=False)},
-                                 input_signature=[tf.TensorSpec([None, window_samples], tf.float32,
-                                                                name="waveform")])
-            archive.write_out(tmp, verbose=False)
-        # from_saved_model freezes the variables; from_concrete_functions leaves READ_VARIABLE ops behind
-        converter = builtin_converter(tmp)
-        if quantize:
-            quantization.configure(converter, quantize, calibration)
-        try:
-            if quantize == "int8":
-                front = quantization.frontend_tensors(lite, builtin_converter(tmp).convert())
-                return quantization.selective_int8(converter, calibration, front)
-            return converter.convert()
-        except Exception as e:
-            lines = [l for l in str(e).splitlines() if "error:" in l] or str(e).splitlines() or [type(e).__name__]
-            raise ExportError(f"{name}: cannot be converted to TFLite with builtin ops only "
-                              f"({lines[0].strip()[:300]}); export without it",
-                              param="quantize" if quantize else "tflite") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def builtin_converter(saved_model: str):
-    """A TFLite converter of the ``serve`` signature of ``saved_model``, TFLITE_BUILTINS only."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["serve"])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return converter
-
-
 def described_tflite(run: Run, content: bytes) -> bytes:
     """``content`` with TFLite Model Metadata (sample rate, labels, name, genrenet version, and a tagger's per-tag
     thresholds), which MediaPipe Tasks' AudioClassifier needs to load the file; LiteRT ignores it."""
@@ -247,7 +178,7 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
     :class:`~genrenet.infer.Classifier` of either. ``hop_seconds`` spaces the windows the signatures cut.
     ``quantize`` (``"float16"``, ``"dynamic"``, ``"int8"`` or several, comma-separated; implies ``tflite``)
     also writes ``model-<mode>.tflite`` for each, calibrated and measured on windows of ``calibration_data``
-    (default: the data the run was trained on); see :mod:`genrenet.serve.quantize`.
+    (default: the data the run was trained on); see :mod:`genrenet.infer.quantize`.
     """
     check_export_names(name, version, hop_seconds)
     modes = quantization.parse_quantize(quantize)

@@ -1,4 +1,5 @@
-"""Quantised TFLite files: ``float16`` (weights in float16), ``dynamic`` (weights in int8, each op's input
+"""Keras models as LiteRT (TFLite) files (:func:`tflite_model`, shared by ``export --tflite`` and ``predict
+--runtime tflite``), float32 or quantised: ``float16`` (weights in float16), ``dynamic`` (weights in int8, each op's input
 quantised on the fly) and ``int8`` (full-integer model body, calibrated on windows of real audio), each with the
 log-mel front-end kept in float32.
 
@@ -15,13 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
+import tempfile
 
 import numpy as np
 
 from ..data import load_dataset
 from ..data.windows import window_dataset
 from ..errors import ExportError
-from ..infer.source import tflite_interpreter
+from .calibration import temper
+from .source import tflite_interpreter
 from ..nn.frontend import LogMelSpectrogram, iter_layers, small_mel_blocks
 
 QUANTIZATIONS = ("float16", "dynamic", "int8")
@@ -155,3 +159,79 @@ def agreement(float_content: bytes, content: bytes, windows) -> dict:
     return {"label_agreement": round(float(np.mean(reference.argmax(1) == got.argmax(1))), 4),
             "max_probability_difference": round(float(np.abs(reference - got).max()), 4),
             "windows": int(len(windows))}
+
+
+def unrolled(model):
+    """A copy of ``model`` (same weights) with every recurrent layer unrolled, for TFLite's builtin ops."""
+    import keras
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.Bidirectional):
+            config["layer"]["config"]["unroll"] = True
+            if config.get("backward_layer"):
+                config["backward_layer"]["config"]["unroll"] = True
+        elif isinstance(layer, keras.layers.RNN):
+            config["unroll"] = True
+        return layer.__class__.from_config(config)
+
+    if not any(isinstance(l, (keras.layers.RNN, keras.layers.Bidirectional)) for l in iter_layers(model)):
+        return model
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def tflite_model(model, window_samples: int, quantize: str | None = None, calibration=None,
+                 temperature: float = 1.0) -> bytes:
+    """Convert one window of ``model`` (waveform [batch, W] → probabilities tempered by ``temperature``) with
+    TFLITE_BUILTINS only.
+
+    ``quantize``: ``float16``, ``dynamic`` or ``int8`` (see above; int8 needs
+    ``calibration`` windows [n, W]). Raises :class:`ExportError` naming the model and the first converter
+    error when that is impossible.
+    """
+    import keras
+    import tensorflow as tf
+
+    name = getattr(model, "name", "model")
+    try:
+        lite = unrolled(model)
+    except Exception as e:  # a custom recurrent layer that cannot be rebuilt unrolled
+        raise ExportError(f"{name}: cannot be converted to TFLite (unrolling its recurrent layers failed: "
+                          f"{type(e).__name__}: {e}); export without it", param="tflite") from None
+    tmp = tempfile.mkdtemp(prefix="genrenet-tflite-")
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(lite)
+        with traced_for(lite, quantize):
+            archive.add_endpoint("serve", lambda w: {"probabilities": temper(lite(w, training=False), temperature)
+                                                     if temperature != 1.0 else lite(w, training=False)},
+                                 input_signature=[tf.TensorSpec([None, window_samples], tf.float32,
+                                                                name="waveform")])
+            archive.write_out(tmp, verbose=False)
+        # from_saved_model freezes the variables; from_concrete_functions leaves READ_VARIABLE ops behind
+        converter = builtin_converter(tmp)
+        if quantize:
+            configure(converter, quantize, calibration)
+        try:
+            if quantize == "int8":
+                front = frontend_tensors(lite, builtin_converter(tmp).convert())
+                return selective_int8(converter, calibration, front)
+            return converter.convert()
+        except Exception as e:
+            lines = [l for l in str(e).splitlines() if "error:" in l] or str(e).splitlines() or [type(e).__name__]
+            raise ExportError(f"{name}: cannot be converted to TFLite with builtin ops only "
+                              f"({lines[0].strip()[:300]}); export without it",
+                              param="quantize" if quantize else "tflite") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def builtin_converter(saved_model: str):
+    """A TFLite converter of the ``serve`` signature of ``saved_model``, TFLITE_BUILTINS only."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["serve"])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter

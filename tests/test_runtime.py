@@ -61,6 +61,22 @@ def test_the_cached_file_is_reused_and_rebuilt_when_the_model_changes(tiny_run, 
     assert other != path and os.path.isfile(other) and os.path.isfile(path)
 
 
+def test_a_run_whose_training_data_is_gone_converts_to_float32_and_says_why(tiny_run, tmp_path, tones,
+                                                                          monkeypatch):
+    monkeypatch.setenv("GENRENET_CACHE", str(tmp_path / "cache"))  # the same model.keras is cached elsewhere
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_run, moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["data"]["spec"] = str(tmp_path / "no-such-folder")
+    (moved / "config.json").write_text(json.dumps(config))
+    _, facts = cached_litert(open_source(str(moved)), verbose=0)
+    assert facts["precision"] == "float32" and "no calibration data" in facts["why"]
+    keras_rows = genrenet.predict(str(moved), tones[:3], runtime="keras", verbose=0)
+    lite_rows = genrenet.predict(str(moved), tones[:3], runtime="tflite", verbose=0)
+    assert all(abs(a["probabilities"][k] - b["probabilities"][k]) < 1e-4 for a, b in zip(keras_rows, lite_rows)
+               for k in a["probabilities"])
+
+
 def test_auto_resolves_to_the_runtime_measured_faster_for_the_architecture(tiny_run, bare_export):
     assert resolved_runtime(open_source(str(tiny_run)), "auto") == "tflite"  # cnn: int8 LiteRT measured faster
     assert resolved_runtime(open_source(str(tiny_run)), "keras") == "keras"

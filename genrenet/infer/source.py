@@ -205,7 +205,12 @@ def tflite_interpreter(path: Optional[str] = None, num_threads: Optional[int] = 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return Interpreter(model_path=path, model_content=content,
-                           num_threads=num_threads or min(4, os.cpu_count() or 1))
+                           num_threads=num_threads or min(4, usable_cores()))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or ``taskset`` narrows)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def names_model(path) -> bool:

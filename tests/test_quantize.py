@@ -36,6 +36,7 @@ def kernel_weights(run_dir) -> int:
     return sum(int(np.prod(w.shape)) for w in Run(str(run_dir)).load_model().weights if "kernel" in w.path)
 
 
+@pytest.mark.slow
 def test_every_precision_is_written_with_the_float_files_metadata(quantized_export):
     reference = read_metadata(read(os.path.join(quantized_export, "model.tflite")))
     for mode in MODES:
@@ -53,6 +54,7 @@ def test_every_precision_is_written_with_the_float_files_metadata(quantized_expo
         assert f"| `model-{mode}.tflite` |" in card and f"{100 * q['label_agreement']:.1f}%" in card
 
 
+@pytest.mark.slow
 def test_files_shrink_by_the_expected_ratio(quantized_export, tiny_run):
     """float16 halves every weight (≤ 0.6× here, metadata included); int8 and dynamic store each kernel weight
     in one byte instead of four (the float32 front-end's constants are the same in both)."""
@@ -64,6 +66,7 @@ def test_files_shrink_by_the_expected_ratio(quantized_export, tiny_run):
     assert size["int8"] <= size["dynamic"] + 4_000
 
 
+@pytest.mark.slow
 def test_int8_quantises_the_body_and_keeps_the_front_end_float32(quantized_export):
     details = tflite_interpreter(os.path.join(quantized_export, "model-int8.tflite")).get_tensor_details()
     front = [t for t in details if "/log_mel" in t["name"]]
@@ -96,6 +99,7 @@ def _agree(got, ref, tolerance):
         assert g["windows"] == r["windows"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode,tolerance", [("float16", 2e-3), ("dynamic", 0.05), ("int8", 0.05)])
 def test_quantised_files_predict_like_the_float_model(quantized_export, tiny_run, tmp_path, mode, tolerance):
     files = _songs(tmp_path)
@@ -104,6 +108,7 @@ def test_quantised_files_predict_like_the_float_model(quantized_export, tiny_run
     _agree(clf.predict(files, batch_size=4, verbose=0), ref, tolerance)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GTZAN_DEV.is_dir(), reason="../shared/data/gtzan_dev is absent")
 def test_int8_agrees_with_the_float_model_on_real_clips(quantized_export, tiny_run):
     files = [str(sorted(d.glob("*.wav"))[0]) for d in sorted(GTZAN_DEV.iterdir()) if d.is_dir()]
@@ -112,6 +117,7 @@ def test_int8_agrees_with_the_float_model_on_real_clips(quantized_export, tiny_r
     _agree(got, ref, 0.05)
 
 
+@pytest.mark.slow
 def test_a_quantised_file_runs_whole_batches_at_once(quantized_export):
     """The interpreter's input is resized to the batch: one call on n windows equals n calls on one."""
     clf = genrenet.Classifier.from_preset(os.path.join(quantized_export, "model-int8.tflite"))
@@ -123,6 +129,7 @@ def test_a_quantised_file_runs_whole_batches_at_once(quantized_export):
     np.testing.assert_allclose(together, one_by_one, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_evaluate_compares_a_quantised_file_with_its_run(quantized_export, tiny_run, tmp_path):
     data = "synthetic:classes=3,clips=4,seconds=3.5"
     quantized = genrenet.evaluate(os.path.join(quantized_export, "model-int8.tflite"), data,
@@ -132,6 +139,7 @@ def test_evaluate_compares_a_quantised_file_with_its_run(quantized_export, tiny_
     assert abs(quantized["clip_accuracy"] - floating["clip_accuracy"]) <= 1 / floating["num_clips"] + 1e-9
 
 
+@pytest.mark.slow
 def test_mediapipe_loads_every_precision(quantized_export):
     try:
         from mediapipe.tasks.python import audio

@@ -50,6 +50,12 @@ class SkipLog:
             lines.append(f"padded {len(self.padded)} clips shorter than one window with silence")
         return lines
 
+    def brief(self, shown: int = 3) -> str:
+        """One line for an error: how many files were skipped, the first ``shown`` with their reasons."""
+        items = sorted(self.skipped.items())
+        more = f"; and {len(items) - shown} more" if len(items) > shown else ""
+        return f"{len(items)} files skipped: " + "; ".join(f"{n}: {r}" for n, r in items[:shown]) + more
+
     def to_rows(self):
         """``(file, reason)`` rows for ``skipped.tsv``: skipped files, then ignored and padded ones."""
         return ([(n, r) for n, r in sorted(self.skipped.items())]

@@ -216,13 +216,6 @@ def resolve_multi_label(cfg: TrainConfig, dataset: ClipDataset) -> bool:
     return multi
 
 
-def skipped_files(log, shown: int = 3) -> str:
-    """The count of skipped files and the first few with their reasons, for a one-line error."""
-    items = sorted(log.skipped.items())
-    more = f"; and {len(items) - shown} more" if len(items) > shown else ""
-    return f"{len(items)} files skipped: " + "; ".join(f"{n}: {r}" for n, r in items[:shown]) + more
-
-
 def _trainable(s: _Session, dataset: ClipDataset, train_clips: list, val_clips: list) -> tuple:
     """``(dataset, train clips, validation clips, notes)`` without the clips that do not decode to at least a
     second of usable audio, and without the classes left with no training clip (a model would claim a class it
@@ -235,7 +228,7 @@ def _trainable(s: _Session, dataset: ClipDataset, train_clips: list, val_clips: 
     kept = [label for label in dataset.labels if any(label in c.all_labels for c in train_clips)]
     if len(kept) < 2:
         raise DatasetError(f"{dataset.spec}: no usable training audio in at least two classes after decoding "
-                           f"(classes with usable clips: {', '.join(kept) or 'none'}); {skipped_files(s.log)}")
+                           f"(classes with usable clips: {', '.join(kept) or 'none'}); {s.log.brief()}")
     lost = [label for label in dataset.labels if label not in kept]
     for clip in dataset.clips:
         if not set(clip.all_labels) & set(kept) and clip.name not in s.log.skipped:

@@ -63,13 +63,8 @@ def fingerprint(info: ModelSource) -> str:
     with open(Run(info.path).file("model.keras"), "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    digest.update(json.dumps([FORMAT, temperature(info)]).encode())
+    digest.update(json.dumps([FORMAT, info.temperature]).encode())
     return digest.hexdigest()[:32]
-
-
-def temperature(info: ModelSource) -> float:
-    """The calibration temperature the LiteRT file carries in its graph (1: none)."""
-    return float((info.calibration or {}).get("temperature", 1.0))
 
 
 def litert_dir() -> str:
@@ -102,7 +97,7 @@ def converted(info: ModelSource) -> tuple:
     from .quantize import agreement, audio_windows, tflite_model
 
     run = Run(info.path)
-    model, window, t = run.load_model(), info.window_samples, temperature(info)
+    model, window, t = run.load_model(), info.window_samples, info.temperature
     float_content = tflite_model(model, window, temperature=t)
     try:
         calibration, held_out = audio_windows(run.data_spec or "", info.sample_rate, window)

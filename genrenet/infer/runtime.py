@@ -22,7 +22,7 @@ class KerasRuntime:
 
     def __init__(self, info: ModelSource):
         self.keras_model = Run(info.path).load_model()
-        self.temperature = float((info.calibration or {}).get("temperature", 1.0))
+        self.temperature = info.temperature
         self.forward = tempered_forward(model_forward(self.keras_model, num_clips=1), self.temperature)
 
     def fused_for(self, num_clips: int):

@@ -53,6 +53,11 @@ class ModelSource:
         source is calibrated, else :data:`~genrenet.infer.calibration.DEFAULT_MIN_CONFIDENCE`."""
         return float((self.calibration or {}).get("min_confidence", DEFAULT_MIN_CONFIDENCE))
 
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature a Keras runtime or a converted LiteRT file applies (1: none)."""
+        return float((self.calibration or {}).get("temperature", 1.0))
+
 
 def open_source(source) -> ModelSource:
     """The :class:`ModelSource` of a preset name, a run directory, an exported SavedModel version directory or a

@@ -28,6 +28,7 @@ from ..data import ClipDataset, SkipLog, kfold, load_dataset
 from ..data.augment import Augment
 from ..data.cache import CachePolicy
 from ..data.decoding import trainable_clips
+from ..data.sources.tfrecord import prepared_clips
 from ..data.service import check as check_data_service, training_epochs as service_epochs
 from ..data.training import TrainingSpec, label_targets, training_epochs, validation_dataset
 from ..errors import ConfigError, DatasetError
@@ -41,7 +42,6 @@ from ..run.split import SPLIT_FILE, split_record
 from ..run.card import CARD_FILE, model_card
 from . import calibration, transfer
 from ..infer.calibration import calibration_metrics
-from ..infer.windows import model_forward
 from .checkpoint import (CHECKPOINT_DIR, EpochCheckpoint, check_run_dir, check_same_config, load_state,
                          run_dir_and_resume)
 from .config import TrainConfig
@@ -221,9 +221,10 @@ def _trainable(s: _Session, dataset: ClipDataset, train_clips: list, val_clips: 
     second of usable audio, and without the classes left with no training clip (a model would claim a class it
     never saw). Fewer than two classes left is a :class:`DatasetError`."""
     if reads_record_shards(train_clips):  # prepared shards hold audio decoded and checked by `genrenet prepare`
-        return dataset, train_clips, val_clips, []
-    check = functools.partial(trainable_clips, sample_rate=s.spec.features.sample_rate, log=s.log,
-                              cache=s.cfg.cache)
+        check = functools.partial(prepared_clips, log=s.log)
+    else:
+        check = functools.partial(trainable_clips, sample_rate=s.spec.features.sample_rate, log=s.log,
+                                  cache=s.cfg.cache)
     train_clips, val_clips = check(train_clips), check(val_clips)
     kept = [label for label in dataset.labels if any(label in c.all_labels for c in train_clips)]
     if len(kept) < 2:

@@ -91,6 +91,15 @@ class RecordClip(Clip):
         return resample(audio, rate, sample_rate)
 
 
+def prepared_clips(clips, log) -> list:
+    """The clips ``genrenet prepare`` decoded into its shards; the ones it could not decode are skipped in
+    ``log`` (a :class:`~genrenet.data.SkipLog`) with the reason it recorded, as training on the folder skips them."""
+    for clip in clips:
+        if getattr(clip, "error", None):
+            log.skip(clip.name, clip.error)
+    return [clip for clip in clips if not getattr(clip, "error", None)]
+
+
 def worker_shards(shards, num_workers: int, worker_index: int) -> list:
     """The shards worker ``worker_index`` of ``num_workers`` reads: every ``num_workers``-th one, so that the
     workers' parts are disjoint and together hold every shard."""

@@ -16,7 +16,7 @@ from ..data.files import holds_audio
 from ..errors import ConfigError, RunError
 from ..features import FeatureConfig
 from ..presets import DEFAULT_PRESET, is_preset, list_presets, materialise
-from ..run import LOCK_FILE, Run, is_started_run
+from ..run import LOCK_FILE, Run, calibration_temperature, is_started_run
 from .calibration import DEFAULT_MIN_CONFIDENCE
 from .multilabel import read_thresholds, thresholds_for
 from .tflite_metadata import read_metadata
@@ -56,7 +56,7 @@ class ModelSource:
     @property
     def temperature(self) -> float:
         """The calibration temperature a Keras runtime or a converted LiteRT file applies (1: none)."""
-        return float((self.calibration or {}).get("temperature", 1.0))
+        return calibration_temperature(self.calibration)
 
 
 def open_source(source) -> ModelSource:

@@ -80,6 +80,11 @@ CHECKPOINT_DIR = "checkpoint"  # the epoch-boundary checkpoint of a run in progr
 STARTED_RUN_FILES = ("config.json", "labels.json", "history.csv", "metrics.json", CHECKPOINT_DIR)
 
 
+def calibration_temperature(calibration: Optional[dict]) -> float:
+    """The temperature a ``calibration.json`` (or a file's embedded calibration) divides logits by (1: none)."""
+    return float((calibration or {}).get("temperature", 1.0))
+
+
 def is_started_run(path) -> bool:
     """Whether training has written into ``path`` (a run directory, finished or not)."""
     return any(os.path.exists(os.path.join(path, name)) for name in STARTED_RUN_FILES)
@@ -333,6 +338,11 @@ class Run:
             return None
         with open(path, encoding="utf-8") as f:
             return json.load(f)
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature the run's predictions and exports divide logits by (1: none)."""
+        return calibration_temperature(self.calibration)
 
     def load_model(self):
         """The trained Keras model (custom genrenet layers registered first)."""

@@ -198,7 +198,7 @@ def export(run, out: str = "export", *, name: str = "genrenet", version: int = 1
     try:
         write_saved_model(staging, model, run, meta, hop)
         if tflite:
-            float_content = described_tflite(run, tflite_model(model, window, temperature=temperature(run)))
+            float_content = described_tflite(run, tflite_model(model, window, temperature=run.temperature))
             with open(os.path.join(staging, TFLITE_FILE), "wb") as f:
                 f.write(float_content)
             for mode in modes:
@@ -241,7 +241,7 @@ def write_quantized(folder: str, run: Run, model, mode: str, windows: tuple, flo
     (size, label agreement and largest probability difference against the float32 file)."""
     calibration, held_out = windows
     content = described_tflite(run, tflite_model(model, run.window_samples, mode, calibration,
-                                                    temperature=temperature(run)))
+                                                    temperature=run.temperature))
     path = os.path.join(folder, quantization.quantized_file(mode))
     with open(path, "wb") as f:
         f.write(content)
@@ -270,7 +270,7 @@ def write_saved_model(folder: str, model, run: Run, meta: dict, hop: int):
         archive = keras.export.ExportArchive()
         archive.track(model)
         attach_assets(archive, labels_txt=labels_path, genrenet_json=os.path.join(asset_dir, EXPORT_META_FILE))
-        thresholds, t = meta.get("thresholds", {}).get("thresholds"), temperature(run)
+        thresholds, t = meta.get("thresholds", {}).get("thresholds"), run.temperature
         archive.add_endpoint("serving_default", windowed_classifier(model, run.labels, window, hop, thresholds, t),
                              input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
         archive.add_endpoint("classify_wav", wav_classifier(model, run.labels, run.sample_rate, window, hop,
@@ -279,11 +279,6 @@ def write_saved_model(folder: str, model, run: Run, meta: dict, hop: int):
         archive.write_out(folder, verbose=False)
     finally:
         shutil.rmtree(asset_dir, ignore_errors=True)
-
-
-def temperature(run: Run) -> float:
-    """The calibration temperature the export bakes into its graph (1: none)."""
-    return float((run.calibration or {}).get("temperature", 1.0))
 
 
 def source_run(source) -> Run:

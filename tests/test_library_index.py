@@ -109,6 +109,19 @@ def test_a_file_outside_the_index_is_embedded_with_the_index_model(tiny_run, lib
     assert rows[1]["file"] == str(bad) and "error" in rows[1]
 
 
+def test_a_symlinked_song_is_indexed_once_and_a_symlinked_query_leaves_its_target_out(tiny_run, library, tmp_path):
+    (library / "alias.wav").symlink_to(library / "song2.wav")
+    idx = tmp_path / "idx"
+    report = build_index(str(tiny_run), [library], idx, verbose=0)
+    assert report["count"] == 7
+    link = tmp_path / "query.wav"
+    link.symlink_to(library / "song2.wav")
+    row = similar(idx, [link], k=6, verbose=0)[0]
+    names = [n["file"] for n in row["neighbours"]]
+    assert row["file"] == str(link) and len(names) == 6
+    assert str(library / "song2.wav") not in names and str(library / "alias.wav") not in names
+
+
 def test_a_folder_genrenet_did_not_make_is_never_written(tiny_run, library, tmp_path):
     theirs = tmp_path / "documents"
     theirs.mkdir()

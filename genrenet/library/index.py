@@ -204,12 +204,13 @@ def embed_entries(classifier, paths, stats, embed, dim: int) -> tuple:
 
 # ------------------------------------------------------------------------------------------- building
 def scan(paths, verbose: int) -> tuple:
-    """``(files, stats, skipped)``: the audio files of ``paths`` as absolute paths with ``(size, mtime_ns)``."""
+    """``(files, stats, skipped)``: the audio files of ``paths`` as real paths (a symlink and its target are one
+    song) with ``(size, mtime_ns)``."""
     from ..infer.classifier import audio_paths
 
     files, stats, skipped, seen = [], [], [], set()
     for p in audio_paths(paths, verbose):
-        path = os.path.abspath(p)
+        path = os.path.realpath(p)
         stat = file_stat(path)
         if path in seen:
             continue
@@ -365,7 +366,7 @@ def similar(index, files, k: int = 10, *, batch_size: int = 32, verbose: int = 1
         raise LibraryIndexError(f"must be ≥ 1, got {k}", param="k")
     idx = index if isinstance(index, LibraryIndex) else LibraryIndex(index)
     queries = audio_paths(files, verbose)
-    paths = [os.path.abspath(q) for q in queries]
+    paths = [os.path.realpath(q) for q in queries]  # as the index keys its songs
     vectors = idx.query_vectors(paths, batch_size=batch_size, verbose=verbose)
     rows = []
     for query, path in zip(queries, paths):

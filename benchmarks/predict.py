@@ -1,7 +1,7 @@
 """Files per second of ``genrenet predict`` vs the classic librosa-feature pipeline, on the same files.
 
     python -m benchmarks.predict [--files 100] [--repeats 3] [--models cnn,lstm,... | --run RUN] [--tflite]
-        [--quantize float16,dynamic,int8] [--runtimes tflite,auto]
+        [--quantize float16,dynamic,int8] [--runtimes tflite,auto] [--no-export]
 
 Writes ``--files`` synthetic 30-s WAV files (``genrenet.data.synthetic``, 10 styles) into a temporary folder,
 then times, in this one process and on the same files:
@@ -10,8 +10,10 @@ then times, in this one process and on the same files:
   directory and from its exported SavedModel (and, with ``--tflite``, from the ``.tflite`` file): decode +
   resample in tf.data, 3-s windows of many files batched through the model, mean per file. Model loading and
   one warm-up pass are not timed (steady state); the cold numbers (load + first pass) are printed too.
-* with ``--runtimes``: the run directory through ``predict --runtime tflite`` / ``auto`` (its model converted once
-  to LiteRT in genrenet's cache; conversion is part of the untimed warm-up).
+* with ``--runtimes``: the run directory through ``predict --runtime tflite`` / ``auto`` (its model body converted
+  once to LiteRT in genrenet's cache; conversion is part of the untimed warm-up); the row says what ran.
+  ``--no-export`` leaves out the exports' rows: ``--models cnn,crnn_attention,lstm --runtimes auto --no-export``
+  shows Keras against predict's own choice for each model in a few minutes.
 * the classic pipeline: ``librosa.load`` → 3-s windows → 20 MFCC, 12 chroma, spectral centroid / bandwidth /
   rolloff / contrast, zero-crossing rate and RMS (mean and std of each over frames) → ``StandardScaler`` +
   ``RandomForestClassifier`` (trained, untimed, on the same features of the first ``--train-files`` files) → mean per file.
@@ -187,15 +189,19 @@ def timed(fn, repeats: int) -> list[float]:
     return times
 
 
-def litert_precision(clf) -> str:
-    """`` (int8)`` / `` (float32)``: the precision of a run converted to LiteRT by ``--runtime``; else ''."""
+def runtime_note(clf) -> str:
+    """What ``--runtime`` chose for a run: `` (keras)``, or `` (LiteRT int8 body, 99% windows agree)`` for a run
+    converted to LiteRT (its body alone, or the whole model); '' for an export."""
     from genrenet.infer.litert import cached_litert, resolved_runtime
 
-    if clf.kind not in ("run", "preset") or resolved_runtime(clf.info, clf.runtime) != "tflite":
+    if clf.kind not in ("run", "preset") or clf.runtime in (None, "keras"):
         return ""
+    if resolved_runtime(clf.info, clf.runtime) != "tflite":
+        return " (keras)"
     facts = cached_litert(clf.info, verbose=0)[1]
+    part = "body" if facts.get("input") == "log-mel" else "whole model"
     agreement = f", {100 * facts['label_agreement']:.0f}% windows agree" if "label_agreement" in facts else ""
-    return f" ({facts['precision']}{agreement})"
+    return f" (LiteRT {facts['precision']} {part}{agreement})"
 
 
 def interleaved(fns, repeats: int) -> list[list[float]]:
@@ -225,6 +231,8 @@ def main(argv=None) -> int:
                    "comma-separated: float16,dynamic,int8; calibrated on the synthetic set)")
     p.add_argument("--runtimes", default="", help="also time the run directory with these `predict --runtime` "
                    "values (comma-separated: tflite,auto; tflite converts once into genrenet's cache, not timed)")
+    p.add_argument("--no-export", action="store_true", help="time the run directory only (no SavedModel or .tflite "
+                   "rows): with --runtimes auto, the quickest check of predict's own choice")
     p.add_argument("--keep", default=None, help="write the files/run/export here and keep them")
     args = p.parse_args(argv)
 
@@ -258,13 +266,15 @@ def main(argv=None) -> int:
     if runtimes:  # the converted files of these throw-away runs go into the work folder, not the user's cache
         os.environ["GENRENET_CACHE"] = os.path.join(work, "cache")
     for name, run in runs:
-        version = export(run, os.path.join(work, "export", name), force=True, tflite=args.tflite,
-                         quantize=modes, calibration_data="synthetic" if modes else None, verbose=0)
-        added = [(f"`{name}` run dir", run, "keras"), (f"`{name}` SavedModel", version, "auto")]
+        added = [(f"`{name}` run dir", run, "keras")]
         added += [(f"`{name}` run dir --runtime {r}", run, r) for r in runtimes]
-        if args.tflite or modes:
-            added.append((f"`{name}` .tflite", os.path.join(version, "model.tflite"), "auto"))
-        added += [(f"`{name}` .tflite {m}", os.path.join(version, f"model-{m}.tflite"), "auto") for m in modes]
+        if not args.no_export:
+            version = export(run, os.path.join(work, "export", name), force=True, tflite=args.tflite,
+                             quantize=modes, calibration_data="synthetic" if modes else None, verbose=0)
+            added.append((f"`{name}` SavedModel", version, "auto"))
+            if args.tflite or modes:
+                added.append((f"`{name}` .tflite", os.path.join(version, "model.tflite"), "auto"))
+            added += [(f"`{name}` .tflite {m}", os.path.join(version, f"model-{m}.tflite"), "auto") for m in modes]
         sources += added
         gflop = gflop_per_file(run, args.seconds)
         for label, _, _ in added:
@@ -275,7 +285,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         clf = Classifier.from_preset(source, runtime=runtime, verbose=0)
         clf.predict(files, batch_size=args.batch_size, verbose=0)  # warm-up (traces, caches, conversion)
-        clfs.append((f"genrenet predict, {name}{litert_precision(clf)}", clf, time.perf_counter() - start))
+        clfs.append((f"genrenet predict, {name}{runtime_note(clf)}", clf, time.perf_counter() - start))
 
     t = time.perf_counter()
     classifier = train_classic(files[:max(len(STYLES), args.train_files)])

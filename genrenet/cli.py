@@ -481,11 +481,13 @@ def cmd_demo(args):
 
 
 def cmd_cache(args):
-    """Show (or with --clear empty) the disk cache of decoded audio."""
+    """Show (or with --clear empty) the disk cache of decoded audio and, by default, of LiteRT conversions."""
     from .data.cache import audio_cache_dir
     from .data.memory import AudioCache
 
     directory = args.dir or audio_cache_dir()
+    if args.dir is None:
+        cmd_litert_cache(args.clear)
     if not os.path.isdir(directory):
         print(f"{directory}: no cache (nothing decoded there yet)")
         return
@@ -499,6 +501,20 @@ def cmd_cache(args):
     size = sum(os.path.getsize(e) for e in entries)
     print(f"{directory}: {len(clips)} decoded clips and {len(entries) - len(clips)} remembered decoding failures, "
           f"{size / 1e9:.2f} GB (`genrenet cache --clear` empties it; runs decode again what they need)")
+
+
+def cmd_litert_cache(clear: bool):
+    """Show (or empty) the models converted for ``predict --runtime tflite``."""
+    from .infer.litert import clear_litert, litert_dir, litert_files
+
+    if clear:
+        removed, freed = clear_litert()
+        print(f"{litert_dir()}: removed {removed} files, {freed / 1e6:.1f} MB freed")
+        return
+    files = litert_files()
+    size = sum(os.path.getsize(f) for f in files)
+    print(f"{litert_dir()}: {sum(f.endswith('.tflite') for f in files)} models converted for `predict --runtime "
+          f"tflite`, {size / 1e6:.1f} MB (converted again when needed)")
 
 
 def cmd_download(args):
@@ -523,11 +539,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_cache_parser(sub):
-    s = sub.add_parser("cache", help="show or clear the disk cache of decoded audio (train --cache auto/DIR)")
+    s = sub.add_parser("cache", help="show or clear the disk cache of decoded audio (train --cache auto/DIR) and, "
+                       "without DIR, of models converted for predict --runtime tflite")
     s.add_argument("dir", nargs="?", default=None,
                    help="cache directory (default $GENRENET_CACHE/audio, $GENRENET_CACHE defaulting to "
                         "~/.cache/genrenet)")
-    s.add_argument("--clear", action="store_true", help="remove every cached clip (other files are left alone)")
+    s.add_argument("--clear", action="store_true", help="remove every cached clip and converted model (other files are left "
+                   "alone)")
     s.set_defaults(fn=cmd_cache)
 
 

@@ -1,22 +1,31 @@
-"""A run's (or preset's) Keras model as a LiteRT file for ``predict --runtime tflite``: converted once (calibration
-included, as ``export --tflite`` converts it) and kept in genrenet's cache, ``<cache root>/litert/``, under a
-fingerprint of the model file and its calibration, so a retrained run never reuses a stale file.
+"""A run's (or preset's) model body as a LiteRT file for ``predict --runtime tflite``: converted once and kept in
+genrenet's cache, ``<cache root>/litert/``, under a fingerprint of the model file and its calibration, so a
+retrained run never reuses a stale file.
 
-Which precision, as measured on a 2-core AVX-512 CPU (``python -m benchmarks.predict --runtimes``, see the
-benchmarks page): full int8 is the fastest LiteRT file for ``cnn``, ``crnn_attention`` and ``lstm``; dynamic-range
-int8 comes second; float16 weights are no faster than float32 (a CPU computes them in float32). So the file is the
-int8 one, calibrated on windows of the run's own training data, when it keeps the label of at least
-:data:`MIN_AGREEMENT` of held-out windows of that data; else (it changes labels, or the data cannot be read, as for
-a preset) the float32 one. ``auto`` runs LiteRT only for the architectures where that measured faster than Keras
-(:data:`LITERT_FASTER`), and Keras otherwise.
+What runs where, as measured on a 2-core AVX-512 CPU (``python -m benchmarks.predict --runtimes``, see the
+benchmarks page): the log-mel front-end stays in TensorFlow (XLA-fused for large jobs, as Keras runs it), and
+only the model *body* (log-mel in, probabilities out) runs in LiteRT. A whole-model LiteRT file runs its
+front-end (RFFT, framing, mel matmuls in float32) in TFLite's builtin kernels, which XNNPACK does not take:
+that front-end alone cost ~3× TensorFlow's and ate the int8 body's gain. A model whose front-end is not its
+first layer (nothing else sees the waveform) is converted whole, as ``export --tflite`` converts it.
+
+The body is full int8 (XNNPACK's int8 kernels, ~4× the Keras float32 body for ``cnn``), calibrated on windows
+of the run's own training data, when it keeps the label of at least :data:`MIN_AGREEMENT` of held-out windows
+of that data; else (it changes labels, or the data cannot be read, as for a preset) float32. ``auto`` runs LiteRT
+only for the architectures where that measured faster than Keras (:data:`LITERT_FASTER`), and Keras otherwise.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 from typing import Optional
+
+import numpy as np
 
 from ..data.cache import cache_root
 from ..errors import ConfigError, ExportError
@@ -25,9 +34,9 @@ from .source import ModelSource
 
 RUNTIMES = ("auto", "keras", "tflite")
 MIN_AGREEMENT = 0.95  # share of held-out windows whose label the int8 file must keep
-LITERT_FASTER = ("cnn",)  # architectures whose int8 LiteRT file measured faster than Keras on the benchmark CPU
+LITERT_FASTER = ("cnn", "crnn_attention")  # architectures whose LiteRT body measured faster than Keras here
 ALLOWED = {"savedmodel": ("auto",), "tflite": ("auto", "tflite")}  # exports keep their own runtime
-FORMAT = 1  # bump when the conversion changes, so that older cached files are rebuilt
+FORMAT = 2  # bump when the conversion changes, so that older cached files are rebuilt
 
 
 def check_runtime(runtime: Optional[str], kind: str) -> Optional[str]:
@@ -72,6 +81,28 @@ def litert_dir() -> str:
     return os.path.join(cache_root(), "litert")
 
 
+def litert_files() -> list:
+    """The converted files in :func:`litert_dir` (and the facts beside them): what ``genrenet cache`` counts."""
+    import glob
+
+    return sorted(glob.glob(os.path.join(litert_dir(), "*.tflite")) +
+                  glob.glob(os.path.join(litert_dir(), "*.facts.json")))
+
+
+def clear_litert() -> tuple:
+    """Remove every converted file (other files are left alone): ``(files removed, bytes freed)``. A predict
+    running meanwhile converts again what it no longer finds."""
+    removed = freed = 0
+    for path in litert_files():
+        try:
+            size = os.path.getsize(path)
+            os.remove(path)
+        except FileNotFoundError:  # removed meanwhile by another process
+            continue
+        removed, freed = removed + 1, freed + size
+    return removed, freed
+
+
 def cached_litert(info: ModelSource, verbose: int = 1) -> tuple:
     """``(path, facts)`` of the source's LiteRT file, converted on first use; ``facts`` (also in the JSON beside
     the file) say its precision and, for int8, the label agreement measured with the float model."""
@@ -93,19 +124,29 @@ def cached_litert(info: ModelSource, verbose: int = 1) -> tuple:
 
 
 def converted(info: ModelSource) -> tuple:
-    """``(content, facts)``: the int8 file when it keeps labels (see the module), else the float32 one."""
+    """``(content, facts)``: the model body's file (or the whole model's, see the module), int8 when it keeps
+    labels, else float32; ``facts["input"]`` says what the file reads: ``log-mel`` or ``waveform``."""
     from .quantize import agreement, audio_windows, tflite_model
 
     run = Run(info.path)
     model, window, t = run.load_model(), info.window_samples, info.temperature
-    float_content = tflite_model(model, window, temperature=t)
+    split = split_frontend(model)
+    if split:
+        frontend, body = split
+        convert = functools.partial(body_tflite, body)
+        features = functools.partial(frontend_outputs, frontend)
+    else:
+        convert = functools.partial(tflite_model, model, window, temperature=t)
+        features = functools.partial(np.asarray, dtype=np.float32)
+    base = {"input": "log-mel" if split else "waveform"}
+    float_content = convert()
     try:
         calibration, held_out = audio_windows(run.data_spec or "", info.sample_rate, window)
     except ExportError as e:
-        return float_content, {"precision": "float32", "why": f"no calibration data for int8: {e.message}"}
-    int8 = tflite_model(model, window, "int8", calibration, temperature=t)
-    measured = agreement(float_content, int8, held_out)
-    facts = {"label_agreement": measured["label_agreement"], "windows": measured["windows"]}
+        return float_content, dict(base, precision="float32", why=f"no calibration data for int8: {e.message}")
+    int8 = convert("int8", features(calibration))
+    measured = agreement(float_content, int8, features(held_out))
+    facts = dict(base, label_agreement=measured["label_agreement"], windows=measured["windows"])
     share = f"int8 keeps the label of {100 * measured['label_agreement']:.1f}% of {measured['windows']} " \
             f"held-out windows"
     if measured["label_agreement"] >= MIN_AGREEMENT:
@@ -113,8 +154,63 @@ def converted(info: ModelSource) -> tuple:
     return float_content, dict(facts, precision="float32", why=f"{share}, below {100 * MIN_AGREEMENT:.0f}%")
 
 
-def litert_path(info: ModelSource, runtime: Optional[str], verbose: int = 1) -> Optional[str]:
-    """The LiteRT file to run for a run or preset when ``runtime`` resolves to ``tflite`` (else None)."""
+def split_frontend(model) -> Optional[tuple]:
+    """``(front-end layer, body model)`` when ``model``'s log-mel front-end is a top-level layer and the only one
+    reading the waveform (the body then maps log-mel to the model's outputs); None otherwise."""
+    import keras
+
+    from ..nn.frontend import LogMelSpectrogram
+
+    frontends = [layer for layer in getattr(model, "layers", ()) if isinstance(layer, LogMelSpectrogram)]
+    if len(frontends) != 1 or len(getattr(model, "inputs", None) or ()) != 1:
+        return None
+    frontend = frontends[0]
+    try:
+        if frontend.input is not model.inputs[0]:
+            return None
+        return frontend, keras.Model(frontend.output, model.output, name=f"{model.name}_body")
+    except (ValueError, AttributeError):  # called more than once, or other layers read the waveform too
+        return None
+
+
+def frontend_outputs(frontend, windows, batch: int = 64) -> np.ndarray:
+    """The front-end's log-mel of ``windows`` [n, W] (float32), computed ``batch`` windows at a time."""
+    windows = np.asarray(windows, np.float32)
+    return np.concatenate([np.asarray(frontend(windows[i:i + batch])) for i in range(0, len(windows), batch)])
+
+
+def body_tflite(body, quantize: Optional[str] = None, calibration=None) -> bytes:
+    """A model body (log-mel in → probabilities out) as a TFLite file with builtin ops: float32, or ``int8``
+    (full-integer, calibrated on ``calibration`` log-mel inputs, float32 in and out)."""
+    import keras
+    import tensorflow as tf
+
+    from .quantize import builtin_converter, configure, unrolled
+
+    tmp = tempfile.mkdtemp(prefix="genrenet-litert-")
+    try:
+        lite = unrolled(body)
+        archive = keras.export.ExportArchive()
+        archive.track(lite)
+        archive.add_endpoint("serve", lambda x: {"probabilities": lite(x, training=False)},
+                             input_signature=[tf.TensorSpec([None, *body.input_shape[1:]], tf.float32,
+                                                            name="log_mel")])
+        archive.write_out(tmp, verbose=False)
+        converter = builtin_converter(tmp)
+        if quantize:
+            configure(converter, quantize, calibration)
+        return converter.convert()
+    except Exception as e:
+        lines = [l for l in str(e).splitlines() if "error:" in l] or str(e).splitlines() or [type(e).__name__]
+        raise ExportError(f"{body.name}: cannot be converted to LiteRT ({lines[0].strip()[:300]}); "
+                          f"use --runtime keras", param="runtime") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def litert_file(info: ModelSource, runtime: Optional[str], verbose: int = 1) -> Optional[tuple]:
+    """``(path, facts)`` of the LiteRT file to run for a run or preset when ``runtime`` resolves to ``tflite``
+    (else None)."""
     if info.kind in ("run", "preset") and resolved_runtime(info, runtime) == "tflite":
-        return cached_litert(info, verbose)[0]
+        return cached_litert(info, verbose)
     return None

@@ -11,9 +11,9 @@ import numpy as np
 
 from ..run import Run
 from .calibration import tempered_forward
-from .litert import litert_path
+from .litert import litert_file, split_frontend
 from .source import ModelSource, tflite_interpreter
-from .windows import model_forward, worth_fusing
+from .windows import inference_function, model_forward, worth_fusing
 
 
 class KerasRuntime:
@@ -81,13 +81,41 @@ class TFLiteRuntime:
         return None
 
 
+class LiteRTBodyRuntime:
+    """A run's (or preset's) log-mel front-end in TensorFlow, as :class:`KerasRuntime` runs it (fused for large
+    jobs), feeding its model body converted to LiteRT (:mod:`genrenet.infer.litert`); probabilities tempered by
+    the run's calibration."""
+
+    def __init__(self, info: ModelSource, path: str):
+        self.keras_model = Run(info.path).load_model()
+        self.frontend = split_frontend(self.keras_model)[0]
+        self.body = TFLiteRuntime(info, path)
+        self.temperature = info.temperature
+        self.forward = self.forward_with(fused=False)
+
+    def forward_with(self, fused: bool):
+        import tensorflow as tf
+
+        frontend = inference_function(self.frontend, fused=fused)
+        return tempered_forward(lambda windows: self.body.forward(frontend(tf.convert_to_tensor(windows)).numpy()),
+                                self.temperature)
+
+    def fused_for(self, num_clips: int):
+        """The front-end fused, for a job of ``num_clips`` clips where that pays off (else None)."""
+        return self.forward_with(fused=True) if worth_fusing(num_clips) else None
+
+
 RUNTIMES = {"preset": KerasRuntime, "run": KerasRuntime, "savedmodel": SavedModelRuntime, "tflite": TFLiteRuntime}
 
 
 def load_runtime(info: ModelSource, runtime: Optional[str] = None, verbose: int = 1):
     """The runtime of a source's kind with its model loaded; a run or a preset runs in LiteRT when ``runtime``
-    (``auto``, ``keras``, ``tflite``; None: the source's default) resolves to it (:func:`~genrenet.infer.litert.resolved_runtime`)."""
-    converted = litert_path(info, runtime, verbose)
-    if converted:
-        return TFLiteRuntime(info, converted)
-    return RUNTIMES[info.kind](info)
+    (``auto``, ``keras``, ``tflite``; None: the source's default) resolves to it
+    (:func:`~genrenet.infer.litert.resolved_runtime`): its body alone when the file reads log-mel."""
+    converted = litert_file(info, runtime, verbose)
+    if converted is None:
+        return RUNTIMES[info.kind](info)
+    path, facts = converted
+    if facts.get("input") == "log-mel":
+        return LiteRTBodyRuntime(info, path)
+    return TFLiteRuntime(info, path)

@@ -1,17 +1,22 @@
-"""``predict --runtime auto|keras|tflite``: a run or preset converted once to LiteRT gives the Keras model's
-labels, its cached file is reused until the model changes, and runtimes that do not fit a source are refused."""
+"""``predict --runtime auto|keras|tflite``: a run or preset converted once to LiteRT (its model body, behind the
+TensorFlow front-end) gives the Keras model's labels, its cached file is reused until the model changes and
+``genrenet cache --clear`` removes it, and runtimes that do not fit a source are refused."""
 import json
 import os
 import shutil
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from conftest import GTZAN_DEV, write_tone
 
 import genrenet
 from genrenet.errors import ConfigError
-from genrenet.infer.litert import cached_litert, litert_dir, resolved_runtime
+from genrenet.infer.litert import cached_litert, litert_dir, resolved_runtime, split_frontend
+from genrenet.infer.runtime import LiteRTBodyRuntime
 from genrenet.infer.source import open_source
+from genrenet.infer.windows import FUSE_MIN_CLIPS
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +39,34 @@ def test_a_run_in_litert_gives_the_keras_models_labels(tiny_run, converted_run, 
               for k in a["probabilities"])
     path, facts = converted_run
     assert gap < (0.05 if facts["precision"] == "int8" else 1e-4), facts
+
+
+def test_the_model_body_runs_in_litert_behind_the_tensorflow_frontend_fused_or_not(tiny_run, converted_run, tones):
+    _, facts = converted_run
+    assert facts["input"] == "log-mel"
+    classifier = genrenet.Classifier.from_preset(str(tiny_run), runtime="tflite", verbose=0)
+    runtime = classifier.loaded()
+    assert isinstance(runtime, LiteRTBodyRuntime)
+    assert runtime.fused_for(FUSE_MIN_CLIPS - 1) is None
+    windows = np.stack([np.resize(sf.read(t, dtype="float32")[0], runtime.keras_model.input_shape[1]) for t in tones])
+    keras_probs = runtime.keras_model.predict(windows, verbose=0)
+    plain, fused = runtime.forward(windows), runtime.fused_for(FUSE_MIN_CLIPS)(windows)
+    assert np.allclose(plain, fused, atol=1e-3)  # XLA's fused front-end: the same log-mel to ~1e-5 dB
+    assert (plain.argmax(1) == keras_probs.argmax(1)).mean() >= 5 / 6
+    assert np.abs(plain - keras_probs).max() < (0.05 if facts["precision"] == "int8" else 1e-4)
+
+
+def test_only_a_frontend_that_alone_reads_the_waveform_is_split_off(tiny_run):
+    import keras
+
+    model = genrenet.Run(str(tiny_run)).load_model()
+    frontend, body = split_frontend(model)
+    assert body.input_shape[1:] == frontend.compute_output_shape(model.input_shape)[1:]
+    assert body.output_shape == model.output_shape
+    waveform = keras.Input(model.input_shape[1:])
+    both = keras.layers.Concatenate()([keras.layers.Flatten()(frontend(waveform)), waveform])
+    assert split_frontend(keras.Model(waveform, both)) is None  # the waveform feeds the body too
+    assert split_frontend(genrenet.build_model("sample_cnn", num_classes=3)) is None  # no log-mel front-end
 
 
 def test_the_converted_file_lives_in_genrenets_cache_with_its_precision_and_agreement(tiny_run, converted_run):
@@ -77,8 +110,20 @@ def test_a_run_whose_training_data_is_gone_converts_to_float32_and_says_why(tiny
                for k in a["probabilities"])
 
 
-def test_auto_resolves_to_the_runtime_measured_faster_for_the_architecture(tiny_run, bare_export):
-    assert resolved_runtime(open_source(str(tiny_run)), "auto") == "tflite"  # cnn: int8 LiteRT measured faster
+def as_architecture(run, model_name: str, folder):
+    """A copy of ``run`` whose config names another architecture (what ``auto`` decides by)."""
+    copy = folder / model_name
+    shutil.copytree(run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["model"]["name"] = model_name
+    (copy / "config.json").write_text(json.dumps(config))
+    return str(copy)
+
+
+def test_auto_resolves_to_the_runtime_measured_faster_for_the_architecture(tiny_run, bare_export, tmp_path):
+    assert resolved_runtime(open_source(str(tiny_run)), "auto") == "tflite"  # cnn: the int8 LiteRT body is faster
+    assert resolved_runtime(open_source(as_architecture(tiny_run, "crnn_attention", tmp_path)), "auto") == "tflite"
+    assert resolved_runtime(open_source(as_architecture(tiny_run, "lstm", tmp_path)), "auto") == "keras"
     assert resolved_runtime(open_source(str(tiny_run)), "keras") == "keras"
     version, tflite_file = bare_export
     assert resolved_runtime(open_source(tflite_file), "auto") == "tflite"
@@ -124,6 +169,25 @@ def test_the_command_line_predicts_in_litert(tiny_run, converted_run, tones, cap
     assert labels[0] == labels[1]
 
 
+def test_cache_clear_removes_the_converted_models_and_nothing_else(tiny_run, converted_run, tmp_path, monkeypatch,
+                                                                   capsys):
+    from genrenet import cli
+
+    converted, _ = converted_run
+    monkeypatch.setenv("GENRENET_CACHE", str(tmp_path / "cache"))
+    os.makedirs(litert_dir())
+    for name in (converted, converted.replace(".tflite", ".facts.json")):
+        shutil.copy(name, litert_dir())
+    path, _ = cached_litert(open_source(str(tiny_run)), verbose=0)  # the copy is found, not converted again
+    assert os.path.dirname(path) == litert_dir()
+    (tmp_path / "cache" / "litert" / "notes.txt").write_text("not genrenet's")
+    assert cli.main(["cache"]) in (0, None)
+    assert "1 models converted" in capsys.readouterr().out
+    assert cli.main(["cache", "--clear"]) in (0, None)
+    assert "removed 2 files" in capsys.readouterr().out  # the model and its facts
+    assert not os.path.exists(path) and os.listdir(tmp_path / "cache" / "litert") == ["notes.txt"]
+
+
 @pytest.mark.slow
 def test_the_default_preset_in_litert_keeps_its_labels_on_real_clips(preset_cache):
     """The preset's int8 file changes labels and its training data is not at hand: it runs in float32."""
@@ -137,4 +201,4 @@ def test_the_default_preset_in_litert_keeps_its_labels_on_real_clips(preset_cach
     lite_rows = genrenet.predict(DEFAULT_PRESET, files, runtime="tflite", verbose=0)
     assert [r["label"] for r in lite_rows] == [r["label"] for r in keras_rows]
     _, facts = cached_litert(open_source(DEFAULT_PRESET), verbose=0)
-    assert facts["precision"] == "float32"
+    assert facts["precision"] == "float32" and facts["input"] == "log-mel"

@@ -6,11 +6,14 @@
 
 All methods see the same clips (seeded synthetic music-like audio: tones + noise, 22050 Hz, 30 s), cut into
 batches of ``--batch`` clips, and are timed interleaved (see ``benchmarks/_util.py``); clips/s is the median over
-``--repeats`` repetitions. genrenet runs in three modes: ``tf.function`` (core ops, as an export runs it), ``XLA``
-and ``fused`` (XLA around TF's own RFFT, as genrenet evaluates and predicts: ``genrenet.nn.frontend.fused_frontend``).
-The verdicts compare each method's best mode (tf.function, XLA or fused):
-  - genrenet's full log-mel reaches >= 90% of the bare framing + RFFT throughput,
-  - genrenet is faster than every peer.
+``--repeats`` repetitions. genrenet runs in four modes: ``tf.function`` (core ops traced for the batch's shape),
+``as exported`` (the same core ops saved as a SavedModel with an export's ``waveform [None, None]`` signature and
+loaded back: what TF Serving runs), ``XLA`` and ``fused`` (XLA around TF's own RFFT, as genrenet evaluates and
+predicts: ``genrenet.nn.frontend.fused_frontend``); Keras' layer is exported and loaded the same way.
+The verdicts:
+  - as exported, genrenet's layer is at least as fast as ``keras.layers.MelSpectrogram`` exported alike,
+  - genrenet's full log-mel (best mode) reaches >= 90% of the bare framing + RFFT throughput,
+  - genrenet (best mode) is faster than every peer (best mode).
 The default batch is 32 x 30-s clips. Every intermediate tensor is then hundreds of MB,
 which glibc's allocator maps fresh from the OS on every call, so page faults take much of the time: ``--allocator
 bfc`` sets ``TF_CPU_ALLOCATOR_USE_BFC=true`` for the whole process (TensorFlow then keeps freed memory for reuse),
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,6 +33,7 @@ import numpy as np  # noqa: E402
 from benchmarks import _util  # noqa: E402
 
 TARGET_CEILING_RATIO = 0.90
+TARGET_EXPORTED_KERAS_RATIO = 1.0  # as exported, against keras.layers.MelSpectrogram exported the same way
 
 
 def make_clips(n: int, seconds: float, sr: int, seed: int = 0) -> np.ndarray:
@@ -49,12 +54,14 @@ def make_clips(n: int, seconds: float, sr: int, seed: int = 0) -> np.ndarray:
     return clips
 
 
+EXPORTED = "as exported"  # mode of the SavedModel round-trips (see build_methods)
 STAGE = "stage"  # group prefix of the --breakdown rows (not peers: parts of genrenet's own layer)
 
 
-def build_methods(cfg, with_memory_names=None, breakdown=False):
+def build_methods(cfg, export_dir, breakdown=False):
     """name -> (peer group, mode, callable(batch_np) -> materialised result). Groups: genrenet, ceiling, peers,
-    and with ``breakdown`` genrenet's layer cut after each of its steps (``stage ...``)."""
+    and with ``breakdown`` genrenet's layer cut after each of its steps (``stage ...``). The ``as exported``
+    methods are SavedModels written into ``export_dir``."""
     import keras
     import librosa
     import tensorflow as tf
@@ -76,6 +83,15 @@ def build_methods(cfg, with_memory_names=None, breakdown=False):
 
             methods[f"{group} [{mode}]"] = (group, mode, run)
 
+    def exported_method(group, fn):
+        """``fn`` saved as a SavedModel with an export's waveform signature and loaded back: the graph TF Serving
+        runs (core ops, Grappler, no XLA, batch and length unknown when traced)."""
+        module = tf.Module()
+        module.serve = tf.function(fn, input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
+        path = os.path.join(export_dir, f"{len(methods)}")
+        tf.saved_model.save(module, path)
+        methods[f"{group} [{EXPORTED}]"] = (group, EXPORTED, tf.saved_model.load(path).serve)
+
     # the ceiling: TF's own framing + RFFT of the same (centred) frames, nothing else
     def ceiling(x):
         x = tf.pad(x, [[0, 0], [n_fft // 2, n_fft // 2]])
@@ -84,7 +100,8 @@ def build_methods(cfg, with_memory_names=None, breakdown=False):
     tf_method("bare frame+RFFT (ceiling)", ceiling)
 
     layer = LogMelSpectrogram(cfg)
-    tf_method("genrenet LogMelSpectrogram", layer.call)  # tf.function: core ops only, as exports run it
+    tf_method("genrenet LogMelSpectrogram", layer.call)  # tf.function: core ops, traced for the batch's shape
+    exported_method("genrenet LogMelSpectrogram", layer.call)
 
     def fused(x):  # as genrenet's evaluate and predict trace it: XLA around TF's own RFFT
         with fused_frontend(layer):
@@ -113,6 +130,7 @@ def build_methods(cfg, with_memory_names=None, breakdown=False):
         num_mel_bins=n_mels, min_freq=cfg.fmin, max_freq=fmax, power_to_db=True, top_db=80.0, mag_exp=2.0,
         min_power=1e-10, ref_power=1.0)
     tf_method("keras.layers.MelSpectrogram", keras_mel)
+    exported_method("keras.layers.MelSpectrogram", keras_mel)
 
     def librosa_clips(batch):
         return [librosa.power_to_db(librosa.feature.melspectrogram(
@@ -149,6 +167,23 @@ def build_methods(cfg, with_memory_names=None, breakdown=False):
     return methods
 
 
+def exported_verdict(rates: dict) -> bool:
+    """Prints and returns whether genrenet's layer as exported is at least as fast as Keras' exported alike.
+
+    The ratio is the median of the per-repetition ratios: both ran in the same interleaved round, so a burst of
+    load from another process cancels out of each one."""
+    ours = rates[f"genrenet LogMelSpectrogram [{EXPORTED}]"]
+    keras_rates = rates[f"keras.layers.MelSpectrogram [{EXPORTED}]"]
+    per_round = ours / keras_rates
+    ratio = _util.median(per_round)
+    ok = ratio >= TARGET_EXPORTED_KERAS_RATIO
+    print(f"{'PASS' if ok else 'FAIL'}  as exported (SavedModel, waveform [None, None], no XLA): genrenet "
+          f"{ratio:.2f}x keras.layers.MelSpectrogram (median of per-round ratios, range {per_round.min():.2f}-"
+          f"{per_round.max():.2f}; {_util.median(ours):.1f} vs {_util.median(keras_rates):.1f} clips/s; "
+          f"target >= {TARGET_EXPORTED_KERAS_RATIO:.1f}x)")
+    return ok
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", type=int, default=32, help="clips per repetition (default 32)")
@@ -178,9 +213,14 @@ def main(argv=None) -> int:
     clips = make_clips(args.clips, args.seconds, cfg.sample_rate)
     np_batches = [clips[i:i + args.batch] for i in range(0, len(clips), args.batch)]
     tf_batches = [tf.constant(b) for b in np_batches]
-    sizes = [len(b) for b in np_batches]
 
-    methods = build_methods(cfg, breakdown=args.breakdown)
+    with tempfile.TemporaryDirectory(prefix="genrenet-frontend-") as export_dir:
+        return run_methods(args, build_methods(cfg, export_dir, breakdown=args.breakdown), np_batches, tf_batches)
+
+
+def run_methods(args, methods, np_batches, tf_batches) -> int:
+    """Time ``methods`` interleaved on the batches, print the table and the verdicts; 0 when every verdict passes."""
+    sizes = [len(b) for b in np_batches]
     # each method gets the batch type its users would pass: tensors for TF, arrays for numpy/torch
     calls = {}
     for name, (group, mode, fn) in methods.items():
@@ -221,7 +261,7 @@ def main(argv=None) -> int:
         print(f"peak memory: {how}, one call after warm-up")
 
     print()
-    ok_all = True
+    ok_all = exported_verdict(rates)
     ratio = g_rate / c_rate
     ok = ratio >= TARGET_CEILING_RATIO
     ok_all &= ok

@@ -20,6 +20,7 @@ def test_models_lists_every_registered_model():
     assert names == genrenet.list_models()
 
 
+@pytest.mark.slow  # trains end to end
 def test_demo_trains_evaluates_and_exports(tmp_path):
     r = run_cli("demo", "--out", tmp_path / "demo", "--epochs", "1", "--verbose", "0")
     assert r.returncode == 0, r.stderr
@@ -30,6 +31,7 @@ def test_demo_trains_evaluates_and_exports(tmp_path):
     assert list((tmp_path / "demo").glob("eval-*/confusion.png"))
 
 
+@pytest.mark.slow  # trains end to end
 def test_train_evaluate_predict_export_from_the_command_line(tmp_path):
     run = tmp_path / "run"
     r = run_cli("train", "cnn", "--data", TINY, "--out", run, "--epochs", "1", "--verbose", "0",

@@ -72,6 +72,7 @@ def test_fields_override_the_config_and_config_json_holds_them_resolved(tmp_path
     assert "tensorflow" in run.config["run"]["versions"] and run.model_name == "cnn"
 
 
+@pytest.mark.slow  # trains end to end
 def test_train_config_retrains_the_same_run_with_the_same_history(tmp_path):
     first, again = tmp_path / "first", tmp_path / "again"
     r = run_cli("train", "cnn", "--data", TINY, "--out", first, "--epochs", "2", "--seed", "5", "--deterministic",
@@ -89,6 +90,7 @@ def test_train_config_retrains_the_same_run_with_the_same_history(tmp_path):
     assert json.loads((tmp_path / "third" / "config.json").read_text())["training"]["epochs"] == 1
 
 
+@pytest.mark.slow  # trains end to end
 def test_label_smoothing_reaches_the_training_loss(tmp_path):
     histories = []
     for smoothing in (0.0, 0.5):

@@ -1,5 +1,6 @@
 """Transfer learning through `train`: a frozen pretrained backbone, a new head, then fine-tuning."""
 import numpy as np
+import pytest
 
 from conftest import run_cli
 
@@ -10,6 +11,7 @@ def _weights(model, name):
     return [w.copy() for w in model.get_layer(name).get_weights()]
 
 
+@pytest.mark.slow  # trains end to end
 def test_frozen_head_then_fine_tuning_changes_only_what_it_should(tmp_path):
     import genrenet
     from genrenet.run import Run
@@ -76,6 +78,7 @@ def test_logistic_head_is_the_same_softmax_dense_layer_as_the_fitted_regression(
     np.testing.assert_allclose(model.predict(x, verbose=0), reference.predict_proba(z), atol=1e-4)
 
 
+@pytest.mark.slow  # trains end to end
 def test_train_head_logistic_writes_an_ordinary_run(tmp_path):
     import genrenet
 

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import GTZAN_DEV, needs_musicnn
+from conftest import GTZAN_DEV
 
 import genrenet
 from genrenet.data.synthetic import generate_clip
@@ -204,22 +204,23 @@ def test_calibration_data_that_has_no_audio_is_named(tiny_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def preset_export(preset_cache, tmp_path_factory):
-    """The default preset exported in int8 and float16, calibrated on the real dev clips."""
+    """The default preset exported in every precision, calibrated on the real dev clips."""
     from genrenet.presets import DEFAULT_PRESET
     from genrenet.serve.export import export
 
-    version = export(DEFAULT_PRESET, str(tmp_path_factory.mktemp("preset")), quantize="int8,float16",
+    version = export(DEFAULT_PRESET, str(tmp_path_factory.mktemp("preset")), quantize=",".join(MODES),
                      calibration_data=str(GTZAN_DEV), verbose=0)
     with open(os.path.join(version, "assets", "genrenet.json")) as f:
         return version, json.load(f)["tflite"]["quantized"]
 
 
-@needs_musicnn
+needs_dev_clips = pytest.mark.skipif(not GTZAN_DEV.is_dir(), reason="../shared/data/gtzan_dev is absent")
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not GTZAN_DEV.is_dir(), reason="../shared/data/gtzan_dev is absent")
+@needs_dev_clips
 def test_the_default_preset_quantises_small(preset_export, tmp_path):
-    """int8 ≤ 0.35× and float16 ≤ 0.6× the float32 file; float16 keeps the labels; a preset without
-    calibration data is refused."""
+    """int8 ≤ 0.35× and float16 ≤ 0.6× the float32 file; a preset without calibration data is refused."""
     from genrenet.errors import ExportError
     from genrenet.presets import DEFAULT_PRESET
     from genrenet.serve.export import export
@@ -229,20 +230,66 @@ def test_the_default_preset_quantises_small(preset_export, tmp_path):
     assert e.value.param == "calibration_data"
     _, q = preset_export
     assert q["int8"]["size_ratio"] <= 0.35 and q["float16"]["size_ratio"] <= 0.6
-    assert q["float16"]["label_agreement"] >= 0.99
 
 
-@needs_musicnn
-@pytest.mark.slow
-@pytest.mark.skipif(not GTZAN_DEV.is_dir(), reason="../shared/data/gtzan_dev is absent")
-@pytest.mark.xfail(reason="the preset's int8 file agrees with float32 on ~81% of held-out windows (its head is "
-                          "sensitive to int8 weights); the target is 95%", strict=False)
-def test_the_default_presets_int8_file_keeps_the_labels(preset_export):
-    version, q = preset_export
-    assert q["int8"]["label_agreement"] >= 0.95
-    files = [str(sorted(d.glob("*.wav"))[1]) for d in sorted(GTZAN_DEV.iterdir()) if d.is_dir()]
+@pytest.fixture(scope="module")
+def preset_clip_labels(preset_export):
+    """``{source: [label per dev clip]}`` of the float32 preset and of each of its quantised files."""
     from genrenet.presets import DEFAULT_PRESET
 
-    ref = genrenet.predict(DEFAULT_PRESET, files, verbose=0)
-    got = genrenet.predict(os.path.join(version, "model-int8.tflite"), files, verbose=0)
-    assert np.mean([g["label"] == r["label"] for g, r in zip(got, ref)]) >= 0.95
+    version, _ = preset_export
+    files = sorted(str(f) for d in sorted(GTZAN_DEV.iterdir()) if d.is_dir() for f in d.glob("*.wav"))
+    sources = {"float32": DEFAULT_PRESET, **{m: os.path.join(version, f"model-{m}.tflite") for m in MODES}}
+    return {name: [r["label"] for r in genrenet.predict(src, files, verbose=0)] for name, src in sources.items()}
+
+
+@pytest.mark.slow
+@needs_dev_clips
+@pytest.mark.parametrize("mode", [
+    "float16", "dynamic",
+    pytest.param("int8", marks=pytest.mark.xfail(reason="the preset's int8 file keeps the label of ~90% of the "
+                                                        "held-out windows; the target is 95%", strict=False))])
+def test_the_default_presets_quantised_files_keep_the_labels(preset_export, preset_clip_labels, mode):
+    """≥ 95 % of the real dev clips, and of the export's held-out windows, keep the float32 preset's label."""
+    _, q = preset_export
+    assert q[mode]["label_agreement"] >= 0.95
+    reference, got = preset_clip_labels["float32"], preset_clip_labels[mode]
+    assert len(got) == len(reference) == 40
+    assert np.mean([g == r for g, r in zip(got, reference)]) >= 0.95
+
+
+def _wide_bn_model():
+    """conv(ReLU) → BN with per-channel factors spanning 10⁴, pooled → BN → Dense, as in musicnn."""
+    import keras
+
+    inp = keras.Input((16, 8, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
+    x = keras.layers.BatchNormalization(name="conv_bn")(x)
+    x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
+    x = keras.layers.BatchNormalization(name="pool_bn")(x)
+    model = keras.Model(inp, keras.layers.Dense(3, name="out")(x))
+    factors = np.array([1e-2, 1.0, 10.0, 100.0], np.float32)
+    for name in ("conv_bn", "pool_bn"):
+        model.get_layer(name).set_weights([factors, np.array([0.1, -0.2, 0.3, 0.0], np.float32),
+                                           np.array([0.5, 1.0, 2.0, 0.1], np.float32), np.ones(4, np.float32)])
+    return model
+
+
+def test_equalising_moves_normalisation_factors_into_the_weights_without_changing_the_output():
+    from genrenet.infer.quantize import equalized
+
+    model = _wide_bn_model()
+    copy = equalized(model)
+    x = np.random.default_rng(0).standard_normal((2, 16, 8, 1)).astype(np.float32)
+    np.testing.assert_allclose(copy.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    gamma, _, _, var = copy.get_layer("conv_bn").get_weights()
+    np.testing.assert_allclose(np.abs(gamma / np.sqrt(var + copy.get_layer("conv_bn").epsilon)), 1.0, rtol=1e-5)
+    assert copy.get_layer("pool_bn").get_weights()[0].tolist() == model.get_layer("pool_bn").get_weights()[0].tolist()
+
+
+def test_only_wide_normalisations_that_no_weighted_layer_absorbs_stay_float32():
+    from genrenet.infer.quantize import equalized, wide_scale_norms
+
+    model = _wide_bn_model()
+    assert [l.name for l in wide_scale_norms(model)] == ["pool_bn"]
+    assert [l.name for l in wide_scale_norms(equalized(model))] == ["pool_bn"]

@@ -9,6 +9,12 @@ quantises every op except the front-end's (selective quantisation); ``dynamic`` 
 projection below the quantiser's weight-size threshold (:func:`~genrenet.nn.frontend.small_mel_blocks`);
 ``float16`` stores weights in float16 and computes in float32 on CPUs.
 
+Batch normalisations need the same care in ``dynamic`` and ``int8``: one int8 scale per tensor (or per output
+channel) resolves about two decades, and a normalisation's per-feature factors can span five (dead and barely
+used features in a pretrained network). A normalisation right after a convolution or Dense hands its factors to
+that layer's weights (:func:`equalized`), the others are computed in float32 where the converter would fold them
+into the next layer's weights (:func:`wide_scale_norms`).
+
 Every file is measured against the float32 file on windows that calibration did not use: label agreement and
 the largest probability difference go into the export's metadata and model card.
 """
@@ -31,6 +37,9 @@ from ..nn.frontend import LogMelSpectrogram, iter_layers, small_mel_blocks
 QUANTIZATIONS = ("float16", "dynamic", "int8")
 # TFLite's dynamic-range quantiser leaves tensors with fewer weights than this in float32
 DYNAMIC_MIN_WEIGHTS = 1024
+# int8 resolves about two decades: per-feature factors spanning more cannot share one scale (wide_scale_norms)
+WIDE_SCALE = 100.0
+ABSORBING = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "Dense")  # layers a following factor folds into
 CALIBRATION_WINDOWS = 100  # windows the int8 calibration runs (the LiteRT guide suggests ~100-500)
 AGREEMENT_WINDOWS = 200  # held-out windows each quantised file is compared on
 MAX_CLIPS = 80  # clips the windows are drawn from, spread over the dataset
@@ -95,9 +104,54 @@ def clip_windows(clips: list, sample_rate: int, window_samples: int, rng) -> np.
 @contextlib.contextmanager
 def traced_for(model, mode: str):
     """The block in which a conversion for ``mode`` traces ``model``: for ``dynamic`` (which must leave the mel
-    weights float32) and ``int8`` (whose float32 front-end then stores fewer zeros) in small mel blocks."""
-    with small_mel_blocks(model, DYNAMIC_MIN_WEIGHTS) if mode in ("dynamic", "int8") else contextlib.nullcontext():
+    weights float32) and ``int8`` (whose float32 front-end then stores fewer zeros) in small mel blocks, with
+    every :func:`wide_scale_norms` layer kept out of the next layer's weights."""
+    if mode not in ("dynamic", "int8"):
         yield
+        return
+    with small_mel_blocks(model, DYNAMIC_MIN_WEIGHTS), unfolded(wide_scale_norms(model)):
+        yield
+
+
+def wide_scale_norms(model) -> list:
+    """The BatchNormalization layers of ``model`` that follow no convolution or Dense (which would absorb them)
+    and whose per-feature factors γ/√(σ²+ε) span more than :data:`WIDE_SCALE` (dead features, whose factor is
+    ~0, left out).
+
+    The converter folds such a layer into the next Dense or convolution (its weights times the factors, column
+    by column); int8 then gives each output one scale for columns that differ by up to ~10⁵, and the small
+    columns round to zero. Computed on its own, in float32, the normalisation is exact and the next layer sees
+    features of one size.
+    """
+    import keras
+
+    wide = []
+    for layer in getattr(model, "layers", []):
+        if (isinstance(layer, keras.layers.BatchNormalization) and layer.scale
+                and type(producer(layer)).__name__ not in ABSORBING):
+            factor = np.abs(np.asarray(layer.gamma) / np.sqrt(np.asarray(layer.moving_variance) + layer.epsilon))
+            live = factor[factor > factor.max() * 1e-9]
+            if live.size and live.max() > WIDE_SCALE * live.min():
+                wide.append(layer)
+    return wide
+
+
+@contextlib.contextmanager
+def unfolded(layers: list):
+    """Within the block, each of ``layers`` ends in an op the converter cannot see through, so that it is not
+    folded into the weights of the layer after it (same numbers: the maximum with float32's lowest value)."""
+    import tensorflow as tf
+
+    def fenced(call):
+        return lambda *args, **kwargs: tf.maximum(call(*args, **kwargs), np.finfo(np.float32).min)
+
+    for layer in layers:
+        object.__setattr__(layer, "call", fenced(layer.call))
+    try:
+        yield
+    finally:
+        for layer in layers:
+            object.__delattr__(layer, "call")
 
 
 def configure(converter, mode: str, calibration=None):
@@ -119,9 +173,11 @@ def representative(windows):
     return lambda: ([w[None]] for w in windows)
 
 
-def frontend_tensors(model, float_content: bytes) -> list:
-    """Names of the float32 TFLite file's tensors computed by ``model``'s log-mel front-end(s)."""
+def float_tensors(model, float_content: bytes) -> list:
+    """Names of the float32 TFLite file's tensors that int8 leaves in float32: those computed by ``model``'s
+    log-mel front-end(s) and by its :func:`wide_scale_norms`."""
     names = [l.name for l in iter_layers(model) if isinstance(l, LogMelSpectrogram)]
+    names += [l.name for l in wide_scale_norms(model)]
     if not names:
         return []
     pattern = re.compile(r"(^|/)(" + "|".join(re.escape(n) for n in names) + r")(_\d+)?/")
@@ -197,8 +253,10 @@ def tflite_model(model, window_samples: int, quantize: str | None = None, calibr
     name = getattr(model, "name", "model")
     try:
         lite = unrolled(model)
-    except Exception as e:  # a custom recurrent layer that cannot be rebuilt unrolled
-        raise ExportError(f"{name}: cannot be converted to TFLite (unrolling its recurrent layers failed: "
+        if quantize in ("dynamic", "int8"):
+            lite = equalized(lite)
+    except Exception as e:  # a custom layer that cannot be rebuilt unrolled or equalised
+        raise ExportError(f"{name}: cannot be converted to TFLite (rebuilding it for conversion failed: "
                           f"{type(e).__name__}: {e}); export without it", param="tflite") from None
     tmp = tempfile.mkdtemp(prefix="genrenet-tflite-")
     try:
@@ -216,8 +274,8 @@ def tflite_model(model, window_samples: int, quantize: str | None = None, calibr
             configure(converter, quantize, calibration)
         try:
             if quantize == "int8":
-                front = frontend_tensors(lite, builtin_converter(tmp).convert())
-                return selective_int8(converter, calibration, front)
+                kept = float_tensors(lite, builtin_converter(tmp).convert())
+                return selective_int8(converter, calibration, kept)
             return converter.convert()
         except Exception as e:
             lines = [l for l in str(e).splitlines() if "error:" in l] or str(e).splitlines() or [type(e).__name__]
@@ -235,3 +293,56 @@ def builtin_converter(saved_model: str):
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["serve"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     return converter
+
+
+def producer(layer):
+    """The layer whose output is ``layer``'s single input in a functional model, or None (Keras keeps the graph
+    in its nodes)."""
+    nodes = getattr(layer, "_inbound_nodes", [])
+    if len(nodes) != 1 or len(nodes[0].input_tensors) != 1:
+        return None
+    return nodes[0].input_tensors[0]._keras_history.operation
+
+
+def equalizable(model) -> list:
+    """``(weighted layer, norm)`` name pairs of ``model``: a convolution or Dense with a bias and a ReLU (or no)
+    activation whose one consumer is a BatchNormalization over its channels."""
+    import keras
+
+    pairs = []
+    for norm in getattr(model, "layers", []):
+        if not isinstance(norm, keras.layers.BatchNormalization) or not (norm.scale and norm.center):
+            continue
+        w = producer(norm)
+        if (type(w).__name__ in ABSORBING and w.use_bias and len(w._outbound_nodes) == 1
+                and getattr(w.activation, "__name__", "") in ("relu", "linear")
+                and norm.axis in (-1, len(w.output.shape) - 1)):
+            pairs.append((w.name, norm.name))
+    return pairs
+
+
+def equalized(model):
+    """A copy of ``model`` (same function) in which every :func:`equalizable` layer carries its normalisation's
+    per-channel factor |γ/√(σ²+ε)| in its own weights.
+
+    ReLU(z)·s = ReLU(s·z) for s ≥ 0, so the factor moves in front of the ReLU into the weights, which int8
+    quantises per output channel. The activations between the two layers then come out at one size instead of
+    spanning the factors' decades (up to 10⁵ in musicnn), which one int8 scale per tensor cannot hold.
+    """
+    import keras
+
+    pairs = equalizable(model)
+    if not pairs:
+        return model
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    for w_name, norm_name in pairs:
+        w, norm = copy.get_layer(w_name), copy.get_layer(norm_name)
+        kernel, bias = w.get_weights()
+        gamma, beta, mean, var = norm.get_weights()
+        factor = gamma / np.sqrt(var + norm.epsilon)
+        scale = np.where(factor != 0, np.abs(factor), 1.0)
+        w.set_weights([kernel * scale, bias * scale])
+        # s·(x − μ) + β = sign(s)·(|s|·x − |s|·μ) + β; a variance of 1 − ε makes the factor γ' itself
+        norm.set_weights([factor / scale, beta, mean * scale, np.full_like(var, 1.0 - norm.epsilon)])
+    return copy

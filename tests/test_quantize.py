@@ -245,17 +245,24 @@ def preset_clip_labels(preset_export):
 
 @pytest.mark.slow
 @needs_dev_clips
-@pytest.mark.parametrize("mode", [
-    "float16", "dynamic",
-    pytest.param("int8", marks=pytest.mark.xfail(reason="the preset's int8 file keeps the label of ~90% of the "
-                                                        "held-out windows; the target is 95%", strict=False))])
-def test_the_default_presets_quantised_files_keep_the_labels(preset_export, preset_clip_labels, mode):
-    """≥ 95 % of the real dev clips, and of the export's held-out windows, keep the float32 preset's label."""
-    _, q = preset_export
-    assert q[mode]["label_agreement"] >= 0.95
+@pytest.mark.parametrize("mode", MODES)
+def test_the_default_presets_quantised_files_keep_the_clip_labels(preset_clip_labels, mode):
+    """≥ 95 % of the 40 real dev clips keep the float32 preset's label."""
     reference, got = preset_clip_labels["float32"], preset_clip_labels[mode]
     assert len(got) == len(reference) == 40
     assert np.mean([g == r for g, r in zip(got, reference)]) >= 0.95
+
+
+@pytest.mark.slow
+@needs_dev_clips
+@pytest.mark.parametrize("mode", [
+    "float16", "dynamic",
+    pytest.param("int8", marks=pytest.mark.xfail(reason="the preset's int8 file keeps the label of ~90% of the "
+                                                        "held-out windows (39/40 clips)", strict=False))])
+def test_the_default_presets_quantised_files_keep_the_window_labels(preset_export, mode):
+    """≥ 95 % of the export's held-out windows keep the float32 file's label."""
+    _, q = preset_export
+    assert q[mode]["label_agreement"] >= 0.95
 
 
 def _wide_bn_model():

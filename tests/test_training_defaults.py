@@ -1,7 +1,6 @@
 """The training defaults chosen on real music (60 epochs, cosine learning rate, mixup) are what `genrenet train`
 does unless told otherwise, and each can be switched off."""
 import csv
-import importlib.util
 import json
 
 import numpy as np
@@ -53,7 +52,7 @@ def test_without_epochs_a_run_trains_the_default_60_and_says_so_in_its_config(tm
     assert TrainConfig().epochs is None  # resolved per kind of training
 
 
-@pytest.mark.skipif(importlib.util.find_spec("musicnn") is None, reason="needs the musicnn wheel (pretrained)")
+@pytest.mark.slow  # trains a head on the shipped musicnn weights for 30 epochs
 def test_a_frozen_pretrained_head_defaults_to_30_constant_epochs_without_augmentation(tmp_path):
     run = tmp_path / "head"
     r = run_cli("train", "musicnn", "--pretrained", "msd", "--data", "synthetic:classes=3,clips=4,seconds=6.5",

@@ -88,6 +88,7 @@ def test_service_makes_the_local_batches_of_every_epoch(services, tmp_path):
         assert f"({workers} worker" in said[-1]  # counted from the shards the service's workers produced
 
 
+@pytest.mark.slow  # trains end to end
 def test_train_cli_with_a_data_service(services, tmp_path):
     """The local example of docs/scaling.md: `genrenet train ... --cache DIR --data-service grpc://127.0.0.1:PORT`."""
     address, run = services[2], tmp_path / "run"

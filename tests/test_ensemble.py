@@ -34,6 +34,7 @@ def test_ensemble_equals_the_manual_combination(two_runs, method, weights):
     np.testing.assert_allclose(model(x).numpy(), w[0] * pa + w[1] * pb, atol=1e-6)
 
 
+@pytest.mark.slow  # three command-line processes
 def test_ensemble_cli_exports_and_serves_like_one_model(two_runs, tmp_path):
     a, b = two_runs
     r = run_cli("ensemble", a.path, b.path, "--out", tmp_path / "ens", "--weights", "1", "2")

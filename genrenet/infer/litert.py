@@ -185,7 +185,7 @@ def body_tflite(body, quantize: Optional[str] = None, calibration=None) -> bytes
     import keras
     import tensorflow as tf
 
-    from .quantize import builtin_converter, configure, unrolled
+    from .quantize import builtin_converter, configure, converter_error, unrolled
 
     tmp = tempfile.mkdtemp(prefix="genrenet-litert-")
     try:
@@ -201,8 +201,7 @@ def body_tflite(body, quantize: Optional[str] = None, calibration=None) -> bytes
             configure(converter, quantize, calibration)
         return converter.convert()
     except Exception as e:
-        lines = [l for l in str(e).splitlines() if "error:" in l] or str(e).splitlines() or [type(e).__name__]
-        raise ExportError(f"{body.name}: cannot be converted to LiteRT ({lines[0].strip()[:300]}); "
+        raise ExportError(f"{body.name}: cannot be converted to LiteRT ({converter_error(e)}); "
                           f"use --runtime keras", param="runtime") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -278,12 +278,17 @@ def tflite_model(model, window_samples: int, quantize: str | None = None, calibr
                 return selective_int8(converter, calibration, kept)
             return converter.convert()
         except Exception as e:
-            lines = [l for l in str(e).splitlines() if "error:" in l] or str(e).splitlines() or [type(e).__name__]
             raise ExportError(f"{name}: cannot be converted to TFLite with builtin ops only "
-                              f"({lines[0].strip()[:300]}); export without it",
+                              f"({converter_error(e)}); export without it",
                               param="quantize" if quantize else "tflite") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def converter_error(e: Exception) -> str:
+    """The converter's first ``error:`` line of ``e`` (its messages run to pages of MLIR), at most 300 characters."""
+    lines = [l for l in str(e).splitlines() if "error:" in l] or str(e).splitlines() or [type(e).__name__]
+    return lines[0].strip()[:300]
 
 
 def builtin_converter(saved_model: str):
